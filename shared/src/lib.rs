@@ -1,0 +1,11 @@
+//! activelog's library: everything the Lambda functions and the local stack share.
+//!
+//! - [`domain`]: activities, events and statistics; pure, synchronous, no I/O.
+//! - [`application`]: the use cases and the ports (traits) they need from the outside world.
+//! - [`adapters`]: implementations of the ports: in memory, and for AWS (feature `aws`).
+//! - [`http`]: the HTTP edge of the API functions (API Gateway HTTP API requests → use cases).
+//! - [`consumer`]: the SQS edge of the event consumers (SQS batches → use cases).
+//! - [`configuration`], [`telemetry`], [`startup`]: how a process reads its settings, logs, and
+//!   builds its adapters once.
+
+pub mod domain;
