@@ -8,4 +8,9 @@
 //! - [`configuration`], [`telemetry`], [`startup`]: how a process reads its settings, logs, and
 //!   builds its adapters once.
 
+pub mod adapters;
+pub mod application;
+pub mod configuration;
 pub mod domain;
+pub mod startup;
+pub mod telemetry;

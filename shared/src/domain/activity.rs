@@ -20,9 +20,14 @@ pub struct Activity {
     pub title: ActivityTitle,
     pub description: Option<FreeText>,
     pub notes: Option<FreeText>,
+    #[serde(rename = "duration_minutes")]
     pub duration: DurationMinutes,
+    /// Stored in whole metres.
+    #[serde(rename = "distance_m")]
     pub distance: Option<Distance>,
+    #[serde(rename = "calories_burned")]
     pub calories: Option<Calories>,
+    #[serde(default)]
     pub tags: Tags,
     pub activity_date: ActivityDate,
     #[serde(with = "time::serde::rfc3339")]

@@ -1,0 +1,269 @@
+//! Activities, outbox and idempotency records in one mutex: the in-memory equivalent of one
+//! DynamoDB table, where a transaction is a critical section.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::application::{
+    ActivityPage, ActivityStore, IdempotencyKey, IdempotencyRecord, ListQuery, Outbox,
+    OutboxRecord, PagePosition, StoreError,
+};
+use crate::domain::{Activity, ActivityDate, ActivityId, EventId, UserId, Version};
+
+/// One call to the store, for tests that count what an operation costs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActivityStoreCall {
+    Create,
+    Get,
+    List,
+    Update,
+    Delete,
+    FindIdempotency,
+    Pending,
+    Acknowledge,
+}
+
+impl ActivityStoreCall {
+    pub fn is_write(self) -> bool {
+        matches!(
+            self,
+            Self::Create | Self::Update | Self::Delete | Self::Acknowledge
+        )
+    }
+}
+
+#[derive(Default)]
+struct Tables {
+    activities: BTreeMap<(UserId, ActivityId), Activity>,
+    outbox: BTreeMap<EventId, OutboxRecord>,
+    idempotency: HashMap<(UserId, IdempotencyKey), IdempotencyRecord>,
+    calls: Vec<ActivityStoreCall>,
+    failing_writes: Option<StoreError>,
+}
+
+#[derive(Default)]
+pub struct MemoryActivityStore {
+    tables: Mutex<Tables>,
+}
+
+impl MemoryActivityStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Tables> {
+        self.tables.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Puts activities in place without events, as a fixture loaded at start-up.
+    pub fn seed(&self, activities: impl IntoIterator<Item = Activity>) {
+        let mut tables = self.lock();
+        for activity in activities {
+            tables
+                .activities
+                .insert((activity.user_id.clone(), activity.id), activity);
+        }
+    }
+
+    /// Makes every write fail with `error` until called with `None`.
+    pub fn fail_writes_with(&self, error: Option<StoreError>) {
+        self.lock().failing_writes = error;
+    }
+
+    pub fn calls(&self) -> Vec<ActivityStoreCall> {
+        self.lock().calls.clone()
+    }
+
+    pub fn clear_calls(&self) {
+        self.lock().calls.clear();
+    }
+
+    /// Every activity of every user (for tests and the local stack's fixtures).
+    pub fn all_activities(&self) -> Vec<Activity> {
+        self.lock().activities.values().cloned().collect()
+    }
+
+    /// Every outbox record still pending, whatever its age.
+    pub fn outbox_records(&self) -> Vec<OutboxRecord> {
+        self.lock().outbox.values().cloned().collect()
+    }
+
+    fn begin_write(
+        &self,
+        call: ActivityStoreCall,
+    ) -> Result<std::sync::MutexGuard<'_, Tables>, StoreError> {
+        let mut tables = self.lock();
+        tables.calls.push(call);
+        match &tables.failing_writes {
+            Some(error) => Err(error.clone()),
+            None => Ok(tables),
+        }
+    }
+
+    fn check_version(
+        tables: &Tables,
+        activity: &Activity,
+        expected: Version,
+    ) -> Result<(), StoreError> {
+        match tables
+            .activities
+            .get(&(activity.user_id.clone(), activity.id))
+        {
+            None => Err(StoreError::NotFound),
+            Some(stored) if stored.version != expected => Err(StoreError::VersionConflict),
+            Some(_) => Ok(()),
+        }
+    }
+}
+
+/// Where a listing stopped: the sort key of the last item returned.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Position {
+    date: ActivityDate,
+    id: ActivityId,
+}
+
+#[async_trait]
+impl ActivityStore for MemoryActivityStore {
+    async fn create(
+        &self,
+        activity: &Activity,
+        outbox: &OutboxRecord,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> Result<(), StoreError> {
+        let mut tables = self.begin_write(ActivityStoreCall::Create)?;
+        let key = (activity.user_id.clone(), activity.id);
+        if tables.activities.contains_key(&key) {
+            return Err(StoreError::AlreadyExists);
+        }
+        if let Some(record) = idempotency {
+            let idempotency_key = (record.user_id.clone(), record.key.clone());
+            // An expired record no longer holds its key, whether or not TTL has removed it yet.
+            if let Some(existing) = tables.idempotency.get(&idempotency_key)
+                && existing.expires_at > record.created_at
+            {
+                return Err(StoreError::IdempotencyKeyTaken);
+            }
+            tables.idempotency.insert(idempotency_key, record.clone());
+        }
+        tables.activities.insert(key, activity.clone());
+        tables.outbox.insert(outbox.event_id, outbox.clone());
+        Ok(())
+    }
+
+    async fn get(&self, user_id: &UserId, id: ActivityId) -> Result<Option<Activity>, StoreError> {
+        let mut tables = self.lock();
+        tables.calls.push(ActivityStoreCall::Get);
+        Ok(tables.activities.get(&(user_id.clone(), id)).cloned())
+    }
+
+    async fn list(&self, user_id: &UserId, query: &ListQuery) -> Result<ActivityPage, StoreError> {
+        let mut tables = self.lock();
+        tables.calls.push(ActivityStoreCall::List);
+        let after = match &query.after {
+            Some(PagePosition(value)) => Some(
+                serde_json::from_value::<Position>(value.clone())
+                    .map_err(|_| StoreError::InvalidPosition)?,
+            ),
+            None => None,
+        };
+        let mut mine: Vec<&Activity> = tables
+            .activities
+            .range((user_id.clone(), ActivityId::from_ulid(ulid::Ulid::nil()))..)
+            .take_while(|((owner, _), _)| owner == user_id)
+            .map(|(_, activity)| activity)
+            .filter(|a| query.from.is_none_or(|from| a.activity_date >= from))
+            .filter(|a| query.to.is_none_or(|to| a.activity_date <= to))
+            .filter(|a| query.activity_type.is_none_or(|t| a.activity_type == t))
+            .filter(|a| {
+                after
+                    .as_ref()
+                    .is_none_or(|p| (a.activity_date, a.id) < (p.date, p.id))
+            })
+            .collect();
+        mine.sort_by_key(|a| std::cmp::Reverse((a.activity_date, a.id)));
+        let more = mine.len() > query.limit;
+        let items: Vec<Activity> = mine.into_iter().take(query.limit).cloned().collect();
+        let next = match items.last() {
+            Some(last) if more => Some(PagePosition(
+                serde_json::to_value(Position {
+                    date: last.activity_date,
+                    id: last.id,
+                })
+                .map_err(|e| StoreError::Failed(e.to_string()))?,
+            )),
+            _ => None,
+        };
+        Ok(ActivityPage { items, next })
+    }
+
+    async fn update(
+        &self,
+        activity: &Activity,
+        expected: Version,
+        outbox: &OutboxRecord,
+    ) -> Result<(), StoreError> {
+        let mut tables = self.begin_write(ActivityStoreCall::Update)?;
+        Self::check_version(&tables, activity, expected)?;
+        tables
+            .activities
+            .insert((activity.user_id.clone(), activity.id), activity.clone());
+        tables.outbox.insert(outbox.event_id, outbox.clone());
+        Ok(())
+    }
+
+    async fn delete(&self, activity: &Activity, outbox: &OutboxRecord) -> Result<(), StoreError> {
+        let mut tables = self.begin_write(ActivityStoreCall::Delete)?;
+        Self::check_version(&tables, activity, activity.version)?;
+        tables
+            .activities
+            .remove(&(activity.user_id.clone(), activity.id));
+        tables.outbox.insert(outbox.event_id, outbox.clone());
+        Ok(())
+    }
+
+    async fn find_idempotency(
+        &self,
+        user_id: &UserId,
+        key: &IdempotencyKey,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let mut tables = self.lock();
+        tables.calls.push(ActivityStoreCall::FindIdempotency);
+        Ok(tables
+            .idempotency
+            .get(&(user_id.clone(), key.clone()))
+            .cloned())
+    }
+}
+
+#[async_trait]
+impl Outbox for MemoryActivityStore {
+    async fn pending(
+        &self,
+        older_than: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<OutboxRecord>, StoreError> {
+        let mut tables = self.lock();
+        tables.calls.push(ActivityStoreCall::Pending);
+        let mut records: Vec<OutboxRecord> = tables
+            .outbox
+            .values()
+            .filter(|r| r.occurred_at < older_than)
+            .cloned()
+            .collect();
+        records.sort_by_key(|r| (r.occurred_at, r.event_id));
+        records.truncate(limit);
+        Ok(records)
+    }
+
+    async fn acknowledge(&self, event_ids: &[EventId]) -> Result<(), StoreError> {
+        let mut tables = self.begin_write(ActivityStoreCall::Acknowledge)?;
+        for id in event_ids {
+            tables.outbox.remove(id);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,176 @@
+//! An EventBridge bus in memory. Each published record becomes the event EventBridge would
+//! deliver (`version`, `id`, `detail-type`, `source`, `time`, `detail`, ...), is matched against
+//! every rule's event pattern with EventBridge's own matching semantics (the `quamina` crate), and
+//! is sent to the queue of every rule that matches.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use quamina::Quamina;
+use time::format_description::well_known::Rfc3339;
+
+use crate::application::{
+    Clock, EventPublisher, FailedEntry, OutboxRecord, PublishError, PublishReport,
+};
+
+use super::queue::MemoryQueue;
+
+/// A rule: an EventBridge event pattern and the queue it targets.
+#[derive(Clone)]
+pub struct BusRule {
+    pub name: String,
+    /// The rule's `EventPattern`, as JSON.
+    pub event_pattern: serde_json::Value,
+    pub target: Arc<MemoryQueue>,
+}
+
+#[derive(Default)]
+struct Faults {
+    /// Entries still to refuse, one per published entry, with this error code.
+    refuse_entries: usize,
+    refuse_code: String,
+    /// Whole calls fail while set.
+    failing_calls: Option<PublishError>,
+}
+
+pub struct MemoryEventBus {
+    matcher: Quamina<String>,
+    targets: Vec<(String, Arc<MemoryQueue>)>,
+    clock: Arc<dyn Clock>,
+    delivered: Mutex<Vec<serde_json::Value>>,
+    calls: Mutex<usize>,
+    faults: Mutex<Faults>,
+}
+
+/// A rule whose pattern the matcher refused.
+#[derive(Debug, thiserror::Error)]
+#[error("event pattern of rule `{rule}` is invalid: {reason}")]
+pub struct InvalidPattern {
+    pub rule: String,
+    pub reason: String,
+}
+
+impl MemoryEventBus {
+    pub fn new(rules: Vec<BusRule>, clock: Arc<dyn Clock>) -> Result<Self, InvalidPattern> {
+        let mut matcher = Quamina::new();
+        let mut targets = Vec::new();
+        for rule in rules {
+            matcher
+                .add_pattern(rule.name.clone(), &rule.event_pattern.to_string())
+                .map_err(|e| InvalidPattern {
+                    rule: rule.name.clone(),
+                    reason: e.to_string(),
+                })?;
+            targets.push((rule.name, rule.target));
+        }
+        Ok(Self {
+            matcher,
+            targets,
+            clock,
+            delivered: Mutex::new(Vec::new()),
+            calls: Mutex::new(0),
+            faults: Mutex::new(Faults::default()),
+        })
+    }
+
+    /// Every event the bus accepted, as EventBridge-shaped JSON, in order.
+    pub fn accepted_events(&self) -> Vec<serde_json::Value> {
+        self.delivered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// How many `PutEvents`-like calls were made.
+    pub fn publish_calls(&self) -> usize {
+        *self.calls.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The next `count` entries are refused with `code`, as `PutEvents` reports per entry.
+    pub fn refuse_next_entries(&self, count: usize, code: &str) {
+        let mut faults = self.faults.lock().unwrap_or_else(|e| e.into_inner());
+        faults.refuse_entries = count;
+        faults.refuse_code = code.to_owned();
+    }
+
+    /// Every call fails with `error` until called with `None`.
+    pub fn fail_calls_with(&self, error: Option<PublishError>) {
+        self.faults
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .failing_calls = error;
+    }
+
+    /// The event EventBridge would deliver to a target for this record.
+    pub fn eventbridge_event(&self, record: &OutboxRecord) -> serde_json::Value {
+        let detail: serde_json::Value =
+            serde_json::from_str(&record.detail).unwrap_or(serde_json::Value::Null);
+        let now = self
+            .clock
+            .now()
+            .replace_nanosecond(0)
+            .unwrap_or(self.clock.now());
+        serde_json::json!({
+            "version": "0",
+            "id": ulid::Ulid::new().to_string(),
+            "detail-type": record.event_type.as_str(),
+            "source": record.source(),
+            "account": "000000000000",
+            "time": now.format(&Rfc3339).unwrap_or_default(),
+            "region": "local",
+            "resources": [],
+            "detail": detail,
+        })
+    }
+
+    /// Delivers one event to every matching rule's queue; returns the names of those rules.
+    fn route(&self, event: &serde_json::Value) -> Vec<String> {
+        let bytes = event.to_string();
+        let matched = match self.matcher.matches_for_event(bytes.as_bytes()) {
+            Ok(matched) => matched,
+            Err(error) => {
+                tracing::error!(%error, "event could not be matched against the rules");
+                return Vec::new();
+            }
+        };
+        for (rule, queue) in &self.targets {
+            if matched.contains(rule) {
+                queue.send(bytes.clone());
+            }
+        }
+        matched
+    }
+}
+
+#[async_trait]
+impl EventPublisher for MemoryEventBus {
+    async fn publish(&self, records: &[OutboxRecord]) -> Result<PublishReport, PublishError> {
+        *self.calls.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        let mut report = PublishReport::default();
+        for record in records {
+            {
+                let mut faults = self.faults.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(error) = &faults.failing_calls {
+                    return Err(error.clone());
+                }
+                if faults.refuse_entries > 0 {
+                    faults.refuse_entries -= 1;
+                    report.failed.push(FailedEntry {
+                        event_id: record.event_id,
+                        error_code: faults.refuse_code.clone(),
+                        error_message: "refused by fault injection".into(),
+                    });
+                    continue;
+                }
+            }
+            let event = self.eventbridge_event(record);
+            let rules = self.route(&event);
+            tracing::debug!(event_id = %record.event_id, event_type = %record.event_type, ?rules, "event routed");
+            self.delivered
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(event);
+        }
+        Ok(report)
+    }
+}

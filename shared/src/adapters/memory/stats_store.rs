@@ -1,0 +1,143 @@
+//! Statistics and processed-event markers in one mutex; a batch is all or nothing, as a DynamoDB
+//! transaction is.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use crate::application::{ApplyError, ApplyOutcome, StatsStore, StoreError};
+use crate::domain::{EventId, PeriodKey, StatsDelta, UserId, UserStats};
+
+/// One call to the store, for tests that count what a batch costs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatsStoreCall {
+    ApplyBatch { events: usize },
+    ApplyOnce { event_id: EventId },
+    Get,
+}
+
+impl StatsStoreCall {
+    pub fn is_write(&self) -> bool {
+        !matches!(self, Self::Get)
+    }
+}
+
+#[derive(Default)]
+struct State {
+    stats: HashMap<(UserId, PeriodKey), UserStats>,
+    processed: HashSet<(String, EventId)>,
+    calls: Vec<StatsStoreCall>,
+    /// Failures to answer with, once each: the next batch, or the next write of one event.
+    batch_faults: Vec<ApplyError>,
+    event_faults: HashMap<EventId, ApplyError>,
+}
+
+#[derive(Default)]
+pub struct MemoryStatsStore {
+    state: Mutex<State>,
+}
+
+impl MemoryStatsStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn calls(&self) -> Vec<StatsStoreCall> {
+        self.lock().calls.clone()
+    }
+
+    pub fn clear_calls(&self) {
+        self.lock().calls.clear();
+    }
+
+    /// The next `apply_batch` fails with `error`, writing nothing.
+    pub fn fail_next_batch(&self, error: ApplyError) {
+        self.lock().batch_faults.push(error);
+    }
+
+    /// The next `apply_once` of `event_id` fails with `error`, writing nothing.
+    pub fn fail_next_write_of(&self, event_id: EventId, error: ApplyError) {
+        self.lock().event_faults.insert(event_id, error);
+    }
+
+    /// Every stats item, for comparing whole states in tests.
+    pub fn snapshot(&self) -> HashMap<(UserId, PeriodKey), UserStats> {
+        self.lock().stats.clone()
+    }
+
+    fn add(state: &mut State, delta: &StatsDelta) {
+        for change in delta.changes() {
+            state
+                .stats
+                .entry((delta.user_id.clone(), change.period))
+                .or_insert_with(|| UserStats::empty(change.period))
+                .apply(change.activity_type, &change.totals);
+        }
+    }
+}
+
+#[async_trait]
+impl StatsStore for MemoryStatsStore {
+    async fn apply_batch(
+        &self,
+        consumer: &str,
+        event_ids: &[EventId],
+        deltas: &[StatsDelta],
+    ) -> Result<(), ApplyError> {
+        let mut state = self.lock();
+        state.calls.push(StatsStoreCall::ApplyBatch {
+            events: event_ids.len(),
+        });
+        if !state.batch_faults.is_empty() {
+            return Err(state.batch_faults.remove(0));
+        }
+        let seen: Vec<EventId> = event_ids
+            .iter()
+            .filter(|id| state.processed.contains(&(consumer.to_owned(), **id)))
+            .copied()
+            .collect();
+        if !seen.is_empty() {
+            return Err(ApplyError::AlreadyApplied(seen));
+        }
+        for id in event_ids {
+            state.processed.insert((consumer.to_owned(), *id));
+        }
+        for delta in deltas {
+            Self::add(&mut state, delta);
+        }
+        Ok(())
+    }
+
+    async fn apply_once(
+        &self,
+        consumer: &str,
+        event_id: EventId,
+        delta: &StatsDelta,
+    ) -> Result<ApplyOutcome, ApplyError> {
+        let mut state = self.lock();
+        state.calls.push(StatsStoreCall::ApplyOnce { event_id });
+        if let Some(error) = state.event_faults.remove(&event_id) {
+            return Err(error);
+        }
+        if !state.processed.insert((consumer.to_owned(), event_id)) {
+            return Ok(ApplyOutcome::Duplicate);
+        }
+        Self::add(&mut state, delta);
+        Ok(ApplyOutcome::Applied)
+    }
+
+    async fn get(&self, user_id: &UserId, period: PeriodKey) -> Result<UserStats, StoreError> {
+        let mut state = self.lock();
+        state.calls.push(StatsStoreCall::Get);
+        Ok(state
+            .stats
+            .get(&(user_id.clone(), period))
+            .cloned()
+            .unwrap_or_else(|| UserStats::empty(period)))
+    }
+}

@@ -1,0 +1,6 @@
+//! Adapters: the ports implemented for the world outside. `memory` runs everything in one process
+//! (local stack and tests); `system` holds the real clock and id generator; the AWS adapters sit
+//! behind the `aws` feature so that crates which do not need an SDK do not compile one.
+
+pub mod memory;
+pub mod system;

@@ -1,0 +1,361 @@
+//! The activity use cases: create, get, list, update, delete. Each change writes the activity and
+//! its event's outbox record in one transaction, then publishes the event at once and removes the
+//! record; if publishing fails the record stays for the outbox relay, so no event is ever lost.
+
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use time::Duration;
+
+use crate::domain::{
+    Activity, ActivityDate, ActivityDraft, ActivityId, ActivityPatch, ActivityType, CorrelationId,
+    DomainEvent, EventId, EventPayload, FieldError, UserId, Version,
+};
+
+use super::errors::ActivityError;
+use super::pagination::CursorCodec;
+use super::ports::{
+    ActivityStore, Clock, EventPublisher, IdGenerator, IdempotencyKey, IdempotencyRecord,
+    ListQuery, Outbox, OutboxRecord, StoreError,
+};
+
+/// How long an `Idempotency-Key` is remembered.
+pub const IDEMPOTENCY_RETENTION: Duration = Duration::hours(24);
+
+/// How often an update without `If-Match` re-reads and retries after losing a race.
+const UPDATE_ATTEMPTS: usize = 3;
+
+/// Who is asking and how to tie what follows to this request.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    pub user_id: UserId,
+    pub correlation_id: CorrelationId,
+    /// The X-Ray trace header, carried into the events this request causes.
+    pub trace_header: Option<String>,
+}
+
+/// An `Idempotency-Key` with a fingerprint of the body it came with.
+#[derive(Debug, Clone)]
+pub struct IdempotentRequest {
+    pub key: IdempotencyKey,
+    pub fingerprint: String,
+}
+
+impl IdempotentRequest {
+    pub fn new(key: IdempotencyKey, body: &[u8]) -> Self {
+        let digest = Sha256::digest(body);
+        let fingerprint = digest.iter().map(|b| format!("{b:02x}")).collect();
+        Self { key, fingerprint }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CreateOutcome {
+    Created(Activity),
+    /// A retry of an earlier request with the same key and body: the first answer, again.
+    Replayed(Activity),
+}
+
+/// A list request as the HTTP edge parsed it; `cursor` is still the client's opaque string.
+#[derive(Debug, Clone)]
+pub struct ListRequest {
+    pub from: Option<ActivityDate>,
+    pub to: Option<ActivityDate>,
+    pub activity_type: Option<ActivityType>,
+    pub limit: usize,
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ListedActivities {
+    pub items: Vec<Activity>,
+    pub next_cursor: Option<String>,
+}
+
+/// The activity use cases, over whichever adapters the process was built with.
+#[derive(Clone)]
+pub struct ActivityService {
+    store: Arc<dyn ActivityStore>,
+    outbox: Arc<dyn Outbox>,
+    publisher: Arc<dyn EventPublisher>,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdGenerator>,
+    cursors: CursorCodec,
+}
+
+impl ActivityService {
+    pub fn new(
+        store: Arc<dyn ActivityStore>,
+        outbox: Arc<dyn Outbox>,
+        publisher: Arc<dyn EventPublisher>,
+        clock: Arc<dyn Clock>,
+        ids: Arc<dyn IdGenerator>,
+        cursors: CursorCodec,
+    ) -> Self {
+        Self {
+            store,
+            outbox,
+            publisher,
+            clock,
+            ids,
+            cursors,
+        }
+    }
+
+    /// Today's date in UTC, for validating activity dates.
+    pub fn today(&self) -> time::Date {
+        self.clock.now().date()
+    }
+
+    pub async fn create(
+        &self,
+        ctx: &RequestContext,
+        draft: ActivityDraft,
+        idempotency: Option<IdempotentRequest>,
+    ) -> Result<CreateOutcome, ActivityError> {
+        if let Some(request) = &idempotency
+            && let Some(outcome) = self.replay(ctx, request).await?
+        {
+            return Ok(outcome);
+        }
+        let now = self.clock.now();
+        let activity = Activity::create(
+            ActivityId::from_ulid(self.ids.next_ulid()),
+            ctx.user_id.clone(),
+            draft,
+            now,
+        );
+        let event = self.event(
+            ctx,
+            &activity,
+            EventPayload::ActivityCreated {
+                title: activity.title.as_str().to_owned(),
+                facts: activity.facts(),
+                tags: activity.tags.to_strings(),
+            },
+        );
+        let record = OutboxRecord::for_event(&event, ctx.trace_header.clone());
+        let idempotency_record = idempotency.as_ref().map(|request| IdempotencyRecord {
+            user_id: ctx.user_id.clone(),
+            key: request.key.clone(),
+            request_fingerprint: request.fingerprint.clone(),
+            activity: activity.clone(),
+            created_at: now,
+            expires_at: now + IDEMPOTENCY_RETENTION,
+        });
+        match self
+            .store
+            .create(&activity, &record, idempotency_record.as_ref())
+            .await
+        {
+            Ok(()) => {}
+            // A concurrent retry with the same key won the race: answer as it did.
+            Err(StoreError::IdempotencyKeyTaken) => {
+                if let Some(request) = &idempotency
+                    && let Some(outcome) = self.replay(ctx, request).await?
+                {
+                    return Ok(outcome);
+                }
+                return Err(ActivityError::Conflict);
+            }
+            Err(error) => return Err(error.into()),
+        }
+        tracing::info!(activity_id = %activity.id, event_id = %event.event_id, "activity created");
+        self.publish_now(record).await;
+        Ok(CreateOutcome::Created(activity))
+    }
+
+    async fn replay(
+        &self,
+        ctx: &RequestContext,
+        request: &IdempotentRequest,
+    ) -> Result<Option<CreateOutcome>, ActivityError> {
+        let Some(record) = self
+            .store
+            .find_idempotency(&ctx.user_id, &request.key)
+            .await?
+        else {
+            return Ok(None);
+        };
+        if record.expires_at <= self.clock.now() {
+            return Ok(None);
+        }
+        if record.request_fingerprint != request.fingerprint {
+            return Err(ActivityError::IdempotencyKeyReused);
+        }
+        tracing::info!(activity_id = %record.activity.id, "idempotent create replayed");
+        Ok(Some(CreateOutcome::Replayed(record.activity)))
+    }
+
+    pub async fn get(
+        &self,
+        ctx: &RequestContext,
+        id: ActivityId,
+    ) -> Result<Activity, ActivityError> {
+        self.store
+            .get(&ctx.user_id, id)
+            .await?
+            .ok_or(ActivityError::NotFound)
+    }
+
+    pub async fn list(
+        &self,
+        ctx: &RequestContext,
+        request: ListRequest,
+    ) -> Result<ListedActivities, ActivityError> {
+        if let (Some(from), Some(to)) = (request.from, request.to)
+            && from > to
+        {
+            return Err(ActivityError::Invalid(
+                FieldError::new("from", "must not be after `to`").into(),
+            ));
+        }
+        let mut query = ListQuery {
+            from: request.from,
+            to: request.to,
+            activity_type: request.activity_type,
+            limit: request.limit,
+            after: None,
+        };
+        if let Some(cursor) = &request.cursor {
+            let position = self
+                .cursors
+                .open(&ctx.user_id, &query, cursor)
+                .ok_or(ActivityError::InvalidCursor)?;
+            query.after = Some(position);
+        }
+        let page = self.store.list(&ctx.user_id, &query).await?;
+        let next_cursor = page
+            .next
+            .map(|position| self.cursors.seal(&ctx.user_id, &query, &position));
+        Ok(ListedActivities {
+            items: page.items,
+            next_cursor,
+        })
+    }
+
+    /// Applies a patch. With `if_match`, a stale version answers `PreconditionFailed`; without,
+    /// a lost race is retried on the fresh version a few times before answering `Conflict`.
+    pub async fn update(
+        &self,
+        ctx: &RequestContext,
+        id: ActivityId,
+        patch: &ActivityPatch,
+        if_match: Option<Version>,
+    ) -> Result<Activity, ActivityError> {
+        for _ in 0..UPDATE_ATTEMPTS {
+            let current = self.get(ctx, id).await?;
+            if let Some(expected) = if_match
+                && expected != current.version
+            {
+                return Err(ActivityError::PreconditionFailed {
+                    current: current.version,
+                });
+            }
+            let Some(updated) = current.patched(patch, self.clock.now()) else {
+                return Ok(current);
+            };
+            let event = self.event(
+                ctx,
+                &updated,
+                EventPayload::ActivityUpdated {
+                    before: current.facts(),
+                    after: updated.facts(),
+                    version: updated.version.get(),
+                },
+            );
+            let record = OutboxRecord::for_event(&event, ctx.trace_header.clone());
+            match self.store.update(&updated, current.version, &record).await {
+                Ok(()) => {
+                    tracing::info!(activity_id = %id, event_id = %event.event_id, version = %updated.version, "activity updated");
+                    self.publish_now(record).await;
+                    return Ok(updated);
+                }
+                Err(StoreError::VersionConflict) if if_match.is_none() => continue,
+                Err(StoreError::VersionConflict) => {
+                    let current = self.get(ctx, id).await?;
+                    return Err(ActivityError::PreconditionFailed {
+                        current: current.version,
+                    });
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Err(ActivityError::Conflict)
+    }
+
+    pub async fn delete(
+        &self,
+        ctx: &RequestContext,
+        id: ActivityId,
+        if_match: Option<Version>,
+    ) -> Result<(), ActivityError> {
+        for _ in 0..UPDATE_ATTEMPTS {
+            let current = self.get(ctx, id).await?;
+            if let Some(expected) = if_match
+                && expected != current.version
+            {
+                return Err(ActivityError::PreconditionFailed {
+                    current: current.version,
+                });
+            }
+            let event = self.event(
+                ctx,
+                &current,
+                EventPayload::ActivityDeleted {
+                    deleted: current.facts(),
+                    version: current.version.get(),
+                },
+            );
+            let record = OutboxRecord::for_event(&event, ctx.trace_header.clone());
+            match self.store.delete(&current, &record).await {
+                Ok(()) => {
+                    tracing::info!(activity_id = %id, event_id = %event.event_id, "activity deleted");
+                    self.publish_now(record).await;
+                    return Ok(());
+                }
+                Err(StoreError::VersionConflict) if if_match.is_none() => continue,
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Err(ActivityError::Conflict)
+    }
+
+    fn event(
+        &self,
+        ctx: &RequestContext,
+        activity: &Activity,
+        payload: EventPayload,
+    ) -> DomainEvent {
+        DomainEvent {
+            event_id: EventId::from_ulid(self.ids.next_ulid()),
+            occurred_at: self.clock.now(),
+            aggregate_id: activity.id.to_string(),
+            user_id: ctx.user_id.clone(),
+            correlation_id: ctx.correlation_id.clone(),
+            payload,
+        }
+    }
+
+    /// Publishes a committed event and removes its outbox record. Failures are logged and left to
+    /// the relay: the change is already durable, so the request still succeeds.
+    async fn publish_now(&self, record: OutboxRecord) {
+        let event_id = record.event_id;
+        let records = [record];
+        match self.publisher.publish(&records).await {
+            Ok(report) if report.failed.is_empty() => {
+                if let Err(error) = self.outbox.acknowledge(&[event_id]).await {
+                    tracing::warn!(%event_id, %error, "event published but outbox record not removed; the relay will publish it again");
+                }
+            }
+            Ok(report) => {
+                for failed in report.failed {
+                    tracing::warn!(%event_id, code = %failed.error_code, message = %failed.error_message, "event not accepted by the bus; left in the outbox for the relay");
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%event_id, %error, "publishing failed; left in the outbox for the relay");
+            }
+        }
+    }
+}

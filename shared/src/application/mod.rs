@@ -1,0 +1,25 @@
+//! The application layer: use cases and the ports they need. A use case is plain async Rust over
+//! trait objects, so it runs the same behind API Gateway, in the local stack and in tests.
+
+pub mod activities;
+pub mod errors;
+pub mod outbox_relay;
+pub mod pagination;
+pub mod ports;
+pub mod stats;
+pub mod stats_updater;
+
+pub use activities::{
+    ActivityService, CreateOutcome, IdempotentRequest, ListRequest, ListedActivities,
+    RequestContext,
+};
+pub use errors::ActivityError;
+pub use outbox_relay::{OutboxRelay, RelayReport};
+pub use pagination::CursorCodec;
+pub use ports::{
+    ActivityPage, ActivityStore, ApplyError, ApplyOutcome, Clock, EventPublisher, FailedEntry,
+    IdGenerator, IdempotencyKey, IdempotencyRecord, ListQuery, Outbox, OutboxRecord, PagePosition,
+    PublishError, PublishReport, StatsStore, StoreError,
+};
+pub use stats::StatsQueries;
+pub use stats_updater::{EventOutcome, STATS_CONSUMER, StatsUpdater};

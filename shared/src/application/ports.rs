@@ -1,0 +1,290 @@
+//! Ports: what the use cases need from the outside world, as small traits. Each has an in-memory
+//! adapter (`adapters::memory`) and an AWS adapter (`adapters::{dynamodb,eventbridge}`).
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use ulid::Ulid;
+
+use crate::domain::{
+    Activity, ActivityDate, ActivityId, ActivityType, DomainEvent, EventId, EventType, PeriodKey,
+    StatsDelta, UserId, UserStats, Version,
+};
+
+/// Why a store operation failed, in the terms the use cases decide on.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum StoreError {
+    /// An activity with this id exists already (create never overwrites).
+    #[error("activity already exists")]
+    AlreadyExists,
+    /// Another create took this idempotency key first.
+    #[error("idempotency key already used")]
+    IdempotencyKeyTaken,
+    #[error("activity not found")]
+    NotFound,
+    /// The stored version is not the expected one: someone else changed the activity.
+    #[error("activity was changed concurrently")]
+    VersionConflict,
+    /// A cursor's position does not belong to this user's listing.
+    #[error("invalid page position")]
+    InvalidPosition,
+    /// A failure that may pass if tried again (throttling, timeouts, service errors).
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// A failure that will not pass by itself (permissions, missing table, bad request).
+    #[error("store failed: {0}")]
+    Failed(String),
+}
+
+/// Where a listing continues: the store's own notion of position, opaque to everyone else. The
+/// use case seals it into a tamper-checked cursor before a client sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PagePosition(pub serde_json::Value);
+
+/// A listing of one user's activities, newest `activity_date` first (then newest id first).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListQuery {
+    pub from: Option<ActivityDate>,
+    pub to: Option<ActivityDate>,
+    pub activity_type: Option<ActivityType>,
+    pub limit: usize,
+    pub after: Option<PagePosition>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActivityPage {
+    pub items: Vec<Activity>,
+    /// Present when more items may follow.
+    pub next: Option<PagePosition>,
+}
+
+/// The key a client sends in `Idempotency-Key`: 1 to 255 visible ASCII characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    pub fn parse(raw: &str) -> Result<Self, crate::domain::FieldError> {
+        let valid =
+            !raw.is_empty() && raw.len() <= 255 && raw.bytes().all(|b| b.is_ascii_graphic());
+        if valid {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(crate::domain::FieldError::new(
+                "Idempotency-Key",
+                "must be 1 to 255 visible ASCII characters",
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What a create with an `Idempotency-Key` left behind, so a retry returns the same answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IdempotencyRecord {
+    pub user_id: UserId,
+    pub key: IdempotencyKey,
+    /// A hash of the request body: the same key with another body is refused.
+    pub request_fingerprint: String,
+    /// The activity as the first response returned it.
+    pub activity: Activity,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// After this the key may be used again (the record is as good as gone, even before a
+    /// store's TTL deletes it).
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+}
+
+/// The activities and, in the same atomic write, the outbox record of the event each change makes.
+#[async_trait]
+pub trait ActivityStore: Send + Sync {
+    /// Writes a new activity, its outbox record and (optionally) its idempotency record in one
+    /// transaction. Fails with `AlreadyExists` or `IdempotencyKeyTaken`, writing nothing.
+    async fn create(
+        &self,
+        activity: &Activity,
+        outbox: &OutboxRecord,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> Result<(), StoreError>;
+
+    /// The activity, when it exists and belongs to `user_id`.
+    async fn get(&self, user_id: &UserId, id: ActivityId) -> Result<Option<Activity>, StoreError>;
+
+    async fn list(&self, user_id: &UserId, query: &ListQuery) -> Result<ActivityPage, StoreError>;
+
+    /// Replaces the activity if its stored version is still `expected`, writing the outbox record
+    /// in the same transaction. `NotFound` or `VersionConflict` otherwise.
+    async fn update(
+        &self,
+        activity: &Activity,
+        expected: Version,
+        outbox: &OutboxRecord,
+    ) -> Result<(), StoreError>;
+
+    /// Deletes the activity if it still has the given version, writing the outbox record in the
+    /// same transaction. `NotFound` or `VersionConflict` otherwise.
+    async fn delete(&self, activity: &Activity, outbox: &OutboxRecord) -> Result<(), StoreError>;
+
+    async fn find_idempotency(
+        &self,
+        user_id: &UserId,
+        key: &IdempotencyKey,
+    ) -> Result<Option<IdempotencyRecord>, StoreError>;
+}
+
+/// An event waiting to be published: written with the change that caused it, removed once the
+/// bus has it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboxRecord {
+    pub event_id: EventId,
+    #[serde(with = "event_type_name")]
+    pub event_type: EventType,
+    #[serde(with = "time::serde::rfc3339")]
+    pub occurred_at: OffsetDateTime,
+    /// The event envelope as JSON: the EventBridge `Detail`.
+    pub detail: String,
+    /// The X-Ray trace header of the request that caused the event, when there was one.
+    pub trace_header: Option<String>,
+}
+
+impl OutboxRecord {
+    pub fn for_event(event: &DomainEvent, trace_header: Option<String>) -> Self {
+        Self {
+            event_id: event.event_id,
+            event_type: event.event_type(),
+            occurred_at: event.occurred_at,
+            detail: event.to_json(),
+            trace_header,
+        }
+    }
+
+    pub fn source(&self) -> &'static str {
+        self.event_type.source()
+    }
+}
+
+mod event_type_name {
+    use crate::domain::EventType;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(t: &EventType, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(t.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<EventType, D::Error> {
+        let raw = String::deserialize(d)?;
+        EventType::parse(&raw).ok_or_else(|| D::Error::custom(format!("unknown event type {raw}")))
+    }
+}
+
+/// Events not yet acknowledged as published.
+#[async_trait]
+pub trait Outbox: Send + Sync {
+    /// Up to `limit` records that occurred before `older_than`, oldest first.
+    async fn pending(
+        &self,
+        older_than: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<OutboxRecord>, StoreError>;
+
+    /// Removes published records; ids that are already gone are ignored.
+    async fn acknowledge(&self, event_ids: &[EventId]) -> Result<(), StoreError>;
+}
+
+/// One entry the bus refused, after the publisher's own retries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedEntry {
+    pub event_id: EventId,
+    pub error_code: String,
+    pub error_message: String,
+}
+
+/// What became of a publish: every entry not listed in `failed` was accepted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PublishReport {
+    pub failed: Vec<FailedEntry>,
+}
+
+impl PublishReport {
+    pub fn accepted<'a>(&'a self, records: &'a [OutboxRecord]) -> Vec<EventId> {
+        records
+            .iter()
+            .map(|r| r.event_id)
+            .filter(|id| !self.failed.iter().any(|f| f.event_id == *id))
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum PublishError {
+    #[error("event bus unavailable: {0}")]
+    Unavailable(String),
+    #[error("publishing failed: {0}")]
+    Failed(String),
+}
+
+/// Puts events on the bus. Implementations chunk as the bus requires and retry failed entries a
+/// bounded number of times; whatever still failed is reported, never dropped silently.
+#[async_trait]
+pub trait EventPublisher: Send + Sync {
+    async fn publish(&self, records: &[OutboxRecord]) -> Result<PublishReport, PublishError>;
+}
+
+/// Why applying statistics failed.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum ApplyError {
+    /// The batch was refused because some of its events were applied before.
+    #[error("events already applied: {0:?}")]
+    AlreadyApplied(Vec<EventId>),
+    /// The batch was refused because of a concurrent write to the same items.
+    #[error("concurrent write conflict")]
+    Conflict,
+    #[error("stats store unavailable: {0}")]
+    Unavailable(String),
+    #[error("stats store failed: {0}")]
+    Failed(String),
+}
+
+/// What a single-event write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApplyOutcome {
+    Applied,
+    /// The event had been applied before; nothing changed.
+    Duplicate,
+}
+
+/// Per-user statistics, applied exactly once per (consumer, event id).
+#[async_trait]
+pub trait StatsStore: Send + Sync {
+    /// Records every event id as processed by `consumer` and adds every delta, all or nothing:
+    /// the cheap path for a batch of events none of which was seen before.
+    async fn apply_batch(
+        &self,
+        consumer: &str,
+        event_ids: &[EventId],
+        deltas: &[StatsDelta],
+    ) -> Result<(), ApplyError>;
+
+    /// Records one event id and adds its delta, unless the event was applied before.
+    async fn apply_once(
+        &self,
+        consumer: &str,
+        event_id: EventId,
+        delta: &StatsDelta,
+    ) -> Result<ApplyOutcome, ApplyError>;
+
+    async fn get(&self, user_id: &UserId, period: PeriodKey) -> Result<UserStats, StoreError>;
+}
+
+/// The current time, behind a port so tests and the local stack's queues can control it.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> OffsetDateTime;
+}
+
+/// New unique, time-sortable ids for activities and events.
+pub trait IdGenerator: Send + Sync {
+    fn next_ulid(&self) -> Ulid;
+}

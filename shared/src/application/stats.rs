@@ -1,0 +1,28 @@
+//! Reading statistics. Writing them is the stats consumer's job (`application::stats_updater`).
+
+use std::sync::Arc;
+
+use crate::domain::{PeriodKey, UserStats};
+
+use super::activities::RequestContext;
+use super::errors::ActivityError;
+use super::ports::StatsStore;
+
+#[derive(Clone)]
+pub struct StatsQueries {
+    store: Arc<dyn StatsStore>,
+}
+
+impl StatsQueries {
+    pub fn new(store: Arc<dyn StatsStore>) -> Self {
+        Self { store }
+    }
+
+    pub async fn get(
+        &self,
+        ctx: &RequestContext,
+        period: PeriodKey,
+    ) -> Result<UserStats, ActivityError> {
+        Ok(self.store.get(&ctx.user_id, period).await?)
+    }
+}

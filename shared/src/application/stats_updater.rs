@@ -1,0 +1,150 @@
+//! Applying events to statistics, exactly once per (consumer, event id), in as few writes as
+//! correctness allows.
+//!
+//! The common case — a batch of events none of which was applied before — costs one write: every
+//! event id recorded as processed and the deltas, merged per user, added in one all-or-nothing
+//! store call. When that call is refused (some event was applied before, a concurrent write, a
+//! transient failure), each event is written on its own, so a duplicate is skipped, a failure
+//! fails only its own event, and the rest of the batch still succeeds.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::domain::{DomainEvent, EventId, StatsDelta, UserId};
+
+use super::ports::{ApplyError, ApplyOutcome, StatsStore};
+
+/// The name the stats consumer's processed-event markers are kept under.
+pub const STATS_CONSUMER: &str = "update-stats";
+
+/// A DynamoDB transaction holds at most 100 items; a chunk stays below that.
+const MAX_ITEMS_PER_WRITE: usize = 100;
+
+/// What became of one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventOutcome {
+    Applied,
+    /// Applied before (a redelivery or a duplicate); nothing changed.
+    Duplicate,
+    /// The event changes no statistic (e.g. an update of the title only); nothing to write.
+    NoEffect,
+    /// Not applied; the message should be retried.
+    Failed(ApplyError),
+}
+
+impl EventOutcome {
+    pub fn is_failure(&self) -> bool {
+        matches!(self, Self::Failed(_))
+    }
+}
+
+#[derive(Clone)]
+pub struct StatsUpdater {
+    store: Arc<dyn StatsStore>,
+    consumer: &'static str,
+}
+
+impl StatsUpdater {
+    pub fn new(store: Arc<dyn StatsStore>) -> Self {
+        Self {
+            store,
+            consumer: STATS_CONSUMER,
+        }
+    }
+
+    /// Applies a batch of events; the outcome of each is at the same index.
+    pub async fn apply(&self, events: &[DomainEvent]) -> Vec<EventOutcome> {
+        let mut outcomes: Vec<Option<EventOutcome>> = vec![None; events.len()];
+        // Index of the first occurrence of each event id, and the events that carry a delta.
+        let mut first_index: BTreeMap<EventId, usize> = BTreeMap::new();
+        let mut pending: Vec<(usize, StatsDelta)> = Vec::new();
+        for (index, event) in events.iter().enumerate() {
+            if first_index.contains_key(&event.event_id) {
+                continue;
+            }
+            first_index.insert(event.event_id, index);
+            match StatsDelta::from_event(event) {
+                Some(delta) if !delta.is_empty() => pending.push((index, delta)),
+                _ => outcomes[index] = Some(EventOutcome::NoEffect),
+            }
+        }
+        for chunk in chunks(&pending) {
+            self.apply_chunk(events, chunk, &mut outcomes).await;
+        }
+        // A duplicate within the batch shares the fate of its first occurrence.
+        events
+            .iter()
+            .enumerate()
+            .map(|(index, event)| {
+                let first = first_index[&event.event_id];
+                match &outcomes[first] {
+                    Some(outcome) if first == index => outcome.clone(),
+                    Some(EventOutcome::Failed(error)) => EventOutcome::Failed(error.clone()),
+                    Some(_) => EventOutcome::Duplicate,
+                    None => EventOutcome::Failed(ApplyError::Failed("not attempted".into())),
+                }
+            })
+            .collect()
+    }
+
+    async fn apply_chunk(
+        &self,
+        events: &[DomainEvent],
+        chunk: &[(usize, StatsDelta)],
+        outcomes: &mut [Option<EventOutcome>],
+    ) {
+        let ids: Vec<EventId> = chunk.iter().map(|(i, _)| events[*i].event_id).collect();
+        let mut per_user: BTreeMap<UserId, StatsDelta> = BTreeMap::new();
+        for (_, delta) in chunk {
+            per_user
+                .entry(delta.user_id.clone())
+                .or_insert_with(|| StatsDelta::empty(delta.user_id.clone()))
+                .merge(delta);
+        }
+        let merged: Vec<StatsDelta> = per_user.into_values().filter(|d| !d.is_empty()).collect();
+        match self.store.apply_batch(self.consumer, &ids, &merged).await {
+            Ok(()) => {
+                for (index, _) in chunk {
+                    outcomes[*index] = Some(EventOutcome::Applied);
+                }
+                return;
+            }
+            Err(error) => {
+                tracing::info!(%error, events = chunk.len(), "batch write refused; writing events one by one");
+            }
+        }
+        for (index, delta) in chunk {
+            let event_id = events[*index].event_id;
+            let outcome = match self.store.apply_once(self.consumer, event_id, delta).await {
+                Ok(ApplyOutcome::Applied) => EventOutcome::Applied,
+                Ok(ApplyOutcome::Duplicate) => {
+                    tracing::info!(%event_id, "event applied before; skipped");
+                    EventOutcome::Duplicate
+                }
+                Err(error) => EventOutcome::Failed(error),
+            };
+            outcomes[*index] = Some(outcome);
+        }
+    }
+}
+
+/// Splits events into chunks whose write (one marker per event, one item per user and period)
+/// fits in one transaction.
+fn chunks(pending: &[(usize, StatsDelta)]) -> Vec<&[(usize, StatsDelta)]> {
+    let mut result = Vec::new();
+    let mut start = 0;
+    let mut items = 0;
+    for (offset, (_, delta)) in pending.iter().enumerate() {
+        let cost = 1 + delta.periods().len();
+        if items + cost > MAX_ITEMS_PER_WRITE && offset > start {
+            result.push(&pending[start..offset]);
+            start = offset;
+            items = 0;
+        }
+        items += cost;
+    }
+    if start < pending.len() {
+        result.push(&pending[start..]);
+    }
+    result
+}

@@ -1,0 +1,199 @@
+//! Every setting a process reads, named once. Functions read only the variables they need, and a
+//! missing or malformed one stops start-up with an error that names it.
+
+use std::path::PathBuf;
+
+use time::Duration;
+
+/// `memory` runs a function on in-memory adapters (no AWS at all); anything else, or unset, uses AWS.
+pub const ADAPTERS: &str = "ACTIVELOG_ADAPTERS";
+/// A JSON file of activities to load into the in-memory store at start-up (memory mode only).
+pub const SEED_FILE: &str = "ACTIVELOG_SEED_FILE";
+/// The DynamoDB table holding activities, outbox, stats, markers and idempotency records.
+pub const TABLE_NAME: &str = "TABLE_NAME";
+/// The EventBridge bus events are published to.
+pub const EVENT_BUS_NAME: &str = "EVENT_BUS_NAME";
+/// The secret list cursors are sealed with (at least 32 bytes).
+pub const CURSOR_SECRET: &str = "CURSOR_SECRET";
+/// How old an outbox record must be before the relay publishes it (seconds).
+pub const OUTBOX_GRACE_SECONDS: &str = "OUTBOX_GRACE_SECONDS";
+/// Queue URLs the local stack polls in `--aws` mode.
+pub const STATS_QUEUE_URL: &str = "STATS_QUEUE_URL";
+pub const ACHIEVEMENTS_QUEUE_URL: &str = "ACHIEVEMENTS_QUEUE_URL";
+pub const STATS_DLQ_URL: &str = "STATS_DLQ_URL";
+pub const ACHIEVEMENTS_DLQ_URL: &str = "ACHIEVEMENTS_DLQ_URL";
+
+/// Every variable the code reads, for the consistency test against `template.yaml`.
+pub const ALL_VARIABLES: &[&str] = &[
+    ADAPTERS,
+    SEED_FILE,
+    TABLE_NAME,
+    EVENT_BUS_NAME,
+    CURSOR_SECRET,
+    OUTBOX_GRACE_SECONDS,
+    STATS_QUEUE_URL,
+    ACHIEVEMENTS_QUEUE_URL,
+    STATS_DLQ_URL,
+    ACHIEVEMENTS_DLQ_URL,
+];
+
+/// The cursor secret used when none is configured in memory mode; never used with AWS adapters.
+pub const LOCAL_CURSOR_SECRET: &str = "activelog-local-cursor-secret-not-for-production";
+
+pub const MIN_CURSOR_SECRET_BYTES: usize = 32;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("environment variable {0} is not set")]
+    Missing(&'static str),
+    #[error("environment variable {variable} is invalid: {reason}")]
+    Invalid {
+        variable: &'static str,
+        reason: String,
+    },
+}
+
+/// Which adapters a process runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdapterMode {
+    Memory,
+    Aws,
+}
+
+/// Reads settings from a source of variables (the environment, or a map in tests).
+pub struct Settings<F: Fn(&str) -> Option<String>> {
+    lookup: F,
+}
+
+impl Settings<fn(&str) -> Option<String>> {
+    pub fn from_env() -> Self {
+        Settings {
+            lookup: |name| std::env::var(name).ok(),
+        }
+    }
+}
+
+impl<F: Fn(&str) -> Option<String>> Settings<F> {
+    pub fn from_lookup(lookup: F) -> Self {
+        Self { lookup }
+    }
+
+    fn optional(&self, variable: &'static str) -> Option<String> {
+        (self.lookup)(variable).filter(|v| !v.trim().is_empty())
+    }
+
+    pub fn required(&self, variable: &'static str) -> Result<String, ConfigError> {
+        self.optional(variable)
+            .ok_or(ConfigError::Missing(variable))
+    }
+
+    pub fn adapter_mode(&self) -> Result<AdapterMode, ConfigError> {
+        match self.optional(ADAPTERS).as_deref() {
+            None | Some("aws") => Ok(AdapterMode::Aws),
+            Some("memory") => Ok(AdapterMode::Memory),
+            Some(other) => Err(ConfigError::Invalid {
+                variable: ADAPTERS,
+                reason: format!("`{other}` is neither `memory` nor `aws`"),
+            }),
+        }
+    }
+
+    pub fn table_name(&self) -> Result<String, ConfigError> {
+        self.required(TABLE_NAME)
+    }
+
+    pub fn event_bus_name(&self) -> Result<String, ConfigError> {
+        self.required(EVENT_BUS_NAME)
+    }
+
+    pub fn seed_file(&self) -> Option<PathBuf> {
+        self.optional(SEED_FILE).map(PathBuf::from)
+    }
+
+    /// The cursor secret; in memory mode a fixed local one when unset.
+    pub fn cursor_secret(&self, mode: AdapterMode) -> Result<Vec<u8>, ConfigError> {
+        let secret = match (self.optional(CURSOR_SECRET), mode) {
+            (Some(secret), _) => secret,
+            (None, AdapterMode::Memory) => LOCAL_CURSOR_SECRET.to_owned(),
+            (None, AdapterMode::Aws) => return Err(ConfigError::Missing(CURSOR_SECRET)),
+        };
+        if secret.len() < MIN_CURSOR_SECRET_BYTES {
+            return Err(ConfigError::Invalid {
+                variable: CURSOR_SECRET,
+                reason: format!("must be at least {MIN_CURSOR_SECRET_BYTES} bytes"),
+            });
+        }
+        Ok(secret.into_bytes())
+    }
+
+    pub fn outbox_grace(&self) -> Result<Duration, ConfigError> {
+        match self.optional(OUTBOX_GRACE_SECONDS) {
+            None => Ok(Duration::seconds(60)),
+            Some(raw) => raw
+                .parse::<u32>()
+                .map(|s| Duration::seconds(i64::from(s)))
+                .map_err(|_| ConfigError::Invalid {
+                    variable: OUTBOX_GRACE_SECONDS,
+                    reason: "must be a whole number of seconds".into(),
+                }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(
+        pairs: &'static [(&'static str, &'static str)],
+    ) -> Settings<impl Fn(&str) -> Option<String>> {
+        Settings::from_lookup(move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        })
+    }
+
+    #[test]
+    fn missing_variables_are_named() {
+        let s = settings(&[]);
+        assert_eq!(s.table_name(), Err(ConfigError::Missing("TABLE_NAME")));
+        assert_eq!(s.adapter_mode(), Ok(AdapterMode::Aws));
+        assert_eq!(
+            s.cursor_secret(AdapterMode::Aws),
+            Err(ConfigError::Missing("CURSOR_SECRET"))
+        );
+        assert!(s.cursor_secret(AdapterMode::Memory).is_ok());
+    }
+
+    #[test]
+    fn malformed_variables_are_named() {
+        let s = settings(&[
+            ("ACTIVELOG_ADAPTERS", "mem"),
+            ("CURSOR_SECRET", "short"),
+            ("OUTBOX_GRACE_SECONDS", "soon"),
+        ]);
+        assert!(matches!(
+            s.adapter_mode(),
+            Err(ConfigError::Invalid {
+                variable: "ACTIVELOG_ADAPTERS",
+                ..
+            })
+        ));
+        assert!(matches!(
+            s.cursor_secret(AdapterMode::Aws),
+            Err(ConfigError::Invalid {
+                variable: "CURSOR_SECRET",
+                ..
+            })
+        ));
+        assert!(matches!(
+            s.outbox_grace(),
+            Err(ConfigError::Invalid {
+                variable: "OUTBOX_GRACE_SECONDS",
+                ..
+            })
+        ));
+    }
+}

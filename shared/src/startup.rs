@@ -1,0 +1,274 @@
+//! Builds a process's adapters once, at start-up, from its settings: in-memory ones when
+//! `ACTIVELOG_ADAPTERS=memory`, AWS ones otherwise. Lambda keeps what is built here for every
+//! invocation of the execution environment, so nothing here runs per request.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use time::Duration;
+
+use crate::adapters::memory::{
+    BusRule, MemoryActivityStore, MemoryEventBus, MemoryQueue, MemoryStatsStore, QueueSettings,
+    RoutingRule,
+};
+use crate::adapters::system::{RandomIds, SystemClock};
+use crate::application::{
+    ActivityService, Clock, CursorCodec, IdGenerator, OutboxRelay, StatsQueries, StatsUpdater,
+};
+use crate::configuration::{AdapterMode, ConfigError, Settings};
+use crate::domain::Activity;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("seed file {path}: {reason}")]
+    Seed { path: String, reason: String },
+    #[error("event routing: {0}")]
+    Routing(String),
+}
+
+/// The whole system in one process on in-memory adapters: store, bus with the template's rules,
+/// one queue (with its dead-letter queue) per rule target, and the use cases over them. The local
+/// stack and the tests run on this.
+pub struct InMemoryStack {
+    pub clock: Arc<dyn Clock>,
+    pub ids: Arc<dyn IdGenerator>,
+    pub activity_store: Arc<MemoryActivityStore>,
+    pub stats_store: Arc<MemoryStatsStore>,
+    pub bus: Arc<MemoryEventBus>,
+    /// Queues by the logical id of the queue in `template.yaml` (e.g. `StatsQueue`).
+    pub queues: BTreeMap<String, Arc<MemoryQueue>>,
+    pub activities: ActivityService,
+    pub stats: StatsQueries,
+    pub stats_updater: StatsUpdater,
+    pub relay: OutboxRelay,
+}
+
+/// How the in-memory queues behave; the template's values by default.
+#[derive(Debug, Clone)]
+pub struct QueueOptions {
+    pub visibility_timeout: Duration,
+    pub max_receive_count: u32,
+}
+
+impl Default for QueueOptions {
+    fn default() -> Self {
+        Self {
+            visibility_timeout: Duration::seconds(180),
+            max_receive_count: 5,
+        }
+    }
+}
+
+impl InMemoryStack {
+    pub fn new(
+        rules: &[RoutingRule],
+        queue_options: &QueueOptions,
+        clock: Arc<dyn Clock>,
+        ids: Arc<dyn IdGenerator>,
+    ) -> Result<Self, StartupError> {
+        let mut queues: BTreeMap<String, Arc<MemoryQueue>> = BTreeMap::new();
+        let mut bus_rules = Vec::new();
+        for rule in rules {
+            let queue = queues
+                .entry(rule.target_queue.clone())
+                .or_insert_with(|| {
+                    MemoryQueue::with_dead_letter_queue(
+                        QueueSettings {
+                            name: rule.target_queue.clone(),
+                            visibility_timeout: queue_options.visibility_timeout,
+                            max_receive_count: queue_options.max_receive_count,
+                        },
+                        clock.clone(),
+                    )
+                })
+                .clone();
+            bus_rules.push(BusRule {
+                name: rule.name.clone(),
+                event_pattern: rule.event_pattern.clone(),
+                target: queue,
+            });
+        }
+        let bus = Arc::new(
+            MemoryEventBus::new(bus_rules, clock.clone())
+                .map_err(|e| StartupError::Routing(e.to_string()))?,
+        );
+        let activity_store = Arc::new(MemoryActivityStore::new());
+        let stats_store = Arc::new(MemoryStatsStore::new());
+        let activities = ActivityService::new(
+            activity_store.clone(),
+            activity_store.clone(),
+            bus.clone(),
+            clock.clone(),
+            ids.clone(),
+            CursorCodec::new(
+                crate::configuration::LOCAL_CURSOR_SECRET
+                    .as_bytes()
+                    .to_vec(),
+            ),
+        );
+        let relay = OutboxRelay::new(
+            activity_store.clone(),
+            bus.clone(),
+            clock.clone(),
+            Duration::seconds(5),
+        );
+        Ok(Self {
+            stats: StatsQueries::new(stats_store.clone()),
+            stats_updater: StatsUpdater::new(stats_store.clone()),
+            clock,
+            ids,
+            activity_store,
+            stats_store,
+            bus,
+            queues,
+            activities,
+            relay,
+        })
+    }
+
+    /// A stack with the system clock and random ids.
+    pub fn with_system_clock(
+        rules: &[RoutingRule],
+        queue_options: &QueueOptions,
+    ) -> Result<Self, StartupError> {
+        Self::new(
+            rules,
+            queue_options,
+            Arc::new(SystemClock),
+            Arc::new(RandomIds),
+        )
+    }
+
+    pub fn queue(&self, logical_id: &str) -> Option<&Arc<MemoryQueue>> {
+        self.queues.get(logical_id)
+    }
+}
+
+/// Loads the activities of a seed file: `{"activities": [...]}` in the stored shape (see
+/// `events/seed.json`).
+pub fn load_seed(path: &std::path::Path) -> Result<Vec<Activity>, StartupError> {
+    #[derive(serde::Deserialize)]
+    struct Seed {
+        activities: Vec<Activity>,
+    }
+    let error = |reason: String| StartupError::Seed {
+        path: path.display().to_string(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?;
+    let seed: Seed = serde_json::from_str(&text).map_err(|e| error(e.to_string()))?;
+    Ok(seed.activities)
+}
+
+/// A memory-mode process: one store seeded from `ACTIVELOG_SEED_FILE`, a bus without rules
+/// (a single function has no consumers to deliver to; it logs what it would publish).
+fn memory_stack<F: Fn(&str) -> Option<String>>(
+    settings: &Settings<F>,
+) -> Result<InMemoryStack, StartupError> {
+    let stack = InMemoryStack::with_system_clock(&[], &QueueOptions::default())?;
+    if let Some(path) = settings.seed_file() {
+        let activities = load_seed(&path)?;
+        tracing::info!(count = activities.len(), path = %path.display(), "in-memory store seeded");
+        stack.activity_store.seed(activities);
+    }
+    Ok(stack)
+}
+
+/// The activity use cases for an HTTP function.
+pub async fn activity_service() -> Result<ActivityService, StartupError> {
+    let settings = Settings::from_env();
+    let mode = settings.adapter_mode()?;
+    match mode {
+        AdapterMode::Memory => {
+            tracing::warn!(
+                "ACTIVELOG_ADAPTERS=memory: running on in-memory adapters, nothing is persisted"
+            );
+            let stack = memory_stack(&settings)?;
+            Ok(ActivityService::new(
+                stack.activity_store.clone(),
+                stack.activity_store.clone(),
+                stack.bus.clone(),
+                stack.clock.clone(),
+                stack.ids.clone(),
+                CursorCodec::new(settings.cursor_secret(mode)?),
+            ))
+        }
+        AdapterMode::Aws => aws::activity_service(&settings).await,
+    }
+}
+
+/// Statistics reads for `get-stats`.
+pub async fn stats_queries() -> Result<StatsQueries, StartupError> {
+    let settings = Settings::from_env();
+    match settings.adapter_mode()? {
+        AdapterMode::Memory => Ok(memory_stack(&settings)?.stats),
+        AdapterMode::Aws => aws::stats_queries(&settings).await,
+    }
+}
+
+/// The stats consumer's use case for `update-stats`.
+pub async fn stats_updater() -> Result<StatsUpdater, StartupError> {
+    let settings = Settings::from_env();
+    match settings.adapter_mode()? {
+        AdapterMode::Memory => Ok(memory_stack(&settings)?.stats_updater),
+        AdapterMode::Aws => aws::stats_updater(&settings).await,
+    }
+}
+
+/// The outbox relay for `relay-outbox`.
+pub async fn outbox_relay() -> Result<OutboxRelay, StartupError> {
+    let settings = Settings::from_env();
+    let grace = settings.outbox_grace()?;
+    match settings.adapter_mode()? {
+        AdapterMode::Memory => {
+            let stack = memory_stack(&settings)?;
+            Ok(OutboxRelay::new(
+                stack.activity_store.clone(),
+                stack.bus.clone(),
+                stack.clock.clone(),
+                grace,
+            ))
+        }
+        AdapterMode::Aws => aws::outbox_relay(&settings, grace).await,
+    }
+}
+
+/// The AWS side of start-up; completed with the AWS adapters.
+mod aws {
+    use super::*;
+
+    fn unavailable() -> StartupError {
+        StartupError::Config(ConfigError::Invalid {
+            variable: crate::configuration::ADAPTERS,
+            reason: "the AWS adapters are not part of this build; set ACTIVELOG_ADAPTERS=memory"
+                .into(),
+        })
+    }
+
+    pub async fn activity_service<F: Fn(&str) -> Option<String>>(
+        _settings: &Settings<F>,
+    ) -> Result<ActivityService, StartupError> {
+        Err(unavailable())
+    }
+
+    pub async fn stats_queries<F: Fn(&str) -> Option<String>>(
+        _settings: &Settings<F>,
+    ) -> Result<StatsQueries, StartupError> {
+        Err(unavailable())
+    }
+
+    pub async fn stats_updater<F: Fn(&str) -> Option<String>>(
+        _settings: &Settings<F>,
+    ) -> Result<StatsUpdater, StartupError> {
+        Err(unavailable())
+    }
+
+    pub async fn outbox_relay<F: Fn(&str) -> Option<String>>(
+        _settings: &Settings<F>,
+        _grace: Duration,
+    ) -> Result<OutboxRelay, StartupError> {
+        Err(unavailable())
+    }
+}
