@@ -218,7 +218,8 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
 }
 
 /// A few words on how the first invocation ended: the HTTP status of an API Gateway response,
-/// the number of failed items of an SQS batch response, or the error type.
+/// the number of failed items of an SQS batch response, or the error type; and whether the run
+/// completed an invocation.
 fn describe(outcome: &Outcome) -> (String, bool) {
     let json = |body: &Bytes| serde_json::from_slice::<serde_json::Value>(body).ok();
     match outcome {
@@ -248,7 +249,9 @@ fn describe(outcome: &Outcome) -> (String, bool) {
                 Outcome::InitError(_) => "init error",
                 _ => "error",
             };
-            (format!("{place}: {kind}"), false)
+            // An invocation error is a result worth showing; only a failed init is a failed run.
+            let completed = matches!(outcome, Outcome::InvocationError(_));
+            (format!("{place}: {kind}"), completed)
         }
     }
 }
@@ -404,7 +407,7 @@ async fn main() -> ExitCode {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => {
             eprintln!(
-                "cold-start: some runs did not reach a response (see the last column and the logs)"
+                "cold-start: some runs did not complete an invocation (see the last column and the logs)"
             );
             ExitCode::from(2)
         }

@@ -15,7 +15,8 @@ pub struct Sample {
     pub peak_rss_kib: Option<u64>,
     /// How the first invocation ended, in a few words (`201`, `ok`, `error: …`, `timeout`).
     pub result: String,
-    /// Whether the run reached a response; a smoke run fails when any run did not.
+    /// Whether the run completed its first invocation (a response or an invocation error); a
+    /// smoke run fails when any run did not.
     pub responded: bool,
 }
 

@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# Every benchmark of docs/benchmarks.md in one command: builds what is needed, then prints
+#   1. cold start: the harness (bench/cold-start) starts every function binary and the hello-world
+#      baseline N times against a loopback Lambda Runtime API (init, init + first invoke, peak RSS);
+#   2. size: the zipped bootstrap of every function and of the baseline
+#      (`cargo lambda build --release --arm64 --output-format zip`; x86_64 when the aarch64 standard
+#      library cannot be installed, and the table says so);
+#   3. handler cost: the criterion benchmarks (bench/handlers), medians per request / per event.
+# Everything stays on this machine: the functions' AWS endpoint is a loopback port.
+#
+# Usage: scripts/bench.sh [--smoke] [--runs N] [--skip-size] [--skip-criterion] [--skip-cold-start]
+#   --smoke   only checks that everything runs, for CI: debug builds, 2 cold starts per binary,
+#             each criterion benchmark run once, no size build. Its figures mean nothing.
+#   --runs N  cold starts per binary (default 20).
+#
+# A full run builds the workspace in release three times over (native x86_64 for the harness,
+# arm64 for the sizes, the bench profile for criterion): about half an hour on 2 busy cores.
+# The tables are also written to $CARGO_TARGET_DIR/bench/report.md.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${ACTIVELOG_VENV:-$ROOT/.venv}"
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+export CARGO_TARGET_DIR="$TARGET"
+ARM_TRIPLE=aarch64-unknown-linux-gnu
+
+smoke=0 runs=20 size=1 criterion=1 cold_start=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --smoke) smoke=1; shift ;;
+    --runs) [ $# -ge 2 ] || { echo "bench: --runs needs a number" >&2; exit 2; }; runs="$2"; shift 2 ;;
+    --skip-size) size=0; shift ;;
+    --skip-criterion) criterion=0; shift ;;
+    --skip-cold-start) cold_start=0; shift ;;
+    -h|--help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
+    *) echo "bench: unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+if [ "$smoke" = 1 ]; then runs=2; size=0; fi
+
+log() { printf 'bench: %s\n' "$*" >&2; }
+OUT="$TARGET/bench"
+mkdir -p "$OUT"
+REPORT="$OUT/report.md"
+: > "$REPORT"
+emit() { tee -a "$REPORT"; }
+
+cd "$ROOT"
+mapfile -t functions < <(find functions -mindepth 1 -maxdepth 1 -type d -printf '%f\n' | sort)
+packages=()
+for f in "${functions[@]}"; do packages+=(-p "$f"); done
+
+{
+  echo "# activelog benchmarks, $(date -u +%Y-%m-%dT%H:%MZ)"
+  echo
+  echo "Machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo); load average $(cut -d' ' -f1-3 /proc/loadavg); $(rustc --version)"
+  echo
+} | emit
+
+timed() { # timed <label> <command...>: runs it and says how long it took
+  local label="$1" started=$SECONDS
+  shift
+  "$@"
+  log "$label took $((SECONDS - started)) s"
+}
+
+# 1. Cold start ----------------------------------------------------------------------------------
+if [ "$cold_start" = 1 ]; then
+  if [ "$smoke" = 1 ]; then profile_flag=() profile_dir=debug; else profile_flag=(--release) profile_dir=release; fi
+  log "building the functions, the baseline and the harness (${profile_dir})"
+  timed "cargo build ${profile_flag[*]}" \
+    cargo build --quiet "${profile_flag[@]}" "${packages[@]}" -p hello-world -p cold-start
+  staged="$OUT/functions-$profile_dir"
+  rm -rf "$staged" && mkdir -p "$staged"
+  for f in "${functions[@]}"; do ln -s "$TARGET/$profile_dir/$f" "$staged/$f"; done
+  {
+    echo "## Cold start ($profile_dir build, x86_64, $runs runs each, in-memory adapters)"
+    echo
+  } | emit
+  "$TARGET/$profile_dir/cold-start" \
+    --functions "$staged" --baseline "$TARGET/$profile_dir/hello-world" \
+    --events "$ROOT/events" --seed "$ROOT/events/seed.json" \
+    --adapters memory --runs "$runs" --logs "$OUT/logs-memory" | emit
+  {
+    echo "## Cold start with the AWS adapters (SDK clients built at init; first invoke against a loopback endpoint)"
+    echo
+  } | emit
+  "$TARGET/$profile_dir/cold-start" \
+    --functions "$staged" --baseline "$TARGET/$profile_dir/hello-world" \
+    --events "$ROOT/events" --adapters aws --runs "$runs" --logs "$OUT/logs-aws" \
+    ${ACTIVELOG_BENCH_AWS_ENDPOINT:+--aws-endpoint "$ACTIVELOG_BENCH_AWS_ENDPOINT"} | emit
+fi
+
+# 2. Size ----------------------------------------------------------------------------------------
+if [ "$size" = 1 ]; then
+  export PATH="$VENV/bin:$PATH"
+  command -v cargo-lambda >/dev/null 2>&1 \
+    || { log "cargo-lambda not found: run scripts/install-tools.sh (or --skip-size)"; exit 1; }
+  has_arm_std() {
+    local libdir
+    libdir="$(rustc --print target-libdir --target "$ARM_TRIPLE" 2>/dev/null)" || return 1
+    compgen -G "$libdir/libstd-*.rlib" >/dev/null
+  }
+  has_arm_std || timeout 300 rustup target add "$ARM_TRIPLE" >&2 || true
+  if has_arm_std; then arch=arm64 arch_flag=(--arm64); else arch="x86_64 (the arm64 standard library could not be installed)" arch_flag=(--x86-64); fi
+  log "cargo lambda build --release ${arch_flag[*]} --output-format zip"
+  timed "cargo lambda build" \
+    cargo lambda build --quiet --release "${arch_flag[@]}" --output-format zip "${packages[@]}" -p hello-world
+  {
+    echo "## Size: zipped bootstrap, $arch, release profile"
+    echo
+    echo "| function | bootstrap.zip MB | bootstrap MB | ≤ 3 MB |"
+    echo "|---|---|---|---|"
+    for f in hello-world "${functions[@]}"; do
+      zip="$TARGET/lambda/$f/bootstrap.zip"
+      [ -f "$zip" ] || { echo "| $f | missing | | |"; continue; }
+      zipped=$(stat -c %s "$zip")
+      unzipped=$(unzip -Z -t "$zip" | awk '{print $3}')
+      awk -v f="$f" -v z="$zipped" -v u="$unzipped" 'BEGIN {
+        printf "| %s | %.2f | %.2f | %s |\n", f, z / 1e6, u / 1e6, (z <= 3e6 ? "yes" : "no")
+      }'
+    done
+    echo
+  } | emit
+fi
+
+# 3. Handler cost --------------------------------------------------------------------------------
+if [ "$criterion" = 1 ]; then
+  if [ "$smoke" = 1 ]; then
+    log "criterion benchmarks, each run once (debug)"
+    timed "criterion smoke" cargo test --quiet -p handler-benches --benches
+  else
+    log "criterion benchmarks (bench profile = release)"
+    rm -rf "$TARGET/criterion"
+    timed "cargo bench" cargo bench --quiet -p handler-benches -- --noplot >&2
+    {
+      echo "## Handler cost (criterion, in-memory adapters, median and its 95% confidence interval)"
+      echo
+      python3 - "$TARGET/criterion" <<'EOF'
+import json, pathlib, sys
+root = pathlib.Path(sys.argv[1])
+print("| benchmark | median µs (95% CI) | per item µs |")
+print("|---|---|---|")
+for bench in sorted(root.rglob("new/benchmark.json")):
+    meta = json.loads(bench.read_text())
+    median = json.loads((bench.parent / "estimates.json").read_text())["median"]
+    us = lambda ns: ns / 1000
+    items = (meta.get("throughput") or {}).get("Elements") or 1
+    ci = median["confidence_interval"]
+    print(f"| {meta['full_id']} | {us(median['point_estimate']):.2f} ({us(ci['lower_bound']):.2f}–{us(ci['upper_bound']):.2f}) | {us(median['point_estimate']) / items:.2f} |")
+EOF
+      echo
+    } | emit
+  fi
+fi
+
+log "report written to $REPORT"
