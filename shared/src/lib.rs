@@ -12,5 +12,6 @@ pub mod adapters;
 pub mod application;
 pub mod configuration;
 pub mod domain;
+pub mod http;
 pub mod startup;
 pub mod telemetry;
