@@ -129,8 +129,8 @@ fn discover(dir: &Path, only: &[String]) -> Result<Vec<(String, PathBuf)>, Harne
     Ok(found)
 }
 
-/// The sample a function's first invocation gets: the first case of `expected.json` that is
-/// expected to succeed (a 2xx status, or a batch with no failures).
+/// The sample a function's first invocation gets: a case of `expected.json` that is expected to
+/// succeed (a 2xx status, or a batch with no failures), `valid.json` or `batch.json` first.
 fn sample_event(events: Option<&Path>, function: &str) -> Bytes {
     let fallback = Bytes::from_static(b"{}");
     let Some(dir) = events.map(|e| e.join(function)) else {
@@ -152,8 +152,12 @@ fn sample_event(events: Option<&Path>, function: &str) -> Bytes {
             .is_some_and(Vec::is_empty);
         status_ok || batch_ok
     };
-    expected
-        .iter()
+    // `valid.json` (HTTP) or `batch.json` (SQS) when they succeed: the ordinary request.
+    let preferred = ["valid.json", "batch.json"]
+        .into_iter()
+        .filter_map(|case| expected.get_key_value(case));
+    preferred
+        .chain(&expected)
         .find(|(_, outcome)| succeeds(outcome))
         .and_then(|(case, _)| std::fs::read(dir.join(case)).ok())
         .map_or(fallback, Bytes::from)
