@@ -3,67 +3,8 @@
 //! system seeded with `events/seed.json`, and answers as `expected.json` says. A sample without an
 //! expectation, or an expectation without a sample, fails the test.
 
-use std::collections::BTreeSet;
-use std::fs;
-
-use activelog::http::{HttpFunction, ROUTES};
-use activelog_tests::http::{TestApi, TestResponse, contains, events_dir, http_functions};
-use serde_json::Value;
-
-struct Sample {
-    function: HttpFunction,
-    name: String,
-    event: Value,
-    expected: Value,
-}
-
-fn samples() -> Vec<Sample> {
-    let mut samples = Vec::new();
-    for function in http_functions() {
-        let dir = events_dir().join(function.name());
-        let expected: Value = serde_json::from_str(
-            &fs::read_to_string(dir.join("expected.json"))
-                .unwrap_or_else(|e| panic!("{}/expected.json: {e}", function.name())),
-        )
-        .expect("expected.json is JSON");
-        let expected = expected.as_object().expect("expected.json is an object");
-        let mut files = BTreeSet::new();
-        for entry in fs::read_dir(&dir).expect("events folder") {
-            let name = entry
-                .expect("dir entry")
-                .file_name()
-                .to_string_lossy()
-                .into_owned();
-            if name.ends_with(".json") && name != "expected.json" {
-                files.insert(name);
-            }
-        }
-        let expected_names: BTreeSet<String> = expected.keys().cloned().collect();
-        assert_eq!(
-            files,
-            expected_names,
-            "events/{}: every sample needs an expectation and every expectation a sample",
-            function.name()
-        );
-        for name in files {
-            let text = fs::read_to_string(dir.join(&name)).expect("sample readable");
-            samples.push(Sample {
-                function,
-                event: serde_json::from_str(&text).expect("sample is JSON"),
-                expected: expected[&name].clone(),
-                name,
-            });
-        }
-    }
-    samples
-}
-
-/// Runs a sample through its handler on a freshly seeded stack, as a fresh function would.
-pub async fn run(sample_event: &Value, function: HttpFunction) -> TestResponse {
-    let request = lambda_http::request::from_str(&sample_event.to_string())
-        .expect("lambda_http reads the sample");
-    TestApi::seeded().invoke(function, request).await
-}
+use activelog::http::ROUTES;
+use activelog_tests::http::{Sample, contains, samples};
 
 #[tokio::test]
 async fn every_sample_answers_as_expected() {
@@ -72,7 +13,7 @@ async fn every_sample_answers_as_expected() {
     let mut failures = Vec::new();
     for sample in &samples {
         let label = format!("events/{}/{}", sample.function.name(), sample.name);
-        let response = run(&sample.event, sample.function).await;
+        let response = sample.run().await;
         let status = sample.expected["status"].as_u64().expect("status") as u16;
         if response.status != status {
             failures.push(format!(

@@ -49,6 +49,66 @@ pub fn http_functions() -> Vec<HttpFunction> {
     functions
 }
 
+/// One sample event of `events/<function>/` with its entry of `expected.json`.
+pub struct Sample {
+    pub function: HttpFunction,
+    pub name: String,
+    pub event: Value,
+    pub expected: Value,
+}
+
+impl Sample {
+    /// Runs the sample through its function's handler on a freshly seeded stack, as a function
+    /// started with `ACTIVELOG_SEED_FILE=events/seed.json` would.
+    pub async fn run(&self) -> TestResponse {
+        let request = lambda_http::request::from_str(&self.event.to_string())
+            .expect("lambda_http reads the sample");
+        TestApi::seeded().invoke(self.function, request).await
+    }
+}
+
+/// Every HTTP sample event; panics when a sample has no expectation or an expectation no sample.
+pub fn samples() -> Vec<Sample> {
+    let mut samples = Vec::new();
+    for function in http_functions() {
+        let dir = events_dir().join(function.name());
+        let expected: Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.join("expected.json"))
+                .unwrap_or_else(|e| panic!("{}/expected.json: {e}", function.name())),
+        )
+        .expect("expected.json is JSON");
+        let expected = expected.as_object().expect("expected.json is an object");
+        let mut files = std::collections::BTreeSet::new();
+        for entry in std::fs::read_dir(&dir).expect("events folder") {
+            let name = entry
+                .expect("dir entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned();
+            if name.ends_with(".json") && name != "expected.json" {
+                files.insert(name);
+            }
+        }
+        let expected_names: std::collections::BTreeSet<String> = expected.keys().cloned().collect();
+        assert_eq!(
+            files,
+            expected_names,
+            "events/{}: every sample needs an expectation and every expectation a sample",
+            function.name()
+        );
+        for name in files {
+            let text = std::fs::read_to_string(dir.join(&name)).expect("sample readable");
+            samples.push(Sample {
+                function,
+                event: serde_json::from_str(&text).expect("sample is JSON"),
+                expected: expected[&name].clone(),
+                name,
+            });
+        }
+    }
+    samples
+}
+
 /// The system in memory behind the HTTP handlers, with a clock that only moves when told.
 pub struct TestApi {
     pub stack: InMemoryStack,
