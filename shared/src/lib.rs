@@ -13,5 +13,6 @@ pub mod application;
 pub mod configuration;
 pub mod consumer;
 pub mod domain;
+pub mod http;
 pub mod startup;
 pub mod telemetry;
