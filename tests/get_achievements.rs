@@ -123,3 +123,19 @@ async fn the_caller_sees_their_own_progress_and_unlocked_milestones() {
     );
     assert_eq!(body["achievements"], json!([]));
 }
+
+#[test]
+fn the_documented_milestones_are_the_domain_s() {
+    let text =
+        std::fs::read_to_string(samples_dir("get-achievements").join("../../docs/openapi.yaml"))
+            .unwrap();
+    let doc: Value = serde_norway::from_str(&text).unwrap();
+    let documented = doc.pointer(
+        "/components/schemas/Achievements/properties/achievements/items/properties/achievement/enum",
+    );
+    let ids: Vec<&str> = activelog::domain::Milestone::ALL
+        .iter()
+        .map(|m| m.id())
+        .collect();
+    assert_eq!(documented, Some(&json!(ids)));
+}

@@ -8,6 +8,7 @@ use tracing::Instrument;
 use crate::application::{AchievementQueries, AchievementStanding};
 use crate::domain::Progress;
 
+use super::HttpFunction;
 use super::handlers::{finish, identify, request_span};
 use super::request::RequestMeta;
 use super::response;
@@ -67,7 +68,7 @@ impl From<&AchievementStanding> for AchievementsJson {
 /// `GET /achievements` → 200 with the caller's progress and unlocked milestones.
 pub async fn get_achievements(queries: &AchievementQueries, request: Request) -> Response<Body> {
     let meta = RequestMeta::of(&request);
-    let span = request_span("get-achievements", &meta);
+    let span = request_span(HttpFunction::GetAchievements.name(), &meta);
     let result = async {
         let user = identify(&request)?;
         let standing = queries.get(&meta.context(user)).await?;
