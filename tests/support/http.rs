@@ -155,6 +155,9 @@ impl TestApi {
             HttpFunction::UpdateActivity => http::update_activity(activities, request).await,
             HttpFunction::DeleteActivity => http::delete_activity(activities, request).await,
             HttpFunction::GetStats => http::get_stats(&self.stack.stats, request).await,
+            HttpFunction::GetAchievements => {
+                http::get_achievements(&self.stack.achievements, request).await
+            }
         };
         TestResponse::from(response)
     }

@@ -18,7 +18,7 @@ use super::response;
 /// The media type of a JSON merge patch, accepted besides `application/json` on PATCH.
 pub const MERGE_PATCH_JSON: &str = "application/merge-patch+json";
 
-fn request_span(function: &'static str, meta: &RequestMeta) -> tracing::Span {
+pub(super) fn request_span(function: &'static str, meta: &RequestMeta) -> tracing::Span {
     tracing::info_span!(
         "request",
         function,
@@ -29,7 +29,7 @@ fn request_span(function: &'static str, meta: &RequestMeta) -> tracing::Span {
 }
 
 /// Turns the outcome into the response and logs one line per request with its status.
-fn finish(
+pub(super) fn finish(
     result: Result<Response<Body>, HttpError>,
     meta: &RequestMeta,
     span: &tracing::Span,
@@ -65,7 +65,7 @@ macro_rules! serve {
     }};
 }
 
-fn identify(request: &Request) -> Result<crate::domain::UserId, HttpError> {
+pub(super) fn identify(request: &Request) -> Result<crate::domain::UserId, HttpError> {
     let user = caller(request)?;
     tracing::Span::current().record("user_id", user.as_str());
     Ok(user)
