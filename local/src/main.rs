@@ -1,1 +1,141 @@
-fn main() {}
+//! `cargo run`: activelog on one machine. Serves the HTTP API on 127.0.0.1:3000 through the same
+//! handlers the Lambda functions run, and runs the event pipeline (bus with the template's rules,
+//! queues with dead-letter queues, consumers, outbox relay) in memory — or, with `--aws`, on the
+//! real AWS adapters and queues.
+
+mod cli;
+mod gateway;
+mod operator;
+mod pipeline;
+mod server;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use activelog::adapters::memory::rules_from_template;
+use activelog::startup::{InMemoryStack, QueueOptions};
+use activelog::telemetry::{self, LogFormat};
+use clap::Parser;
+use time::Duration;
+
+use crate::cli::Options;
+use crate::operator::MemoryOperator;
+use crate::pipeline::Pipeline;
+use crate::server::Services;
+
+/// The template the local bus takes its routing rules from, so local routing is AWS routing.
+const TEMPLATE: &str = include_str!("../../template.yaml");
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let options = Options::parse();
+    telemetry::init(if options.pretty {
+        LogFormat::Pretty
+    } else {
+        LogFormat::Json
+    });
+    match run(options).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "activelog-local stopped with an error");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
+    if options.aws {
+        return Err("--aws needs the AWS adapters, which this build does not have yet".into());
+    }
+    let rules = rules_from_template(TEMPLATE)?;
+    let queue_options = QueueOptions {
+        visibility_timeout: Duration::seconds(i64::from(options.visibility_timeout)),
+        max_receive_count: options.max_receive_count,
+    };
+    let stack = Arc::new(InMemoryStack::with_system_clock(&rules, &queue_options)?);
+    let pipeline = Pipeline::start(
+        stack.clone(),
+        StdDuration::from_secs(options.relay_interval),
+    )?;
+    let services = Services {
+        activities: stack.activities.clone(),
+        stats: stack.stats.clone(),
+        achievements: stack.achievements.clone(),
+    };
+    let app = server::router(
+        services,
+        Arc::new(MemoryOperator {
+            stack: stack.clone(),
+        }),
+    );
+
+    let listener = tokio::net::TcpListener::bind((options.bind, options.port)).await?;
+    let address = listener.local_addr()?;
+    tracing::warn!(
+        header = gateway::USER_HEADER,
+        "local mode does not authenticate: the x-user-id header is taken as the caller's identity; never expose this port"
+    );
+    tracing::info!(
+        %address,
+        adapters = "memory",
+        rules = ?rules.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+        "activelog-local listening"
+    );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+
+    tracing::info!("HTTP stopped; draining the event pipeline");
+    pipeline
+        .drain(StdDuration::from_secs(options.drain_timeout))
+        .await;
+    let depths: Vec<(String, activelog::adapters::memory::QueueDepth)> = stack
+        .queues
+        .iter()
+        .map(|(name, queue)| (name.clone(), queue.depth()))
+        .collect();
+    // All-time activity counts over every user: equal to `activities` when every event was consumed.
+    let counted_activities: i64 = stack
+        .stats_store
+        .snapshot()
+        .iter()
+        .filter(|((_, period), _)| *period == activelog::domain::PeriodKey::AllTime)
+        .map(|(_, stats)| stats.totals.activities)
+        .sum();
+    tracing::info!(
+        activities = stack.activity_store.all_activities().len(),
+        counted_activities,
+        events_published = stack.bus.accepted_events().len(),
+        outbox_pending = stack.activity_store.outbox_records().len(),
+        queues = %serde_json::to_string(&depths).unwrap_or_default(),
+        "shutdown complete"
+    );
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM (what Docker, systemd and CI send).
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(error) => {
+                    tracing::error!(%error, "cannot listen for SIGTERM; Ctrl-C only");
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+    tracing::info!("shutdown signal received");
+}

@@ -11,6 +11,7 @@
 pub mod adapters;
 pub mod application;
 pub mod configuration;
+pub mod consumer;
 pub mod domain;
 pub mod http;
 pub mod startup;

@@ -8,6 +8,7 @@ use tracing::Instrument;
 
 use crate::application::{ActivityService, CreateOutcome, StatsQueries};
 
+use super::HttpFunction;
 use super::activity_json::{ActivityPageJson, ActivityPatchJson, NewActivityJson, StatsJson};
 use super::identity::caller;
 use super::problem::HttpError;
@@ -17,7 +18,7 @@ use super::response;
 /// The media type of a JSON merge patch, accepted besides `application/json` on PATCH.
 pub const MERGE_PATCH_JSON: &str = "application/merge-patch+json";
 
-fn request_span(function: &'static str, meta: &RequestMeta) -> tracing::Span {
+pub(super) fn request_span(function: &'static str, meta: &RequestMeta) -> tracing::Span {
     tracing::info_span!(
         "request",
         function,
@@ -28,28 +29,43 @@ fn request_span(function: &'static str, meta: &RequestMeta) -> tracing::Span {
 }
 
 /// Turns the outcome into the response and logs one line per request with its status.
-fn finish(
+pub(super) fn finish(
     result: Result<Response<Body>, HttpError>,
     meta: &RequestMeta,
     span: &tracing::Span,
 ) -> Response<Body> {
     let _entered = span.enter();
-    let response = result.unwrap_or_else(|error| error.into_response(meta));
-    tracing::info!(status = response.status().as_u16(), "request completed");
+    let (response, problem) = match result {
+        Ok(response) => (response, None),
+        Err(error) => {
+            let (problem_type, detail, _) = error.problem();
+            (
+                error.into_response(meta),
+                Some((problem_type.slug(), detail)),
+            )
+        }
+    };
+    let status = response.status().as_u16();
+    match problem {
+        None => tracing::info!(status, "request completed"),
+        Some((problem, detail)) => tracing::info!(status, problem, %detail, "request completed"),
+    }
     response
 }
 
-/// Runs `handle` inside the request's span and answers whatever it returns.
+/// Runs a handler's body inside the request's span and answers whatever it returns. A macro, not
+/// a function taking an async closure: the body borrows the request and `meta`, and the future
+/// must stay `Send` for the Lambda runtime, which a generic async-closure bound cannot promise.
 macro_rules! serve {
-    ($function:literal, $request:expr, |$meta:ident| $body:expr) => {{
+    ($function:expr, $request:expr, |$meta:ident| $body:expr) => {{
         let $meta = RequestMeta::of(&$request);
-        let span = request_span($function, &$meta);
+        let span = request_span($function.name(), &$meta);
         let result = async { $body }.instrument(span.clone()).await;
         finish(result, &$meta, &span)
     }};
 }
 
-fn identify(request: &Request) -> Result<crate::domain::UserId, HttpError> {
+pub(super) fn identify(request: &Request) -> Result<crate::domain::UserId, HttpError> {
     let user = caller(request)?;
     tracing::Span::current().record("user_id", user.as_str());
     Ok(user)
@@ -57,7 +73,7 @@ fn identify(request: &Request) -> Result<crate::domain::UserId, HttpError> {
 
 /// `POST /activities` → 201 with the activity and `Location`.
 pub async fn create_activity(service: &ActivityService, request: Request) -> Response<Body> {
-    serve!("create-activity", request, |meta| {
+    serve!(HttpFunction::CreateActivity, request, |meta| {
         let user = identify(&request)?;
         let body = json_body::<NewActivityJson>(&request, &[])?;
         let idempotency = request::idempotency(&request, body.bytes)?;
@@ -77,7 +93,7 @@ pub async fn create_activity(service: &ActivityService, request: Request) -> Res
 
 /// `GET /activities/{id}` → 200 with the activity and its `ETag`.
 pub async fn get_activity(service: &ActivityService, request: Request) -> Response<Body> {
-    serve!("get-activity", request, |meta| {
+    serve!(HttpFunction::GetActivity, request, |meta| {
         let user = identify(&request)?;
         let id = request::activity_id(&request)?;
         let activity = service.get(&meta.context(user), id).await?;
@@ -87,7 +103,7 @@ pub async fn get_activity(service: &ActivityService, request: Request) -> Respon
 
 /// `GET /activities?from&to&type&limit&cursor` → 200 with a page, newest first.
 pub async fn list_activities(service: &ActivityService, request: Request) -> Response<Body> {
-    serve!("list-activities", request, |meta| {
+    serve!(HttpFunction::ListActivities, request, |meta| {
         let user = identify(&request)?;
         let list = request::list_request(&request)?;
         let page = service.list(&meta.context(user), list).await?;
@@ -97,7 +113,7 @@ pub async fn list_activities(service: &ActivityService, request: Request) -> Res
 
 /// `PATCH /activities/{id}` (JSON merge patch, optional `If-Match`) → 200 with the activity.
 pub async fn update_activity(service: &ActivityService, request: Request) -> Response<Body> {
-    serve!("update-activity", request, |meta| {
+    serve!(HttpFunction::UpdateActivity, request, |meta| {
         let user = identify(&request)?;
         let id = request::activity_id(&request)?;
         let if_match = request::if_match(&request)?;
@@ -115,7 +131,7 @@ pub async fn update_activity(service: &ActivityService, request: Request) -> Res
 
 /// `DELETE /activities/{id}` (optional `If-Match`) → 204.
 pub async fn delete_activity(service: &ActivityService, request: Request) -> Response<Body> {
-    serve!("delete-activity", request, |meta| {
+    serve!(HttpFunction::DeleteActivity, request, |meta| {
         let user = identify(&request)?;
         let id = request::activity_id(&request)?;
         let if_match = request::if_match(&request)?;
@@ -126,7 +142,7 @@ pub async fn delete_activity(service: &ActivityService, request: Request) -> Res
 
 /// `GET /stats?period&date` → 200 with totals and the per-type breakdown.
 pub async fn get_stats(stats: &StatsQueries, request: Request) -> Response<Body> {
-    serve!("get-stats", request, |meta| {
+    serve!(HttpFunction::GetStats, request, |meta| {
         let user = identify(&request)?;
         let period = request::stats_period(&request)?;
         let stats = stats.get(&meta.context(user), period).await?;

@@ -8,11 +8,13 @@
 //! - [`problem`]: the one mapping from errors to status codes and problem types.
 //! - [`response`]: JSON and problem responses with the headers every answer carries.
 //! - [`handlers`]: one function per route; each answers, whatever happens.
+//! - [`achievements`]: `GET /achievements`, the achievements consumer's read side.
 //!
 //! Routing is API Gateway's job: each function serves one route, so an unknown path or method
 //! never reaches a handler. [`ROUTES`] is the single table of which function serves which route;
 //! the OpenAPI test and the local stack both read it.
 
+pub mod achievements;
 pub mod activity_json;
 pub mod handlers;
 pub mod identity;
@@ -20,6 +22,7 @@ pub mod problem;
 pub mod request;
 pub mod response;
 
+pub use achievements::get_achievements;
 pub use handlers::{
     create_activity, delete_activity, get_activity, get_stats, list_activities, update_activity,
 };
@@ -36,6 +39,7 @@ pub enum HttpFunction {
     UpdateActivity,
     DeleteActivity,
     GetStats,
+    GetAchievements,
 }
 
 impl HttpFunction {
@@ -47,6 +51,7 @@ impl HttpFunction {
             Self::UpdateActivity => "update-activity",
             Self::DeleteActivity => "delete-activity",
             Self::GetStats => "get-stats",
+            Self::GetAchievements => "get-achievements",
         }
     }
 }
@@ -122,6 +127,11 @@ pub const ROUTES: &[Route] = &[
         method: "GET",
         path: "/stats",
         function: HttpFunction::GetStats,
+    },
+    Route {
+        method: "GET",
+        path: "/achievements",
+        function: HttpFunction::GetAchievements,
     },
 ];
 

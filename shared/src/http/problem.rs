@@ -239,10 +239,9 @@ impl HttpError {
     pub fn into_response(self, meta: &RequestMeta) -> lambda_http::Response<lambda_http::Body> {
         let (problem_type, detail, errors) = self.problem();
         let status = problem_type.status();
+        // Client errors are logged once, by the handler's "request completed" line.
         if status >= 500 {
             tracing::error!(request_id = %meta.request_id, error = %self, problem = problem_type.slug(), status, "request failed");
-        } else {
-            tracing::info!(problem = problem_type.slug(), status, %detail, "request refused");
         }
         let problem = Problem {
             problem_type: problem_type.uri(),

@@ -338,8 +338,12 @@ pub fn stats_period(request: &Request) -> Result<PeriodKey, HttpError> {
             None
         }
     };
-    errors.into_result().map_err(HttpError::InvalidParameters)?;
-    key.ok_or_else(|| HttpError::InvalidParameters(FieldError::new("period", "is invalid").into()))
+    match (errors.into_result(), key) {
+        (Ok(()), Some(key)) => Ok(key),
+        (Err(errors), _) => Err(HttpError::InvalidParameters(errors)),
+        // Every branch above that yields no key records an error; kept total all the same.
+        (Ok(()), None) => Err(FieldError::new("period", "is invalid").into()),
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,45 @@
+//! Command-line options. Every option has an environment variable twin, so the same settings work
+//! from a shell, a `.env` file or a container.
+
+use std::net::IpAddr;
+
+use clap::Parser;
+
+/// Runs activelog on one machine: the HTTP API of API Gateway, the event pipeline and its
+/// consumers. In-memory by default; `--aws` uses the real AWS adapters and queues.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "activelog-local", version)]
+pub struct Options {
+    /// Port of the HTTP API.
+    #[arg(long, env = "PORT", default_value_t = 3000)]
+    pub port: u16,
+
+    /// Address to bind. Loopback by default: local mode does not authenticate anyone.
+    #[arg(long, env = "BIND_ADDRESS", default_value = "127.0.0.1")]
+    pub bind: IpAddr,
+
+    /// Use the AWS adapters (DynamoDB, EventBridge, SQS) with the usual AWS environment
+    /// (region, credentials, AWS_ENDPOINT_URL) instead of the in-memory ones.
+    #[arg(long, env = "ACTIVELOG_LOCAL_AWS", default_value_t = false)]
+    pub aws: bool,
+
+    /// Human-readable logs instead of JSON lines.
+    #[arg(long, default_value_t = false)]
+    pub pretty: bool,
+
+    /// In-memory queues: seconds a received message stays hidden (SQS VisibilityTimeout).
+    #[arg(long, env = "ACTIVELOG_VISIBILITY_TIMEOUT", default_value_t = 30)]
+    pub visibility_timeout: u32,
+
+    /// In-memory queues: receives before a message moves to the dead-letter queue.
+    #[arg(long, env = "ACTIVELOG_MAX_RECEIVE_COUNT", default_value_t = 5)]
+    pub max_receive_count: u32,
+
+    /// Seconds between two runs of the outbox relay.
+    #[arg(long, env = "ACTIVELOG_RELAY_INTERVAL", default_value_t = 5)]
+    pub relay_interval: u64,
+
+    /// Seconds to wait, at shutdown, for the pipeline to drain before giving up.
+    #[arg(long, env = "ACTIVELOG_DRAIN_TIMEOUT", default_value_t = 10)]
+    pub drain_timeout: u64,
+}

@@ -1,0 +1,146 @@
+//! Operator endpoints under `/_local/` (not part of the public API): queue depths, dead-lettered
+//! messages, redrive, and sending a raw message to a queue (to try a poison message). They work
+//! the same over the in-memory queues and, with `--aws`, over the real SQS queues.
+
+use std::sync::Arc;
+
+use activelog::startup::InMemoryStack;
+use async_trait::async_trait;
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{Response, StatusCode};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+use crate::server::json_response;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OperatorError {
+    #[error("no queue named `{0}`")]
+    UnknownQueue(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// What the operator endpoints need from a set of queues.
+#[async_trait]
+pub trait Operator: Send + Sync {
+    /// Every queue with its depth.
+    async fn depths(&self) -> Result<Value, OperatorError>;
+    async fn dead_letters(&self, queue: &str) -> Result<Value, OperatorError>;
+    /// Moves a queue's dead-lettered messages back to it; returns how many.
+    async fn redrive(&self, queue: &str) -> Result<usize, OperatorError>;
+    /// Sends a raw message body; returns the message id.
+    async fn send(&self, queue: &str, body: String) -> Result<String, OperatorError>;
+}
+
+pub fn router<S: Clone + Send + Sync + 'static>(operator: Arc<dyn Operator>) -> Router<S> {
+    Router::new()
+        .route("/queues", get(depths))
+        .route("/queues/{queue}/dead-letters", get(dead_letters))
+        .route("/queues/{queue}/redrive", post(redrive))
+        .route("/queues/{queue}/messages", post(send))
+        .with_state(operator)
+}
+
+fn answer(result: Result<Value, OperatorError>) -> Response<Body> {
+    match result {
+        Ok(body) => json_response(StatusCode::OK, body),
+        Err(OperatorError::UnknownQueue(queue)) => json_response(
+            StatusCode::NOT_FOUND,
+            json!({"message": format!("no queue named `{queue}`")}),
+        ),
+        Err(OperatorError::Failed(reason)) => {
+            tracing::error!(%reason, "operator request failed");
+            json_response(StatusCode::BAD_GATEWAY, json!({"message": reason}))
+        }
+    }
+}
+
+async fn depths(State(operator): State<Arc<dyn Operator>>) -> Response<Body> {
+    answer(operator.depths().await)
+}
+
+async fn dead_letters(
+    State(operator): State<Arc<dyn Operator>>,
+    Path(queue): Path<String>,
+) -> Response<Body> {
+    answer(operator.dead_letters(&queue).await)
+}
+
+async fn redrive(
+    State(operator): State<Arc<dyn Operator>>,
+    Path(queue): Path<String>,
+) -> Response<Body> {
+    let result = operator.redrive(&queue).await.map(|moved| {
+        tracing::info!(%queue, moved, "dead-lettered messages redriven");
+        json!({"redriven": moved})
+    });
+    answer(result)
+}
+
+async fn send(
+    State(operator): State<Arc<dyn Operator>>,
+    Path(queue): Path<String>,
+    body: Bytes,
+) -> Response<Body> {
+    let body = String::from_utf8_lossy(&body).into_owned();
+    answer(
+        operator
+            .send(&queue, body)
+            .await
+            .map(|id| json!({"message_id": id})),
+    )
+}
+
+/// The operator over the in-memory stack's queues.
+pub struct MemoryOperator {
+    pub stack: Arc<InMemoryStack>,
+}
+
+impl MemoryOperator {
+    fn queue(
+        &self,
+        name: &str,
+    ) -> Result<&Arc<activelog::adapters::memory::MemoryQueue>, OperatorError> {
+        self.stack
+            .queue(name)
+            .ok_or_else(|| OperatorError::UnknownQueue(name.to_owned()))
+    }
+}
+
+#[async_trait]
+impl Operator for MemoryOperator {
+    async fn depths(&self) -> Result<Value, OperatorError> {
+        let depths: serde_json::Map<String, Value> = self
+            .stack
+            .queues
+            .iter()
+            .map(|(name, queue)| (name.clone(), json!(queue.depth())))
+            .collect();
+        Ok(Value::Object(depths))
+    }
+
+    async fn dead_letters(&self, queue: &str) -> Result<Value, OperatorError> {
+        let queue = self.queue(queue)?;
+        let messages: Vec<Value> = queue
+            .dead_letter_queue()
+            .map(|dlq| dlq.peek_all())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(message_id, body, receive_count)| {
+                json!({"message_id": message_id, "body": body, "receive_count": receive_count})
+            })
+            .collect();
+        Ok(json!({"messages": messages}))
+    }
+
+    async fn redrive(&self, queue: &str) -> Result<usize, OperatorError> {
+        Ok(self.queue(queue)?.redrive_dead_letters())
+    }
+
+    async fn send(&self, queue: &str, body: String) -> Result<String, OperatorError> {
+        Ok(self.queue(queue)?.send(body))
+    }
+}

@@ -1,0 +1,122 @@
+//! The event pipeline of the in-memory stack: one poller per queue, invoking the same consumer the
+//! queue's Lambda function runs, and the outbox relay on a timer. At shutdown the pipeline drains:
+//! the outbox is relayed with no grace period and the pollers keep going until no message waits
+//! (or the drain timeout passes), so nothing accepted before the signal is left behind.
+
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use activelog::adapters::memory::{BatchHandler, Poller};
+use activelog::application::OutboxRelay;
+use activelog::consumer::{AchievementsConsumer, StatsConsumer};
+use activelog::startup::InMemoryStack;
+use time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Which consumer reads which queue (queue logical id in `template.yaml` → function). The template
+/// consistency test checks that the template's event sources say the same.
+pub const CONSUMERS: &[(&str, &str)] = &[
+    ("StatsQueue", "update-stats"),
+    ("AchievementsQueue", "record-achievements"),
+];
+
+/// Lambda's SQS event source hands a function at most this many messages (the template's BatchSize).
+const BATCH_SIZE: usize = 10;
+
+pub struct Pipeline {
+    stack: Arc<InMemoryStack>,
+    stop_pollers: watch::Sender<bool>,
+    pollers: Vec<JoinHandle<()>>,
+    relay: JoinHandle<()>,
+    stop_relay: watch::Sender<bool>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("queue `{0}` of template.yaml has no consumer in the local stack")]
+pub struct UnknownQueue(String);
+
+fn consumer_for(stack: &InMemoryStack, queue: &str) -> Result<Arc<dyn BatchHandler>, UnknownQueue> {
+    match CONSUMERS.iter().find(|(q, _)| *q == queue).map(|(_, f)| *f) {
+        Some("update-stats") => Ok(Arc::new(StatsConsumer::new(stack.stats_updater.clone()))),
+        Some("record-achievements") => Ok(Arc::new(AchievementsConsumer::new(
+            stack.achievement_recorder.clone(),
+        ))),
+        _ => Err(UnknownQueue(queue.to_owned())),
+    }
+}
+
+impl Pipeline {
+    pub fn start(
+        stack: Arc<InMemoryStack>,
+        relay_interval: StdDuration,
+    ) -> Result<Self, UnknownQueue> {
+        let (stop_pollers, stopped) = watch::channel(false);
+        let mut pollers = Vec::new();
+        for (name, queue) in &stack.queues {
+            let handler = consumer_for(&stack, name)?;
+            let poller = Poller::new(queue.clone(), handler, BATCH_SIZE);
+            pollers.push(tokio::spawn(poller.run(stopped.clone())));
+        }
+        let (stop_relay, mut relay_stopped) = watch::channel(false);
+        let relay = stack.relay.clone();
+        let relay = tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(relay_interval);
+            loop {
+                tokio::select! {
+                    _ = ticks.tick() => {
+                        if let Err(error) = relay.relay_pending().await {
+                            tracing::error!(%error, "outbox relay failed");
+                        }
+                    }
+                    _ = relay_stopped.changed() => break,
+                }
+            }
+        });
+        Ok(Self {
+            stack,
+            stop_pollers,
+            pollers,
+            relay,
+            stop_relay,
+        })
+    }
+
+    /// Publishes whatever is left in the outbox, waits until every queue is empty or `timeout`
+    /// passes, then stops the pollers (each finishes its batch in progress).
+    pub async fn drain(self, timeout: StdDuration) {
+        let _ = self.stop_relay.send(true);
+        let _ = self.relay.await;
+        let final_relay = OutboxRelay::new(
+            self.stack.activity_store.clone(),
+            self.stack.bus.clone(),
+            self.stack.clock.clone(),
+            Duration::ZERO,
+        );
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Err(error) = final_relay.relay_pending().await {
+                tracing::error!(%error, "outbox relay failed during drain");
+            }
+            let outbox_empty = self.stack.activity_store.outbox_records().is_empty();
+            // Messages in flight are either in a batch the pollers finish before stopping, or
+            // failed and waiting out their visibility timeout: neither needs the drain to wait.
+            let nothing_visible = self.stack.queues.values().all(|q| q.depth().visible == 0);
+            if outbox_empty && nothing_visible {
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(
+                    outbox = self.stack.activity_store.outbox_records().len(),
+                    "drain timed out with work left"
+                );
+                break;
+            }
+            tokio::time::sleep(StdDuration::from_millis(50)).await;
+        }
+        let _ = self.stop_pollers.send(true);
+        for poller in self.pollers {
+            let _ = poller.await;
+        }
+    }
+}

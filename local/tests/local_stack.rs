@@ -1,0 +1,393 @@
+//! End-to-end tests of `activelog-local`: start the real binary on a free loopback port, speak HTTP
+//! to it as a user and an operator would, and read its JSON logs.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+/// A running local stack, killed when dropped.
+struct LocalStack {
+    child: Child,
+    base: String,
+    logs: Arc<Mutex<Vec<Value>>>,
+    client: reqwest::Client,
+}
+
+impl LocalStack {
+    /// Starts the stack on a free port with short queue timings (1 s visibility, 2 receives).
+    fn start(relay_interval_secs: u64) -> Self {
+        let relay_interval = relay_interval_secs.to_string();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_activelog-local"))
+            .args(["--port", "0", "--visibility-timeout", "1"])
+            .args([
+                "--max-receive-count",
+                "2",
+                "--relay-interval",
+                &relay_interval,
+            ])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the activelog-local binary starts");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let logs: Arc<Mutex<Vec<Value>>> = Arc::default();
+        let (address_tx, address_rx) = std::sync::mpsc::channel();
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let Ok(entry) = serde_json::from_str::<Value>(&line) else {
+                    continue;
+                };
+                if entry["message"] == "activelog-local listening" {
+                    let _ =
+                        address_tx.send(entry["address"].as_str().unwrap_or_default().to_owned());
+                }
+                sink.lock().unwrap().push(entry);
+            }
+        });
+        let address = address_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the stack logs its address within 30 s");
+        Self {
+            child,
+            base: format!("http://{address}"),
+            logs,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        user: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(user) = user {
+            request = request.header("x-user-id", user);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("the stack answers");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Polls `GET path` as `user` until `accept` holds for the body, for at most 15 s.
+    async fn eventually(
+        &self,
+        path: &str,
+        user: Option<&str>,
+        accept: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let (_, body) = self.call(reqwest::Method::GET, path, user, None).await;
+            if accept(&body) {
+                return body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{path} never reached the expected state; last body: {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+
+    fn wait_for_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait works") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the stack did not exit within {within:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn log_with_message(&self, message: &str) -> Option<Value> {
+        self.logs
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|l| l["message"] == message)
+            .cloned()
+    }
+}
+
+impl Drop for LocalStack {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn activity(activity_type: &str, minutes: u32, km: f64, date: &str) -> Value {
+    json!({"type": activity_type, "title": "e2e", "duration_minutes": minutes, "distance_km": km, "activity_date": date})
+}
+
+#[tokio::test]
+async fn two_users_create_update_delete_and_stats_follow() {
+    let stack = LocalStack::start(1);
+    use reqwest::Method;
+
+    let (status, run) = stack
+        .call(
+            Method::POST,
+            "/activities",
+            Some("alice"),
+            Some(activity("running", 30, 5.0, "2026-11-02")),
+        )
+        .await;
+    assert_eq!(status, 201, "{run}");
+    let (_, ride) = stack
+        .call(
+            Method::POST,
+            "/activities",
+            Some("alice"),
+            Some(activity("cycling", 60, 20.5, "2026-11-03")),
+        )
+        .await;
+    let (_, swim) = stack
+        .call(
+            Method::POST,
+            "/activities",
+            Some("bob"),
+            Some(activity("swimming", 45, 1.5, "2026-10-30")),
+        )
+        .await;
+    let (_, walk) = stack
+        .call(
+            Method::POST,
+            "/activities",
+            Some("bob"),
+            Some(activity("walking", 20, 2.0, "2026-11-01")),
+        )
+        .await;
+
+    let ride_id = ride["id"].as_str().unwrap();
+    let (status, updated) = stack
+        .call(
+            Method::PATCH,
+            &format!("/activities/{ride_id}"),
+            Some("alice"),
+            Some(json!({"duration_minutes": 90})),
+        )
+        .await;
+    assert_eq!(status, 200, "{updated}");
+    let walk_id = walk["id"].as_str().unwrap();
+    let (status, _) = stack
+        .call(
+            Method::DELETE,
+            &format!("/activities/{walk_id}"),
+            Some("bob"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+
+    // Cross-user requests look exactly like requests for ids that do not exist.
+    let run_id = run["id"].as_str().unwrap();
+    for method in [Method::GET, Method::DELETE] {
+        let (status, problem) = stack
+            .call(method, &format!("/activities/{run_id}"), Some("bob"), None)
+            .await;
+        assert_eq!(status, 404, "{problem}");
+    }
+    let (status, _) = stack
+        .call(
+            Method::PATCH,
+            &format!("/activities/{run_id}"),
+            Some("bob"),
+            Some(json!({"title": "mine now"})),
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = stack.call(Method::GET, "/activities", None, None).await;
+    assert_eq!(status, 401, "no identity, no access");
+
+    let alice = stack
+        .eventually("/stats?period=all", Some("alice"), |b| {
+            b["totals"]["activities"] == 2 && b["totals"]["duration_minutes"] == 120
+        })
+        .await;
+    assert_eq!(alice["totals"]["distance_km"], 25.5, "{alice}");
+    let bob = stack
+        .eventually("/stats?period=all", Some("bob"), |b| {
+            b["totals"]["activities"] == 1
+        })
+        .await;
+    assert_eq!(bob["totals"]["duration_minutes"], 45, "{bob}");
+    let bob_november = stack
+        .eventually("/stats?period=month&date=2026-11-15", Some("bob"), |b| {
+            b["totals"]["activities"] == 0
+        })
+        .await;
+    assert_eq!(
+        bob_november["totals"]["duration_minutes"], 0,
+        "the deleted walk no longer counts: {bob_november}"
+    );
+    let (_, bob_list) = stack
+        .call(Method::GET, "/activities", Some("bob"), None)
+        .await;
+    let ids: Vec<&str> = bob_list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        vec![swim["id"].as_str().unwrap()],
+        "bob sees only his own remaining activity"
+    );
+}
+
+#[tokio::test]
+async fn a_poison_message_is_dead_lettered_and_can_be_redriven() {
+    let stack = LocalStack::start(1);
+    use reqwest::Method;
+
+    let (status, sent) = stack
+        .call(
+            Method::POST,
+            "/_local/queues/StatsQueue/messages",
+            None,
+            Some(json!({"not": "an EventBridge event"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{sent}");
+    // A good event flowing at the same time is not held up by the poison one.
+    let (status, _) = stack
+        .call(
+            Method::POST,
+            "/activities",
+            Some("carol"),
+            Some(activity("yoga", 50, 0.0, "2026-11-20")),
+        )
+        .await;
+    assert_eq!(status, 201);
+    stack
+        .eventually("/stats?period=all", Some("carol"), |b| {
+            b["totals"]["activities"] == 1
+        })
+        .await;
+
+    let dead = stack
+        .eventually("/_local/queues/StatsQueue/dead-letters", None, |b| {
+            b["messages"].as_array().is_some_and(|m| m.len() == 1)
+        })
+        .await;
+    assert_eq!(dead["messages"][0]["message_id"], sent["message_id"]);
+    assert_eq!(
+        dead["messages"][0]["receive_count"], 2,
+        "dead-lettered after maxReceiveCount receives"
+    );
+
+    let (status, redriven) = stack
+        .call(
+            Method::POST,
+            "/_local/queues/StatsQueue/redrive",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!((status, redriven["redriven"].clone()), (200, json!(1)));
+    let (_, depths) = stack.call(Method::GET, "/_local/queues", None, None).await;
+    assert_eq!(depths["StatsQueue"]["dead_lettered"], 0, "{depths}");
+    // Still poison: it fails its receives again and returns to the dead-letter queue.
+    stack
+        .eventually("/_local/queues/StatsQueue/dead-letters", None, |b| {
+            b["messages"].as_array().is_some_and(|m| m.len() == 1)
+        })
+        .await;
+    let (status, _) = stack
+        .call(
+            Method::POST,
+            "/_local/queues/NoSuchQueue/redrive",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_work_in_flight_loses_no_accepted_activity_or_event() {
+    // A long relay interval: whatever the HTTP path does not publish, only the drain can.
+    let mut stack = LocalStack::start(3600);
+    let stack_ref = &stack;
+    let accepted = Arc::new(Mutex::new(0usize));
+    let mut requests = Vec::new();
+    for i in 0..60u32 {
+        let client = stack_ref.client.clone();
+        let url = format!("{}/activities", stack_ref.base);
+        let accepted = accepted.clone();
+        requests.push(tokio::spawn(async move {
+            let body = activity("running", 1 + i, 1.0, "2026-11-10");
+            if let Ok(response) = client
+                .post(url)
+                .header("x-user-id", "dave")
+                .json(&body)
+                .send()
+                .await
+                && response.status().as_u16() == 201
+            {
+                *accepted.lock().unwrap() += 1;
+            }
+        }));
+    }
+    // The signal arrives while most requests are still in flight: some finish, the rest are refused.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while *accepted.lock().unwrap() < 5 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    stack_ref.terminate();
+    for request in requests {
+        let _ = request.await;
+    }
+    let status = stack.wait_for_exit(Duration::from_secs(30));
+    assert!(status.success(), "clean exit after SIGTERM: {status:?}");
+    std::thread::sleep(Duration::from_millis(200));
+    let summary = stack
+        .log_with_message("shutdown complete")
+        .expect("a shutdown summary is logged");
+    let accepted = *accepted.lock().unwrap();
+    eprintln!("accepted {accepted} of 60 requests around SIGTERM; summary: {summary}");
+    assert!(
+        accepted > 0,
+        "some requests were accepted before the signal"
+    );
+    assert_eq!(
+        summary["activities"],
+        json!(accepted),
+        "every accepted activity is stored: {summary}"
+    );
+    assert_eq!(
+        summary["outbox_pending"], 0,
+        "every event left the outbox: {summary}"
+    );
+    assert_eq!(
+        summary["counted_activities"],
+        json!(accepted),
+        "every event reached the stats: {summary}"
+    );
+}
