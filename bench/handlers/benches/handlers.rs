@@ -10,13 +10,14 @@ use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use activelog::consumer::{SqsEvent, StatsConsumer};
 use activelog::domain::{
     ActivityDate, ActivityFacts, ActivityType, CorrelationId, DomainEvent, EventId, EventPayload,
     UserId,
 };
 use activelog::startup::{InMemoryStack, QueueOptions};
 use activelog::telemetry::{self, LogFormat};
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpResponse;
 use lambda_http::{Body, Response};
 use time::macros::{date, datetime};
@@ -129,6 +130,68 @@ fn http(c: &mut Criterion) {
     group.finish();
 }
 
+/// A batch of 10 SQS messages as the event source mapping delivers them, each with a fresh
+/// `event_id`: the samples' five messages twice over, so that none is a duplicate.
+fn stats_batch(template: &serde_json::Value, batch: u64) -> String {
+    let records = template["Records"]
+        .as_array()
+        .expect("the batch sample has Records");
+    let mut fresh = Vec::with_capacity(10);
+    for i in 0..10u64 {
+        let mut record = records[i as usize % records.len()].clone();
+        let mut body: serde_json::Value =
+            serde_json::from_str(record["body"].as_str().expect("a message body"))
+                .expect("the body is an EventBridge event");
+        body["detail"]["event_id"] = serde_json::Value::String(
+            Ulid::from_parts(1_764_000_000_000 + batch, u128::from(i)).to_string(),
+        );
+        record["body"] = serde_json::Value::String(body.to_string());
+        record["messageId"] = serde_json::Value::String(format!("bench-{batch}-{i}"));
+        fresh.push(record);
+    }
+    serde_json::json!({ "Records": fresh }).to_string()
+}
+
+fn consumer(c: &mut Criterion) {
+    telemetry::init(LogFormat::Json);
+    let rt = runtime();
+    let template: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(events_dir().join("update-stats/batch.json"))
+            .expect("events/update-stats/batch.json"),
+    )
+    .expect("the batch sample is JSON");
+    let stats = stack();
+    let consumer = &StatsConsumer::new(stats.stats_updater.clone());
+    let report = rt.block_on(async {
+        let event: SqsEvent =
+            serde_json::from_str(&stats_batch(&template, 0)).expect("an SQS event");
+        consumer.process(event).await
+    });
+    // Ten new events, none a duplicate: the benchmark measures the path that updates the stats.
+    assert_eq!(
+        (report.processed, report.duplicates, report.failures.len()),
+        (10, 0, 0)
+    );
+    let mut group = c.benchmark_group("consumer");
+    group.throughput(Throughput::Elements(10));
+    let mut batch = 0;
+    group.bench_function("update-stats (batch of 10)", |b| {
+        b.to_async(&rt).iter_batched(
+            || {
+                batch += 1;
+                stats_batch(&template, batch)
+            },
+            |raw| async move {
+                let event: SqsEvent = serde_json::from_str(&raw).expect("an SQS event");
+                let response = consumer.handle(event).await;
+                black_box(serde_json::to_vec(&response).expect("a batch response serialises"))
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+}
+
 fn created_event() -> DomainEvent {
     DomainEvent {
         event_id: EventId::from_ulid(Ulid::from_parts(1_764_000_000_000, 42)),
@@ -171,5 +234,5 @@ fn config() -> Criterion {
         .warm_up_time(Duration::from_secs(1))
 }
 
-criterion_group!(name = benches; config = config(); targets = http, envelope);
+criterion_group!(name = benches; config = config(); targets = http, consumer, envelope);
 criterion_main!(benches);
