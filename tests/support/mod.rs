@@ -1,1 +1,3 @@
 //! Helpers shared by the integration tests.
+pub mod activity_fixtures;
+pub mod moto;

@@ -50,7 +50,14 @@ pub(crate) fn classify<E>(error: &SdkError<E, HttpResponse>) -> AwsFailure
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    let message = DisplayErrorContext(error).to_string();
+    let message = match error.as_service_error() {
+        Some(service) => format!(
+            "{}: {}",
+            service.code().unwrap_or("unknown error"),
+            service.message().unwrap_or_default()
+        ),
+        None => DisplayErrorContext(error).to_string(),
+    };
     let transient = match error {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
             true

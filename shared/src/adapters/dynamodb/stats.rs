@@ -121,7 +121,15 @@ impl DynamoDbStore {
                     .map_err(Refused::Other)?,
             );
         }
+        // A transaction may touch an item once: deltas of the same user become one delta.
+        let mut per_user: BTreeMap<&UserId, StatsDelta> = BTreeMap::new();
         for delta in deltas {
+            per_user
+                .entry(&delta.user_id)
+                .or_insert_with(|| StatsDelta::empty(delta.user_id.clone()))
+                .merge(delta);
+        }
+        for delta in per_user.values() {
             transaction.extend(stats_updates(&self.table, delta).map_err(Refused::Other)?);
         }
         let result = self
