@@ -312,9 +312,11 @@ mod tests {
 
         // Exactly at the limit fits; one byte more cannot be sent at all.
         let fixed = entry_size(&record(0));
-        let (fits, none) = chunks(std::slice::from_ref(&record(MAX_REQUEST_BYTES - fixed)));
+        let at_limit = [record(MAX_REQUEST_BYTES - fixed)];
+        let (fits, none) = chunks(&at_limit);
         assert_eq!((fits.len(), none.len()), (1, 0));
-        let (nothing, alone) = chunks(std::slice::from_ref(&record(MAX_REQUEST_BYTES - fixed + 1)));
+        let over_limit = [record(MAX_REQUEST_BYTES - fixed + 1)];
+        let (nothing, alone) = chunks(&over_limit);
         assert_eq!((nothing.len(), alone.len()), (0, 1));
     }
 }
