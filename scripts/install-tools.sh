@@ -9,7 +9,7 @@
 # prompts, and concurrent runs serialise on a lock file.
 #
 # Environment:
-#   PYTHON          interpreter used to create the venv (default: python3; needs >= 3.9)
+#   PYTHON          interpreter used to create the venv (default: python3; needs >= 3.10)
 #   ACTIVELOG_VENV  venv location (default: <repo>/.venv)
 #   FORCE=1         reinstall even when the stamp matches
 set -euo pipefail
@@ -27,8 +27,8 @@ log() { printf 'install-tools: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 command -v "$PYTHON" >/dev/null 2>&1 || die "$PYTHON not found (set PYTHON=/path/to/python3.11)"
-"$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 9) else 1)' \
-  || die "$("$PYTHON" -V 2>&1) is too old: the pinned aws-sam-cli needs Python >= 3.9"
+"$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' \
+  || die "$("$PYTHON" -V 2>&1) is too old: the pinned tools need Python >= 3.10"
 [ -f "$REQUIREMENTS" ] || die "missing $REQUIREMENTS"
 
 # What the stamp must equal: requirements content + interpreter, so a new Python rebuilds too.

@@ -8,21 +8,20 @@ use std::time::Duration;
 
 use activelog::adapters::dynamodb::DynamoDbStore;
 use activelog::adapters::eventbridge::EventBridgePublisher;
-use activelog::adapters::memory::{BatchHandler, RoutingRule, rules_from_template};
+use activelog::adapters::memory::{RoutingRule, rules_from_template};
 use activelog::adapters::sqs::SqsPoller;
 use activelog::adapters::system::{RandomIds, SystemClock};
 use activelog::application::{
-    ActivityError, ActivityService, CursorCodec, Outbox, OutboxRelay, RelayReport, RequestContext,
-    StatsStore, StatsUpdater,
+    AchievementRecorder, AchievementStore, ActivityError, ActivityService, CursorCodec, Outbox,
+    OutboxRelay, RelayReport, RequestContext, StatsStore, StatsUpdater,
 };
+use activelog::consumer::{AchievementsConsumer, StatsConsumer};
 use activelog::domain::{
-    ActivityPatch, ActivityTitle, ActivityType, CorrelationId, DomainEvent, PeriodKey, Version,
+    ActivityPatch, ActivityTitle, ActivityType, CorrelationId, Milestone, PeriodKey, Version,
 };
-use activelog_tests::activity_fixtures::{draft, user};
+use activelog_tests::activity_fixtures::{activity, created_record, draft, user};
 use activelog_tests::moto::{Clients, unique};
-use async_trait::async_trait;
 use aws_lambda_events::eventbridge::EventBridgeEvent;
-use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use time::macros::date;
 
 /// The template's routing rules when `template.yaml` is in the workspace, else the same two
@@ -52,6 +51,7 @@ struct Stack {
     store: DynamoDbStore,
     bus: String,
     stats_queue: String,
+    achievements_queue: String,
     service: ActivityService,
 }
 
@@ -68,13 +68,16 @@ impl Stack {
         let bus = unique("bus");
         let mut rules = Vec::new();
         let mut stats_queue = None;
+        let mut achievements_queue = None;
         for rule in routing_rules() {
             let (queue, _dlq) = clients
                 .create_queue_with_dlq(&unique(&rule.target_queue), 30, 5)
                 .await;
             let arn = clients.queue_arn(&queue).await;
-            if rule.target_queue == "StatsQueue" {
-                stats_queue = Some(queue);
+            match rule.target_queue.as_str() {
+                "StatsQueue" => stats_queue = Some(queue),
+                "AchievementsQueue" => achievements_queue = Some(queue),
+                _ => {}
             }
             rules.push((unique(&rule.name), rule.event_pattern, arn));
         }
@@ -97,6 +100,7 @@ impl Stack {
             store,
             bus,
             stats_queue: stats_queue.expect("a rule targets StatsQueue"),
+            achievements_queue: achievements_queue.expect("a rule targets AchievementsQueue"),
             service,
         }
     }
@@ -113,10 +117,32 @@ impl Stack {
         )
     }
 
+    async fn achievements_poller(&self) -> SqsPoller {
+        let store = Arc::new(self.store.clone());
+        let recorder = AchievementRecorder::new(
+            store.clone(),
+            store,
+            Arc::new(EventBridgePublisher::new(
+                self.clients.eventbridge.clone(),
+                &self.bus,
+            )),
+            Arc::new(SystemClock),
+            Arc::new(RandomIds),
+        );
+        SqsPoller::connect(
+            self.clients.sqs.clone(),
+            &self.achievements_queue,
+            Arc::new(AchievementsConsumer::new(recorder)),
+        )
+        .await
+        .unwrap()
+        .with_wait_time(Duration::from_secs(1))
+    }
+
     async fn stats_poller(&self) -> SqsPoller {
-        let handler = Arc::new(StatsConsumer {
-            updater: StatsUpdater::new(Arc::new(self.store.clone())),
-        });
+        let handler = Arc::new(StatsConsumer::new(StatsUpdater::new(Arc::new(
+            self.store.clone(),
+        ))));
         SqsPoller::connect(self.clients.sqs.clone(), &self.stats_queue, handler)
             .await
             .unwrap()
@@ -129,46 +155,6 @@ fn ctx(name: &str) -> RequestContext {
         user_id: user(name),
         correlation_id: CorrelationId::generate(),
         trace_header: None,
-    }
-}
-
-/// The stats consumer as the SQS edge will run it: EventBridge event in the body, the envelope in
-/// its `detail`. (The consumer edge itself is built on another branch; this is its minimum.)
-struct StatsConsumer {
-    updater: StatsUpdater,
-}
-
-#[async_trait]
-impl BatchHandler for StatsConsumer {
-    async fn handle_batch(&self, event: SqsEvent) -> SqsBatchResponse {
-        let mut ids = Vec::new();
-        let mut events: Vec<DomainEvent> = Vec::new();
-        let mut response = SqsBatchResponse::default();
-        for record in event.records {
-            let id = record.message_id.clone().unwrap_or_default();
-            let body: serde_json::Value =
-                serde_json::from_str(record.body.as_deref().unwrap_or_default())
-                    .unwrap_or_default();
-            match DomainEvent::from_value(body["detail"].clone()) {
-                Ok(decoded) => {
-                    ids.push(id);
-                    events.push(decoded);
-                }
-                Err(_) => {
-                    let mut failure = BatchItemFailure::default();
-                    failure.item_identifier = id;
-                    response.batch_item_failures.push(failure);
-                }
-            }
-        }
-        for (id, outcome) in ids.into_iter().zip(self.updater.apply(&events).await) {
-            if outcome.is_failure() {
-                let mut failure = BatchItemFailure::default();
-                failure.item_identifier = id;
-                response.batch_item_failures.push(failure);
-            }
-        }
-        response
     }
 }
 
@@ -390,7 +376,17 @@ async fn fault_a_publish_that_fails_after_the_transaction_is_relayed_and_applied
     // The consumer applies it; a redelivery of the same event changes nothing.
     let poller = stack.stats_poller().await;
     assert_eq!(poller.poll_once().await.unwrap(), 1);
-    let message = serde_json::json!({"detail": serde_json::from_str::<serde_json::Value>(&pending[0].detail).unwrap()});
+    let message = serde_json::json!({
+        "version": "0",
+        "id": "redelivered",
+        "detail-type": "activity.created",
+        "source": "activelog.activities",
+        "account": "123456789012",
+        "time": "2026-11-20T08:00:00Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": serde_json::from_str::<serde_json::Value>(&pending[0].detail).unwrap(),
+    });
     stack
         .clients
         .sqs
@@ -428,4 +424,115 @@ async fn the_scheduled_sample_event_runs_the_relay_as_expected() {
         let report = stack.relay().relay_pending().await.unwrap();
         assert_eq!(&serde_json::to_value(report).unwrap(), outcome, "{case}");
     }
+}
+
+#[tokio::test]
+async fn a_first_activity_is_counted_and_awarded_once_through_the_achievements_queue() {
+    let stack = Stack::new().await;
+    let alice = ctx("alice");
+    stack
+        .service
+        .create(
+            &alice,
+            draft(ActivityType::Running, date!(2026 - 11 - 20), 30),
+            None,
+        )
+        .await
+        .unwrap();
+    let poller = stack.achievements_poller().await;
+    assert_eq!(poller.poll_once().await.unwrap(), 1);
+    assert_eq!(
+        stack.clients.queue_depth(&stack.achievements_queue).await,
+        (0, 0)
+    );
+
+    let standing = stack.store.standing(&user("alice")).await.unwrap();
+    assert_eq!(
+        (standing.progress.activities, standing.progress.minutes),
+        (1, 30)
+    );
+    assert_eq!(
+        standing
+            .awards
+            .iter()
+            .map(|a| a.milestone)
+            .collect::<Vec<_>>(),
+        [Milestone::FirstActivity]
+    );
+    assert!(
+        stack
+            .store
+            .pending(
+                time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+                10
+            )
+            .await
+            .unwrap()
+            .is_empty(),
+        "the award's event was published and its outbox record removed"
+    );
+
+    // The same award again is refused by its condition; nothing changes.
+    let award = standing.awards[0].clone();
+    let record = created_record(&activity(
+        &user("alice"),
+        ActivityType::Running,
+        date!(2026 - 11 - 20),
+        30,
+    ));
+    assert_eq!(
+        stack.store.award(&award, &record).await.unwrap(),
+        activelog::application::AwardOutcome::AlreadyAwarded
+    );
+    assert_eq!(
+        stack.store.standing(&user("alice")).await.unwrap(),
+        standing
+    );
+    assert!(
+        stack
+            .store
+            .pending(
+                time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+                10
+            )
+            .await
+            .unwrap()
+            .is_empty(),
+        "no outbox record for a refused award"
+    );
+
+    // Progress counts an event once.
+    let event = activelog::domain::EventId::from_ulid(ulid::Ulid::new());
+    let added = activelog::domain::Progress {
+        activities: 1,
+        minutes: 10,
+        distance_m: 0,
+    };
+    use activelog::application::ApplyOutcome;
+    assert_eq!(
+        stack
+            .store
+            .record_progress("record-achievements", event, &user("alice"), &added)
+            .await
+            .unwrap(),
+        ApplyOutcome::Applied
+    );
+    assert_eq!(
+        stack
+            .store
+            .record_progress("record-achievements", event, &user("alice"), &added)
+            .await
+            .unwrap(),
+        ApplyOutcome::Duplicate
+    );
+    assert_eq!(
+        stack
+            .store
+            .standing(&user("alice"))
+            .await
+            .unwrap()
+            .progress
+            .minutes,
+        40
+    );
 }

@@ -83,6 +83,8 @@ async fn aws_mode_reads_its_resources_and_endpoint_from_the_environment() {
     assert_eq!(relay.relay_pending().await.unwrap().failed, 0);
     startup::stats_queries().await.unwrap();
     startup::stats_updater().await.unwrap();
+    startup::achievement_recorder().await.unwrap();
+    startup::achievement_queries().await.unwrap();
     let store = startup::aws::dynamodb_store(&activelog::configuration::Settings::from_env())
         .await
         .unwrap();

@@ -11,6 +11,8 @@
 pub mod adapters;
 pub mod application;
 pub mod configuration;
+pub mod consumer;
 pub mod domain;
+pub mod http;
 pub mod startup;
 pub mod telemetry;

@@ -8,12 +8,13 @@ use std::sync::Arc;
 use time::Duration;
 
 use crate::adapters::memory::{
-    BusRule, MemoryActivityStore, MemoryEventBus, MemoryQueue, MemoryStatsStore, QueueSettings,
-    RoutingRule,
+    BusRule, MemoryAchievementStore, MemoryActivityStore, MemoryEventBus, MemoryQueue,
+    MemoryStatsStore, QueueSettings, RoutingRule,
 };
 use crate::adapters::system::{RandomIds, SystemClock};
 use crate::application::{
-    ActivityService, Clock, CursorCodec, IdGenerator, OutboxRelay, StatsQueries, StatsUpdater,
+    AchievementQueries, AchievementRecorder, ActivityService, Clock, CursorCodec, IdGenerator,
+    OutboxRelay, StatsQueries, StatsUpdater,
 };
 use crate::configuration::{AdapterMode, ConfigError, Settings};
 use crate::domain::Activity;
@@ -43,6 +44,10 @@ pub struct InMemoryStack {
     pub stats: StatsQueries,
     pub stats_updater: StatsUpdater,
     pub relay: OutboxRelay,
+    /// Achievement progress and awards; award events go to `activity_store`'s outbox.
+    pub achievement_store: Arc<MemoryAchievementStore>,
+    pub achievement_recorder: AchievementRecorder,
+    pub achievements: AchievementQueries,
 }
 
 /// How the in-memory queues behave; the template's values by default.
@@ -114,7 +119,18 @@ impl InMemoryStack {
             clock.clone(),
             Duration::seconds(5),
         );
+        let achievement_store = Arc::new(MemoryAchievementStore::new(activity_store.clone()));
+        let achievement_recorder = AchievementRecorder::new(
+            achievement_store.clone(),
+            activity_store.clone(),
+            bus.clone(),
+            clock.clone(),
+            ids.clone(),
+        );
         Ok(Self {
+            achievements: AchievementQueries::new(achievement_store.clone()),
+            achievement_recorder,
+            achievement_store,
             stats: StatsQueries::new(stats_store.clone()),
             stats_updater: StatsUpdater::new(stats_store.clone()),
             clock,
@@ -214,6 +230,24 @@ pub async fn stats_updater() -> Result<StatsUpdater, StartupError> {
     match settings.adapter_mode()? {
         AdapterMode::Memory => Ok(memory_stack(&settings)?.stats_updater),
         AdapterMode::Aws => aws::stats_updater(&settings).await,
+    }
+}
+
+/// The achievements consumer's use case for `record-achievements`.
+pub async fn achievement_recorder() -> Result<AchievementRecorder, StartupError> {
+    let settings = Settings::from_env();
+    match settings.adapter_mode()? {
+        AdapterMode::Memory => Ok(memory_stack(&settings)?.achievement_recorder),
+        AdapterMode::Aws => aws::achievement_recorder(&settings).await,
+    }
+}
+
+/// Achievement reads for `get-achievements`.
+pub async fn achievement_queries() -> Result<AchievementQueries, StartupError> {
+    let settings = Settings::from_env();
+    match settings.adapter_mode()? {
+        AdapterMode::Memory => Ok(memory_stack(&settings)?.achievements),
+        AdapterMode::Aws => aws::achievement_queries(&settings).await,
     }
 }
 
@@ -327,6 +361,29 @@ pub mod aws {
         Ok(StatsUpdater::new(Arc::new(dynamodb_store(settings).await?)))
     }
 
+    pub async fn achievement_recorder<F: Fn(&str) -> Option<String>>(
+        settings: &Settings<F>,
+    ) -> Result<AchievementRecorder, StartupError> {
+        settings.event_bus_name()?;
+        let store = Arc::new(dynamodb_store(settings).await?);
+        let publisher = Arc::new(event_publisher(settings).await?);
+        Ok(AchievementRecorder::new(
+            store.clone(),
+            store,
+            publisher,
+            Arc::new(SystemClock),
+            Arc::new(RandomIds),
+        ))
+    }
+
+    pub async fn achievement_queries<F: Fn(&str) -> Option<String>>(
+        settings: &Settings<F>,
+    ) -> Result<AchievementQueries, StartupError> {
+        Ok(AchievementQueries::new(Arc::new(
+            dynamodb_store(settings).await?,
+        )))
+    }
+
     pub async fn outbox_relay<F: Fn(&str) -> Option<String>>(
         settings: &Settings<F>,
         grace: Duration,
@@ -371,6 +428,18 @@ mod aws {
     pub async fn stats_updater<F: Fn(&str) -> Option<String>>(
         _settings: &Settings<F>,
     ) -> Result<StatsUpdater, StartupError> {
+        Err(unavailable())
+    }
+
+    pub async fn achievement_recorder<F: Fn(&str) -> Option<String>>(
+        _settings: &Settings<F>,
+    ) -> Result<AchievementRecorder, StartupError> {
+        Err(unavailable())
+    }
+
+    pub async fn achievement_queries<F: Fn(&str) -> Option<String>>(
+        _settings: &Settings<F>,
+    ) -> Result<AchievementQueries, StartupError> {
         Err(unavailable())
     }
 

@@ -1,1 +1,15 @@
-fn main() {}
+//! `get-activity`: one route of the HTTP API. Builds the activity use cases once per execution
+//! environment and hands every request to `activelog::http::get_activity`.
+
+use activelog::telemetry::{self, LogFormat};
+use lambda_http::{Error, Request, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init(LogFormat::Json);
+    let service = activelog::startup::activity_service().await?;
+    lambda_http::run(service_fn(|request: Request| async {
+        Ok::<_, Error>(activelog::http::get_activity(&service, request).await)
+    }))
+    .await
+}

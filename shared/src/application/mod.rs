@@ -1,6 +1,8 @@
 //! The application layer: use cases and the ports they need. A use case is plain async Rust over
 //! trait objects, so it runs the same behind API Gateway, in the local stack and in tests.
 
+pub mod achievement_store;
+pub mod achievements;
 pub mod activities;
 pub mod errors;
 pub mod outbox_relay;
@@ -9,6 +11,10 @@ pub mod ports;
 pub mod stats;
 pub mod stats_updater;
 
+pub use achievement_store::{AchievementStanding, AchievementStore, Award, AwardOutcome};
+pub use achievements::{
+    ACHIEVEMENTS_CONSUMER, AchievementQueries, AchievementRecorder, Counting, Recorded,
+};
 pub use activities::{
     ActivityService, CreateOutcome, IdempotentRequest, ListRequest, ListedActivities,
     RequestContext,

@@ -30,13 +30,20 @@ impl EventId {
         Self(ulid)
     }
 
-    pub fn parse(raw: &str) -> Result<Self, ulid::DecodeError> {
-        Ulid::from_string(raw).map(Self)
+    pub fn parse(raw: &str) -> Result<Self, InvalidEventId> {
+        super::fields::parse_ulid(raw)
+            .map(Self)
+            .ok_or(InvalidEventId)
     }
 }
 
+/// An event id that is not a canonical ULID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("event_id must be a 26-character ULID")]
+pub struct InvalidEventId;
+
 impl TryFrom<String> for EventId {
-    type Error = ulid::DecodeError;
+    type Error = InvalidEventId;
     fn try_from(raw: String) -> Result<Self, Self::Error> {
         Self::parse(&raw)
     }

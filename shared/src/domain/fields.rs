@@ -73,9 +73,9 @@ impl ActivityId {
     }
 
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
-        Ulid::from_string(raw)
+        parse_ulid(raw)
             .map(Self)
-            .map_err(|_| FieldError::new("id", "must be a 26-character ULID"))
+            .ok_or_else(|| FieldError::new("id", "must be a 26-character ULID"))
     }
 }
 
@@ -96,6 +96,15 @@ impl fmt::Display for ActivityId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.0)
     }
+}
+
+/// Parses a canonical ULID. The decoder alone accepts a first character above `7`, which overflows
+/// 128 bits and silently aliases a smaller id; such strings are not ULIDs.
+pub(crate) fn parse_ulid(raw: &str) -> Option<Ulid> {
+    if raw.len() != 26 || !matches!(raw.as_bytes()[0], b'0'..=b'7') {
+        return None;
+    }
+    Ulid::from_string(raw).ok()
 }
 
 /// What kind of activity it was. Statistics are broken down by this.
@@ -711,6 +720,11 @@ mod tests {
     fn ids_parse() {
         assert!(ActivityId::parse("01JDQ7Z8R0A4X6T3V9N2B5C7D1").is_ok());
         assert_eq!(ActivityId::parse("nope").unwrap_err().field, "id");
+        assert!(ActivityId::parse("7ZZZZZZZZZZZZZZZZZZZZZZZZZ").is_ok());
+        assert!(
+            ActivityId::parse("ZZZZZZZZZZZZZZZZZZZZZZZZZZ").is_err(),
+            "overflows 128 bits"
+        );
         assert!(UserId::parse("").is_err());
         assert!(UserId::parse("a b").is_err());
         assert!(CorrelationId::parse("abc-123").is_ok());

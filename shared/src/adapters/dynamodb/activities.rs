@@ -78,7 +78,10 @@ impl DynamoDbStore {
     }
 
     /// The outbox record of a change: a new item, never an overwrite (event ids are unique).
-    fn outbox_put(&self, record: &OutboxRecord) -> Result<TransactWriteItem, StoreError> {
+    pub(super) fn outbox_put(
+        &self,
+        record: &OutboxRecord,
+    ) -> Result<TransactWriteItem, StoreError> {
         let put = self.put(items::outbox_item(record)?, "attribute_not_exists(PK)")?;
         Ok(TransactWriteItem::builder().put(put).build())
     }

@@ -1,6 +1,8 @@
 //! The DynamoDB adapter: activities, outbox records, idempotency records, statistics and
 //! processed-event markers, all in one table (single-table design, see `docs/data-model.md`).
 //!
+//! It also implements `AchievementStore` (progress and awards in the user's partition).
+//!
 //! One table because the writes that must be atomic span item types: an activity and its outbox
 //! record (and its idempotency record) are one `TransactWriteItems`; a batch of processed-event
 //! markers and the statistics they add up to are another. Conditions inside those transactions
@@ -8,6 +10,7 @@
 //! transaction is read item by item (`CancellationReasons`) to tell the use case which rule was
 //! broken, so a broken rule is a domain answer (conflict, not found, duplicate), never a 500.
 
+mod achievements;
 mod activities;
 mod items;
 mod stats;

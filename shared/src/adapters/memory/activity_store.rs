@@ -86,6 +86,12 @@ impl MemoryActivityStore {
         self.lock().activities.values().cloned().collect()
     }
 
+    /// Adds an outbox record written by another store of the same table (the achievement awards),
+    /// which calls it inside its own critical section.
+    pub(crate) fn put_outbox_record(&self, record: OutboxRecord) {
+        self.lock().outbox.insert(record.event_id, record);
+    }
+
     /// Every outbox record still pending, whatever its age.
     pub fn outbox_records(&self) -> Vec<OutboxRecord> {
         self.lock().outbox.values().cloned().collect()

@@ -6,6 +6,7 @@
 //! Each adapter keeps a call log, so tests can count the writes an operation costs, and can be told
 //! to fail, so tests can prove what happens when AWS does.
 
+pub mod achievement_store;
 pub mod activity_store;
 pub mod clock;
 pub mod event_bus;
@@ -14,6 +15,7 @@ pub mod queue;
 pub mod routing;
 pub mod stats_store;
 
+pub use achievement_store::{AchievementStoreCall, MemoryAchievementStore};
 pub use activity_store::{ActivityStoreCall, MemoryActivityStore};
 pub use clock::{ManualClock, SequentialIds};
 pub use event_bus::{BusRule, MemoryEventBus};

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The whole test suite, exactly as CI runs it (.ci/run calls this script and nothing else).
+#
+#   1. installs the pinned tools the tests need into .venv/ (moto, cfn-lint, SAM CLI, cargo-lambda)
+#   2. cargo fmt --check and clippy with warnings denied
+#   3. cargo test for the whole workspace: unit, property, in-memory integration, local-stack
+#      end-to-end, and the AWS adapters against a moto server the tests start on loopback
+#   4. template lint and validation (cfn-lint + serverless rules, sam validate --lint)
+#   5. every sample event through its function binary with cargo-lambda's emulator
+#   6. the benchmarks in smoke mode (they run; they are not timed here)
+#
+# Stops at the first failing step and exits non-zero.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "tools (pinned, into .venv)"
+bash scripts/install-tools.sh
+
+step "format"
+cargo fmt --all -- --check
+
+step "clippy (warnings denied)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "tests"
+cargo test --workspace --locked
+
+step "template lint and validation"
+bash scripts/lint-template.sh
+
+for optional in scripts/invoke-samples.sh scripts/bench.sh; do
+  if [ -f "$optional" ]; then
+    case "$optional" in
+      *invoke-samples.sh) step "sample events through cargo lambda invoke"; bash "$optional" ;;
+      *bench.sh) step "benchmarks (smoke)"; bash "$optional" --smoke ;;
+    esac
+  fi
+done
+
+step "all checks passed"

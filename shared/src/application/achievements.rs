@@ -1,0 +1,195 @@
+//! Awarding milestones: the second consumer of `activity.created`, showing fan-out. It needs no
+//! ordering and survives a crash at any point, in two steps:
+//!
+//! 1. count the event: record its id as processed and add the activity to the user's progress, in
+//!    one atomic write (a redelivery is recognised and adds nothing);
+//! 2. award every milestone the progress has reached and the user does not have yet: each award is
+//!    written with the outbox record of its `achievement.unlocked` event atomically and only once,
+//!    then published at once (the outbox relay publishes whatever that misses).
+//!
+//! Step 2 also runs when step 1 finds a duplicate, so a crash between the steps is repaired by the
+//! redelivery of the same message. An award depends only on the progress sum, never on which event
+//! crossed the threshold, so concurrent consumers at worst race for the same award, and the
+//! conditional write lets exactly one of them make it.
+
+use std::sync::Arc;
+
+use crate::domain::{DomainEvent, EventId, EventPayload, Milestone, Progress};
+
+use super::achievement_store::{AchievementStanding, AchievementStore, Award, AwardOutcome};
+use super::activities::RequestContext;
+use super::errors::ActivityError;
+use super::ports::{
+    ApplyOutcome, Clock, EventPublisher, IdGenerator, Outbox, OutboxRecord, StoreError,
+};
+
+/// The name the achievements consumer's processed-event markers are kept under.
+pub const ACHIEVEMENTS_CONSUMER: &str = "record-achievements";
+
+/// What step 1 did with an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counting {
+    /// Added to the user's progress.
+    Counted,
+    /// Counted before (a redelivery or a duplicate); nothing added.
+    Duplicate,
+    /// Not an event progress counts (only `activity.created` is).
+    NotCounted,
+}
+
+/// What became of one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    pub counting: Counting,
+    /// Milestones awarded while handling this event.
+    pub unlocked: Vec<Milestone>,
+}
+
+#[derive(Clone)]
+pub struct AchievementRecorder {
+    store: Arc<dyn AchievementStore>,
+    outbox: Arc<dyn Outbox>,
+    publisher: Arc<dyn EventPublisher>,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdGenerator>,
+}
+
+impl AchievementRecorder {
+    pub fn new(
+        store: Arc<dyn AchievementStore>,
+        outbox: Arc<dyn Outbox>,
+        publisher: Arc<dyn EventPublisher>,
+        clock: Arc<dyn Clock>,
+        ids: Arc<dyn IdGenerator>,
+    ) -> Self {
+        Self {
+            store,
+            outbox,
+            publisher,
+            clock,
+            ids,
+        }
+    }
+
+    /// Counts one event and awards what it (or an earlier, interrupted attempt) made due. A store
+    /// failure is returned so that the message is retried; nothing counted twice on the retry.
+    pub async fn record(&self, event: &DomainEvent) -> Result<Recorded, StoreError> {
+        let EventPayload::ActivityCreated { facts, .. } = &event.payload else {
+            return Ok(Recorded {
+                counting: Counting::NotCounted,
+                unlocked: Vec::new(),
+            });
+        };
+        let counting = match self
+            .store
+            .record_progress(
+                ACHIEVEMENTS_CONSUMER,
+                event.event_id,
+                &event.user_id,
+                &Progress::of(facts),
+            )
+            .await?
+        {
+            ApplyOutcome::Applied => Counting::Counted,
+            ApplyOutcome::Duplicate => {
+                tracing::info!(event_id = %event.event_id, "event counted before; checking for awards still due");
+                Counting::Duplicate
+            }
+        };
+        let unlocked = self.award_due(event).await?;
+        Ok(Recorded { counting, unlocked })
+    }
+
+    /// Step 2: awards every milestone reached and not yet awarded, then publishes the awards'
+    /// events. Awards written before a failure are still published before the error is returned.
+    async fn award_due(&self, cause: &DomainEvent) -> Result<Vec<Milestone>, StoreError> {
+        let standing = self.store.standing(&cause.user_id).await?;
+        let mut unlocked = Vec::new();
+        let mut committed = Vec::new();
+        let mut failure = None;
+        for milestone in standing.due() {
+            let event = self.unlocked_event(cause, milestone);
+            let record = OutboxRecord::for_event(&event, None);
+            let award = Award {
+                user_id: cause.user_id.clone(),
+                milestone,
+                event_id: event.event_id,
+                awarded_at: event.occurred_at,
+            };
+            match self.store.award(&award, &record).await {
+                Ok(AwardOutcome::Awarded) => {
+                    tracing::info!(achievement = milestone.id(), event_id = %event.event_id, "achievement unlocked");
+                    unlocked.push(milestone);
+                    committed.push(record);
+                }
+                // A concurrent consumer made this award first; its event is on its way.
+                Ok(AwardOutcome::AlreadyAwarded) => {}
+                Err(error) => {
+                    failure = Some(error);
+                    break;
+                }
+            }
+        }
+        self.publish_now(committed).await;
+        match failure {
+            Some(error) => Err(error),
+            None => Ok(unlocked),
+        }
+    }
+
+    fn unlocked_event(&self, cause: &DomainEvent, milestone: Milestone) -> DomainEvent {
+        DomainEvent {
+            event_id: EventId::from_ulid(self.ids.next_ulid()),
+            occurred_at: self.clock.now(),
+            // An achievement is about the user, not about one activity.
+            aggregate_id: cause.user_id.as_str().to_owned(),
+            user_id: cause.user_id.clone(),
+            // The award is a consequence of the request that recorded the activity.
+            correlation_id: cause.correlation_id.clone(),
+            payload: EventPayload::AchievementUnlocked {
+                achievement: milestone.id().to_owned(),
+                description: milestone.description().to_owned(),
+            },
+        }
+    }
+
+    /// Publishes committed events and removes the outbox records the bus accepted. Failures are
+    /// logged and left to the outbox relay: the awards are already durable.
+    async fn publish_now(&self, records: Vec<OutboxRecord>) {
+        if records.is_empty() {
+            return;
+        }
+        match self.publisher.publish(&records).await {
+            Ok(report) => {
+                for failed in &report.failed {
+                    tracing::warn!(event_id = %failed.event_id, code = %failed.error_code, message = %failed.error_message, "event not accepted by the bus; left in the outbox for the relay");
+                }
+                let accepted = report.accepted(&records);
+                if !accepted.is_empty()
+                    && let Err(error) = self.outbox.acknowledge(&accepted).await
+                {
+                    tracing::warn!(%error, "events published but outbox records not removed; the relay will publish them again");
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, events = records.len(), "publishing failed; left in the outbox for the relay");
+            }
+        }
+    }
+}
+
+/// Reading a user's achievements, for `GET /achievements`.
+#[derive(Clone)]
+pub struct AchievementQueries {
+    store: Arc<dyn AchievementStore>,
+}
+
+impl AchievementQueries {
+    pub fn new(store: Arc<dyn AchievementStore>) -> Self {
+        Self { store }
+    }
+
+    pub async fn get(&self, ctx: &RequestContext) -> Result<AchievementStanding, ActivityError> {
+        Ok(self.store.standing(&ctx.user_id).await?)
+    }
+}

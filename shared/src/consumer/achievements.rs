@@ -1,0 +1,66 @@
+//! The achievements consumer's edge (`record-achievements`): each message is read and recorded on
+//! its own, inside its own span, because awards depend on the progress each event leaves behind.
+
+use async_trait::async_trait;
+use tracing::Instrument;
+
+use crate::adapters::memory::BatchHandler;
+use crate::application::{AchievementRecorder, Counting};
+
+use super::message::Received;
+use super::report::{BatchReport, MessageOutcome};
+use super::{SqsBatchResponse, SqsEvent};
+
+/// The function name metrics are reported under.
+const FUNCTION: &str = "record-achievements";
+
+#[derive(Clone)]
+pub struct AchievementsConsumer {
+    recorder: AchievementRecorder,
+}
+
+impl AchievementsConsumer {
+    pub fn new(recorder: AchievementRecorder) -> Self {
+        Self { recorder }
+    }
+
+    /// What Lambda gets back: the messages to retry.
+    pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
+        self.process(event).await.response()
+    }
+
+    /// Handles a batch and says what became of each message.
+    pub async fn process(&self, event: SqsEvent) -> BatchReport {
+        let mut report = BatchReport::default();
+        for (index, message) in event.records.iter().enumerate() {
+            let received = Received::new(index, message);
+            let outcome = match received.span.in_scope(|| received.read(message)) {
+                Err(poison) => MessageOutcome::Failed(poison.into()),
+                Ok(event) => match self
+                    .recorder
+                    .record(&event)
+                    .instrument(received.span.clone())
+                    .await
+                {
+                    Ok(recorded) if recorded.counting == Counting::Duplicate => {
+                        MessageOutcome::Duplicate
+                    }
+                    Ok(_) => MessageOutcome::Processed,
+                    Err(error) => MessageOutcome::Failed(error.into()),
+                },
+            };
+            received
+                .span
+                .in_scope(|| report.record(index, &received.message_id, outcome));
+        }
+        report.emit_metrics(FUNCTION);
+        report
+    }
+}
+
+#[async_trait]
+impl BatchHandler for AchievementsConsumer {
+    async fn handle_batch(&self, event: SqsEvent) -> SqsBatchResponse {
+        self.handle(event).await
+    }
+}

@@ -1,0 +1,370 @@
+//! The JSON shapes of the API, in snake_case and in the domain's words: what a client sends to
+//! create or change an activity, and what it gets back (an activity, a page of them, statistics).
+//!
+//! Incoming shapes are deliberately loose in *values* and strict in *structure*: unknown fields
+//! and wrong JSON types fail serde (400), while every field is read as an `Option` so that all
+//! missing and out-of-range values are collected into one 422 answer instead of one per retry.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Deserializer, Serialize};
+use time::{Date, OffsetDateTime};
+
+use crate::application::ListedActivities;
+use crate::domain::{
+    Activity, ActivityDate, ActivityDraft, ActivityPatch, ActivityTitle, ActivityType, Calories,
+    Change, Distance, DurationMinutes, FieldError, FreeText, Tags, Totals, UserStats,
+    ValidationErrors,
+};
+
+/// An activity as the API returns it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ActivityJson {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub activity_type: ActivityType,
+    pub title: String,
+    pub description: Option<String>,
+    pub notes: Option<String>,
+    pub duration_minutes: u32,
+    pub distance_km: Option<f64>,
+    pub calories_burned: Option<u32>,
+    pub tags: Vec<String>,
+    pub activity_date: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    pub version: u64,
+}
+
+impl From<&Activity> for ActivityJson {
+    fn from(a: &Activity) -> Self {
+        Self {
+            id: a.id.to_string(),
+            activity_type: a.activity_type,
+            title: a.title.as_str().to_owned(),
+            description: a.description.as_ref().map(|t| t.as_str().to_owned()),
+            notes: a.notes.as_ref().map(|t| t.as_str().to_owned()),
+            duration_minutes: a.duration.get(),
+            distance_km: a.distance.map(Distance::km),
+            calories_burned: a.calories.map(Calories::get),
+            tags: a.tags.to_strings(),
+            activity_date: a.activity_date.to_string(),
+            created_at: a.created_at,
+            updated_at: a.updated_at,
+            version: a.version.get(),
+        }
+    }
+}
+
+/// One page of a listing; `next_cursor` is `null` on the last page.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ActivityPageJson {
+    pub items: Vec<ActivityJson>,
+    pub next_cursor: Option<String>,
+}
+
+impl From<&ListedActivities> for ActivityPageJson {
+    fn from(page: &ListedActivities) -> Self {
+        Self {
+            items: page.items.iter().map(ActivityJson::from).collect(),
+            next_cursor: page.next_cursor.clone(),
+        }
+    }
+}
+
+/// Sums over a period, in the units clients use.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TotalsJson {
+    pub activities: i64,
+    pub duration_minutes: i64,
+    pub distance_km: f64,
+    pub calories_burned: i64,
+}
+
+impl From<&Totals> for TotalsJson {
+    fn from(t: &Totals) -> Self {
+        Self {
+            activities: t.activities,
+            duration_minutes: t.minutes,
+            // Metres are exact integers; the division happens once, here.
+            distance_km: t.distance_m as f64 / 1000.0,
+            calories_burned: t.calories,
+        }
+    }
+}
+
+/// A user's statistics for one period (`all`, `2026-W48` or `2026-11`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StatsJson {
+    pub period: String,
+    pub totals: TotalsJson,
+    pub by_type: BTreeMap<&'static str, TotalsJson>,
+}
+
+impl From<&UserStats> for StatsJson {
+    fn from(s: &UserStats) -> Self {
+        Self {
+            period: s.period.to_string(),
+            totals: TotalsJson::from(&s.totals),
+            by_type: s
+                .by_type
+                .iter()
+                .map(|(t, totals)| (t.as_str(), TotalsJson::from(totals)))
+                .collect(),
+        }
+    }
+}
+
+/// The body of `POST /activities`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a JSON object with the fields of an activity"
+)]
+pub struct NewActivityJson {
+    #[serde(rename = "type")]
+    pub activity_type: Option<String>,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub notes: Option<String>,
+    pub duration_minutes: Option<serde_json::Number>,
+    pub distance_km: Option<f64>,
+    pub calories_burned: Option<serde_json::Number>,
+    pub tags: Option<Vec<String>>,
+    pub activity_date: Option<String>,
+}
+
+fn required<T>(field: &str, value: Option<T>) -> Result<T, FieldError> {
+    value.ok_or_else(|| FieldError::new(field, "is required"))
+}
+
+/// A JSON number as a whole, non-negative count; the domain type then checks the range.
+fn whole_number(field: &str, number: &serde_json::Number) -> Result<u32, FieldError> {
+    match (number.as_u64(), number.as_i64()) {
+        // Saturating keeps a huge number huge, so the domain's range message applies.
+        (Some(n), _) => Ok(u32::try_from(n).unwrap_or(u32::MAX)),
+        (None, Some(_)) => Err(FieldError::new(field, "must not be negative")),
+        (None, None) => Err(FieldError::new(field, "must be a whole number")),
+    }
+}
+
+impl NewActivityJson {
+    /// Parses every field, collecting every error; `today` bounds `activity_date`.
+    pub fn into_draft(self, today: Date) -> Result<ActivityDraft, ValidationErrors> {
+        let mut e = ValidationErrors::default();
+        let activity_type = e
+            .collect(required("type", self.activity_type))
+            .and_then(|raw| e.collect(ActivityType::parse(&raw)));
+        let title = e
+            .collect(required("title", self.title))
+            .and_then(|raw| e.collect(ActivityTitle::parse(&raw)));
+        let description = self
+            .description
+            .and_then(|raw| e.collect(FreeText::parse("description", &raw)));
+        let notes = self
+            .notes
+            .and_then(|raw| e.collect(FreeText::parse("notes", &raw)));
+        let duration = e
+            .collect(required("duration_minutes", self.duration_minutes))
+            .and_then(|n| e.collect(whole_number("duration_minutes", &n)))
+            .and_then(|n| e.collect(DurationMinutes::parse(n)));
+        let distance = self
+            .distance_km
+            .and_then(|km| e.collect(Distance::from_km(km)));
+        let calories = self
+            .calories_burned
+            .and_then(|n| e.collect(whole_number("calories_burned", &n)))
+            .and_then(|n| e.collect(Calories::parse(n)));
+        let tags = match self.tags {
+            None => Some(Tags::default()),
+            Some(raw) => e.collect(Tags::parse(&raw)),
+        };
+        let activity_date = e
+            .collect(required("activity_date", self.activity_date))
+            .and_then(|raw| e.collect(ActivityDate::parse(&raw, today)));
+        // Any error, including one in an optional field, fails the whole draft.
+        e.into_result()?;
+        match (activity_type, title, duration, tags, activity_date) {
+            (Some(activity_type), Some(title), Some(duration), Some(tags), Some(activity_date)) => {
+                Ok(ActivityDraft {
+                    activity_type,
+                    title,
+                    description,
+                    notes,
+                    duration,
+                    distance,
+                    calories,
+                    tags,
+                    activity_date,
+                })
+            }
+            // Unreachable while every `None` above records an error; kept total instead of panicking.
+            _ => Err(FieldError::new("body", "is incomplete").into()),
+        }
+    }
+}
+
+/// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`), which JSON
+/// merge patch gives different meanings: keep versus clear.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// The body of `PATCH /activities/{id}`: a JSON merge patch (RFC 7396). An absent field is kept,
+/// `null` clears an optional field, and a required field cannot be cleared.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a JSON object with the fields of an activity to change"
+)]
+pub struct ActivityPatchJson {
+    #[serde(rename = "type", default, deserialize_with = "present")]
+    pub activity_type: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub title: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub description: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub notes: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub duration_minutes: Option<Option<serde_json::Number>>,
+    #[serde(default, deserialize_with = "present")]
+    pub distance_km: Option<Option<f64>>,
+    #[serde(default, deserialize_with = "present")]
+    pub calories_burned: Option<Option<serde_json::Number>>,
+    #[serde(default, deserialize_with = "present")]
+    pub tags: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "present")]
+    pub activity_date: Option<Option<String>>,
+}
+
+/// A required field in a patch: absent keeps it, `null` is an error, a value replaces it.
+fn replace<R, T>(
+    e: &mut ValidationErrors,
+    field: &str,
+    raw: Option<Option<R>>,
+    parse: impl FnOnce(R) -> Result<T, FieldError>,
+) -> Option<T> {
+    match raw {
+        None => None,
+        Some(None) => {
+            e.push(FieldError::new(
+                field,
+                "is required and cannot be cleared with null",
+            ));
+            None
+        }
+        Some(Some(raw)) => e.collect(parse(raw)),
+    }
+}
+
+/// An optional field in a patch: absent keeps it, `null` clears it, a value replaces it.
+fn change<R, T>(
+    e: &mut ValidationErrors,
+    raw: Option<Option<R>>,
+    parse: impl FnOnce(R) -> Result<T, FieldError>,
+) -> Change<T> {
+    match raw {
+        None => Change::Keep,
+        Some(None) => Change::Clear,
+        Some(Some(raw)) => e.collect(parse(raw)).map_or(Change::Keep, Change::Set),
+    }
+}
+
+impl ActivityPatchJson {
+    pub fn into_patch(self, today: Date) -> Result<ActivityPatch, ValidationErrors> {
+        let mut e = ValidationErrors::default();
+        let patch = ActivityPatch {
+            activity_type: replace(&mut e, "type", self.activity_type, |raw| {
+                ActivityType::parse(&raw)
+            }),
+            title: replace(&mut e, "title", self.title, |raw| {
+                ActivityTitle::parse(&raw)
+            }),
+            description: change(&mut e, self.description, |raw| {
+                FreeText::parse("description", &raw)
+            }),
+            notes: change(&mut e, self.notes, |raw| FreeText::parse("notes", &raw)),
+            duration: replace(&mut e, "duration_minutes", self.duration_minutes, |n| {
+                DurationMinutes::parse(whole_number("duration_minutes", &n)?)
+            }),
+            distance: change(&mut e, self.distance_km, Distance::from_km),
+            calories: change(&mut e, self.calories_burned, |n| {
+                Calories::parse(whole_number("calories_burned", &n)?)
+            }),
+            tags: change(&mut e, self.tags, |raw| Tags::parse(&raw)),
+            activity_date: replace(&mut e, "activity_date", self.activity_date, |raw| {
+                ActivityDate::parse(&raw, today)
+            }),
+        };
+        e.into_result().map(|()| patch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::date;
+
+    const TODAY: Date = date!(2026 - 11 - 26);
+
+    #[test]
+    fn a_draft_reports_every_bad_field_at_once() {
+        let body: NewActivityJson = serde_json::from_str(
+            r#"{"type":"surfing","duration_minutes":-3,"calories_burned":1.5,"distance_km":-1,
+                "activity_date":"2026-12-25","tags":["a","a"]}"#,
+        )
+        .unwrap();
+        let errors = body.into_draft(TODAY).unwrap_err();
+        let fields: Vec<&str> = errors.errors().iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "type",
+                "title",
+                "duration_minutes",
+                "distance_km",
+                "calories_burned",
+                "tags[1]",
+                "activity_date"
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_fields_and_wrong_types_fail_to_parse() {
+        let unknown = serde_json::from_str::<NewActivityJson>(r#"{"user_id":"bob"}"#).unwrap_err();
+        assert!(
+            unknown.to_string().contains("unknown field `user_id`"),
+            "{unknown}"
+        );
+        let wrong =
+            serde_json::from_str::<NewActivityJson>(r#"{"duration_minutes":"30"}"#).unwrap_err();
+        assert!(wrong.to_string().contains("line 1"), "{wrong}");
+        let not_object = serde_json::from_str::<ActivityPatchJson>(r#""run""#).unwrap_err();
+        assert!(
+            not_object.to_string().contains("a JSON object"),
+            "{not_object}"
+        );
+    }
+
+    #[test]
+    fn a_patch_tells_absent_from_null() {
+        let patch: ActivityPatchJson =
+            serde_json::from_str(r#"{"notes":null,"distance_km":3.5}"#).unwrap();
+        let patch = patch.into_patch(TODAY).unwrap();
+        assert_eq!(patch.notes, Change::Clear);
+        assert_eq!(patch.description, Change::Keep);
+        assert_eq!(patch.distance, Change::Set(Distance::from_km(3.5).unwrap()));
+        let clearing_required: ActivityPatchJson =
+            serde_json::from_str(r#"{"title":null,"duration_minutes":null}"#).unwrap();
+        let errors = clearing_required.into_patch(TODAY).unwrap_err();
+        assert_eq!(errors.errors().len(), 2);
+    }
+}

@@ -1,0 +1,119 @@
+//! Every HTTP sample event in `events/<function>/` (the files `sam local invoke -e` and
+//! `cargo lambda invoke --data-file` take) runs through its function's handler over the in-memory
+//! system seeded with `events/seed.json`, and answers as `expected.json` says. A sample without an
+//! expectation, or an expectation without a sample, fails the test.
+
+use activelog::http::ROUTES;
+use activelog_tests::http::{Sample, contains, samples};
+
+#[tokio::test]
+async fn every_sample_answers_as_expected() {
+    let samples = samples();
+    assert!(samples.len() >= 40, "only {} samples", samples.len());
+    let mut failures = Vec::new();
+    for sample in &samples {
+        let label = format!("events/{}/{}", sample.function.name(), sample.name);
+        let response = sample.run().await;
+        let status = sample.expected["status"].as_u64().expect("status") as u16;
+        if response.status != status {
+            failures.push(format!(
+                "{label}: status {} ≠ {status}: {}",
+                response.status, response.text
+            ));
+            continue;
+        }
+        if let Some(problem_type) = sample.expected.get("type") {
+            if response.body["type"] != *problem_type {
+                failures.push(format!(
+                    "{label}: type {} ≠ {problem_type}",
+                    response.body["type"]
+                ));
+            }
+            if response.header("content-type") != Some("application/problem+json") {
+                failures.push(format!("{label}: problem without application/problem+json"));
+            }
+        } else if status >= 400 {
+            failures.push(format!(
+                "{label}: an error expectation must name its problem type"
+            ));
+        }
+        if let Some(body) = sample.expected.get("body")
+            && !contains(&response.body, body)
+        {
+            failures.push(format!(
+                "{label}: body {} does not contain {body}",
+                response.body
+            ));
+        }
+        // Every answer echoes the correlation id: the header's, else the request id.
+        let correlation = sample.event["headers"]["x-correlation-id"]
+            .as_str()
+            .or(sample.event["requestContext"]["requestId"].as_str());
+        if response.header("x-correlation-id") != correlation {
+            failures.push(format!(
+                "{label}: x-correlation-id {:?}",
+                response.header("x-correlation-id")
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn samples_carry_the_route_key_of_their_function() {
+    for sample in samples() {
+        let route_key = sample.event["routeKey"].as_str().expect("routeKey");
+        let route = ROUTES
+            .iter()
+            .find(|r| r.route_key() == route_key)
+            .unwrap_or_else(|| panic!("{}: unknown route {route_key}", sample.name));
+        assert_eq!(route.function, sample.function, "{}", sample.name);
+        assert_eq!(sample.event["requestContext"]["routeKey"], route_key);
+        assert_eq!(sample.event["version"], "2.0");
+        let path = sample.event["rawPath"].as_str().expect("rawPath");
+        let parameters = route
+            .match_path(path)
+            .unwrap_or_else(|| panic!("{}: {path}", sample.name));
+        for (name, value) in parameters {
+            assert_eq!(
+                sample.event["pathParameters"][name],
+                value.as_str(),
+                "{}",
+                sample.name
+            );
+        }
+    }
+}
+
+#[test]
+fn every_function_has_a_success_and_writing_routes_have_bad_input_samples() {
+    let samples = samples();
+    for route in ROUTES {
+        let of_function: Vec<&Sample> = samples
+            .iter()
+            .filter(|s| s.function == route.function)
+            .collect();
+        let status = |s: &&Sample| s.expected["status"].as_u64().unwrap_or(0);
+        assert!(
+            of_function.iter().any(|s| status(s) < 300),
+            "{} has no success sample",
+            route.function.name()
+        );
+        assert!(
+            of_function.iter().any(|s| status(s) == 401),
+            "{} has no missing-claim sample",
+            route.function.name()
+        );
+        if route.method != "GET" {
+            assert!(
+                of_function
+                    .iter()
+                    .filter(|s| (400..500).contains(&status(s)) && status(s) != 401)
+                    .count()
+                    >= 2,
+                "{} needs bad-input samples",
+                route.function.name()
+            );
+        }
+    }
+}
