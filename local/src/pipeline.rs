@@ -8,18 +8,11 @@ use std::time::Duration as StdDuration;
 
 use activelog::adapters::memory::{BatchHandler, Poller};
 use activelog::application::OutboxRelay;
-use activelog::consumer::{AchievementsConsumer, StatsConsumer};
+use activelog::consumer::{AchievementsConsumer, QUEUE_CONSUMERS, StatsConsumer};
 use activelog::startup::InMemoryStack;
 use time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-
-/// Which consumer reads which queue (queue logical id in `template.yaml` → function). The template
-/// consistency test checks that the template's event sources say the same.
-pub const CONSUMERS: &[(&str, &str)] = &[
-    ("StatsQueue", "update-stats"),
-    ("AchievementsQueue", "record-achievements"),
-];
 
 /// Lambda's SQS event source hands a function at most this many messages (the template's BatchSize).
 const BATCH_SIZE: usize = 10;
@@ -37,7 +30,7 @@ pub struct Pipeline {
 pub struct UnknownQueue(String);
 
 fn consumer_for(stack: &InMemoryStack, queue: &str) -> Result<Arc<dyn BatchHandler>, UnknownQueue> {
-    match CONSUMERS.iter().find(|(q, _)| *q == queue).map(|(_, f)| *f) {
+    match QUEUE_CONSUMERS.iter().find(|(q, _)| *q == queue).map(|(_, f)| *f) {
         Some("update-stats") => Ok(Arc::new(StatsConsumer::new(stack.stats_updater.clone()))),
         Some("record-achievements") => Ok(Arc::new(AchievementsConsumer::new(
             stack.achievement_recorder.clone(),

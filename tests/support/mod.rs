@@ -1,4 +1,6 @@
 //! Helpers shared by the integration tests.
 
+pub mod activity_fixtures;
 pub mod consumer;
 pub mod http;
+pub mod moto;

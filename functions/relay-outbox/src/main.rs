@@ -1,1 +1,24 @@
-fn main() {}
+//! `relay-outbox`: run every minute by an EventBridge schedule, publishes the outbox records the
+//! HTTP functions could not publish themselves and removes them once the bus has them. Wiring
+//! only; the work is `OutboxRelay::relay_pending`.
+
+use activelog::application::RelayReport;
+use activelog::telemetry::{self, LogFormat};
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init(LogFormat::Json);
+    let relay = activelog::startup::outbox_relay().await?;
+    let relay = &relay;
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<EventBridgeEvent<serde_json::Value>>| async move {
+            tracing::info!(schedule_event = ?event.payload.id, time = ?event.payload.time, "relay run");
+            // A failed run is an invocation error (alarmed); the next tick tries again.
+            let report: RelayReport = relay.relay_pending().await?;
+            Ok::<_, Error>(report)
+        },
+    ))
+    .await
+}

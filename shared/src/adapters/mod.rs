@@ -4,3 +4,12 @@
 
 pub mod memory;
 pub mod system;
+
+#[cfg(feature = "aws")]
+pub(crate) mod aws_error;
+#[cfg(feature = "aws")]
+pub mod dynamodb;
+#[cfg(feature = "aws")]
+pub mod eventbridge;
+#[cfg(feature = "aws")]
+pub mod sqs;

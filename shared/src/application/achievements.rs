@@ -130,7 +130,12 @@ impl AchievementRecorder {
                 }
             }
         }
-        self.publish_now(committed).await;
+        super::publishing::publish_committed(
+            self.publisher.as_ref(),
+            self.outbox.as_ref(),
+            &committed,
+        )
+        .await;
         match failure {
             Some(error) => Err(error),
             None => Ok(unlocked),
@@ -150,30 +155,6 @@ impl AchievementRecorder {
                 achievement: milestone.id().to_owned(),
                 description: milestone.description().to_owned(),
             },
-        }
-    }
-
-    /// Publishes committed events and removes the outbox records the bus accepted. Failures are
-    /// logged and left to the outbox relay: the awards are already durable.
-    async fn publish_now(&self, records: Vec<OutboxRecord>) {
-        if records.is_empty() {
-            return;
-        }
-        match self.publisher.publish(&records).await {
-            Ok(report) => {
-                for failed in &report.failed {
-                    tracing::warn!(event_id = %failed.event_id, code = %failed.error_code, message = %failed.error_message, "event not accepted by the bus; left in the outbox for the relay");
-                }
-                let accepted = report.accepted(&records);
-                if !accepted.is_empty()
-                    && let Err(error) = self.outbox.acknowledge(&accepted).await
-                {
-                    tracing::warn!(%error, "events published but outbox records not removed; the relay will publish them again");
-                }
-            }
-            Err(error) => {
-                tracing::warn!(%error, events = records.len(), "publishing failed; left in the outbox for the relay");
-            }
         }
     }
 }

@@ -337,25 +337,13 @@ impl ActivityService {
         }
     }
 
-    /// Publishes a committed event and removes its outbox record. Failures are logged and left to
-    /// the relay: the change is already durable, so the request still succeeds.
+    /// Publishes a committed event and removes its outbox record (see `publishing`).
     async fn publish_now(&self, record: OutboxRecord) {
-        let event_id = record.event_id;
-        let records = [record];
-        match self.publisher.publish(&records).await {
-            Ok(report) if report.failed.is_empty() => {
-                if let Err(error) = self.outbox.acknowledge(&[event_id]).await {
-                    tracing::warn!(%event_id, %error, "event published but outbox record not removed; the relay will publish it again");
-                }
-            }
-            Ok(report) => {
-                for failed in report.failed {
-                    tracing::warn!(%event_id, code = %failed.error_code, message = %failed.error_message, "event not accepted by the bus; left in the outbox for the relay");
-                }
-            }
-            Err(error) => {
-                tracing::warn!(%event_id, %error, "publishing failed; left in the outbox for the relay");
-            }
-        }
+        super::publishing::publish_committed(
+            self.publisher.as_ref(),
+            self.outbox.as_ref(),
+            &[record],
+        )
+        .await;
     }
 }

@@ -8,6 +8,7 @@ pub mod errors;
 pub mod outbox_relay;
 pub mod pagination;
 pub mod ports;
+mod publishing;
 pub mod stats;
 pub mod stats_updater;
 

@@ -11,7 +11,8 @@ use super::ports::{Clock, EventPublisher, Outbox, PublishError, StoreError};
 /// How many records one relay pass reads at most.
 pub const RELAY_BATCH: usize = 100;
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What one relay run did; also the `relay-outbox` function's response.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RelayReport {
     pub published: usize,
     pub failed: usize,

@@ -26,3 +26,11 @@ pub use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, S
 pub use message::{DeliveredEvent, Poison};
 pub use report::{BatchReport, FailedMessage, MessageFailure, MessageOutcome};
 pub use stats::StatsConsumer;
+
+/// Which consumer function reads which queue: (queue logical id in `template.yaml`, function).
+/// The local stack wires its pollers from this table; the template consistency test checks that
+/// the template's SQS event sources say the same.
+pub const QUEUE_CONSUMERS: &[(&str, &str)] = &[
+    ("StatsQueue", "update-stats"),
+    ("AchievementsQueue", "record-achievements"),
+];

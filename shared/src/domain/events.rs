@@ -62,7 +62,7 @@ impl fmt::Display for EventId {
 }
 
 /// Every kind of event activelog publishes. The string form is the EventBridge `detail-type`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum EventType {
     ActivityCreated,
     ActivityUpdated,

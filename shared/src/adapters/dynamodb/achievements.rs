@@ -1,0 +1,193 @@
+//! `AchievementStore` on the table: a user's progress (flat numbers under `ADD`, like the stats)
+//! and one item per award, both in the user's partition under `ACHIEVEMENT#`, so one `Query`
+//! reads where a user stands. Counting an event is marker + `ADD` in one transaction (once per
+//! event); an award is the award item (never overwritten) + its outbox record in one transaction.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+
+use super::items::{self, Item, attributes::*, n, s};
+use super::{DynamoDbStore, Reason, store_error, unexplained_cancellation};
+use crate::application::{
+    AchievementStanding, AchievementStore, ApplyOutcome, Award, AwardOutcome, OutboxRecord,
+    StoreError,
+};
+use crate::domain::{EventId, Progress, UserId};
+
+const PREFIX: &str = "ACHIEVEMENT#";
+const PROGRESS_SK: &str = "ACHIEVEMENT#PROGRESS";
+const AWARD_PREFIX: &str = "ACHIEVEMENT#AWARD#";
+
+fn build_error(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Failed(format!("invalid request: {error}"))
+}
+
+fn key(user_id: &UserId, sk: String) -> Item {
+    HashMap::from([
+        (PK.to_owned(), s(items::user_pk(user_id))),
+        (SK.to_owned(), s(sk)),
+    ])
+}
+
+fn count(item: &Item, attribute: &str) -> u64 {
+    match item.get(attribute) {
+        Some(AttributeValue::N(raw)) => raw.parse().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// The first item whose condition failed in a cancelled transaction, or the error to report.
+async fn run(
+    store: &DynamoDbStore,
+    transaction: Vec<TransactWriteItem>,
+) -> Result<Option<usize>, StoreError> {
+    let result = store
+        .client
+        .transact_write_items()
+        .set_transact_items(Some(transaction))
+        .send()
+        .await;
+    let Err(error) = result else { return Ok(None) };
+    let Some(TransactWriteItemsError::TransactionCanceledException(cancel)) =
+        error.as_service_error()
+    else {
+        return Err(store_error(&error));
+    };
+    let reasons: Vec<Reason> = cancel
+        .cancellation_reasons()
+        .iter()
+        .map(Reason::of)
+        .collect();
+    match reasons.iter().position(|r| *r == Reason::ConditionFailed) {
+        Some(index) => Ok(Some(index)),
+        None => Err(unexplained_cancellation(
+            &reasons,
+            cancel.message().unwrap_or_default(),
+        )),
+    }
+}
+
+#[async_trait]
+impl AchievementStore for DynamoDbStore {
+    async fn record_progress(
+        &self,
+        consumer: &str,
+        event_id: EventId,
+        user_id: &UserId,
+        added: &Progress,
+    ) -> Result<ApplyOutcome, StoreError> {
+        let marker = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(items::marker_item(
+                consumer,
+                event_id,
+                self.clock.now(),
+            )))
+            .condition_expression("attribute_not_exists(PK)")
+            .build()
+            .map_err(build_error)?;
+        let signed = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        let progress = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(user_id, PROGRESS_SK.to_owned())))
+            .update_expression(
+                "SET #entity = :entity ADD activities :activities, minutes :minutes, distance_m :distance",
+            )
+            .expression_attribute_names("#entity", ENTITY)
+            .expression_attribute_values(":entity", s("achievement-progress"))
+            .expression_attribute_values(":activities", n(signed(added.activities)))
+            .expression_attribute_values(":minutes", n(signed(added.minutes)))
+            .expression_attribute_values(":distance", n(signed(added.distance_m)))
+            .build()
+            .map_err(build_error)?;
+        let transaction = vec![
+            TransactWriteItem::builder().put(marker).build(),
+            TransactWriteItem::builder().update(progress).build(),
+        ];
+        match run(self, transaction).await? {
+            None => Ok(ApplyOutcome::Applied),
+            Some(0) => Ok(ApplyOutcome::Duplicate),
+            Some(_) => Err(StoreError::Failed(
+                "progress update refused by a condition it does not have".into(),
+            )),
+        }
+    }
+
+    async fn standing(&self, user_id: &UserId) -> Result<AchievementStanding, StoreError> {
+        let mut standing = AchievementStanding::default();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("PK = :user AND begins_with(SK, :prefix)")
+                .expression_attribute_values(":user", s(items::user_pk(user_id)))
+                .expression_attribute_values(":prefix", s(PREFIX))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| store_error(&e))?;
+            for item in output.items.unwrap_or_default() {
+                match item.get(SK) {
+                    Some(AttributeValue::S(sk)) if sk == PROGRESS_SK => {
+                        standing.progress = Progress {
+                            activities: count(&item, "activities"),
+                            minutes: count(&item, "minutes"),
+                            distance_m: count(&item, "distance_m"),
+                        };
+                    }
+                    Some(AttributeValue::S(sk)) if sk.starts_with(AWARD_PREFIX) => {
+                        let award: Award = serde_dynamo::aws_sdk_dynamodb_1::from_item(item)
+                            .map_err(|e| {
+                                StoreError::Failed(format!("stored award is unreadable: {e}"))
+                            })?;
+                        standing.awards.push(award);
+                    }
+                    _ => {}
+                }
+            }
+            match output.last_evaluated_key {
+                Some(key) => start = Some(key),
+                None => break,
+            }
+        }
+        standing.awards.sort_by_key(|a| (a.awarded_at, a.milestone));
+        Ok(standing)
+    }
+
+    async fn award(
+        &self,
+        award: &Award,
+        outbox: &OutboxRecord,
+    ) -> Result<AwardOutcome, StoreError> {
+        let mut item: Item = serde_dynamo::aws_sdk_dynamodb_1::to_item(award)
+            .map_err(|e| StoreError::Failed(format!("award to item: {e}")))?;
+        item.extend(key(
+            &award.user_id,
+            format!("{AWARD_PREFIX}{}", award.milestone.id()),
+        ));
+        item.insert(ENTITY.to_owned(), s("award"));
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(PK)")
+            .build()
+            .map_err(build_error)?;
+        let transaction = vec![
+            TransactWriteItem::builder().put(put).build(),
+            self.outbox_put(outbox)?,
+        ];
+        match run(self, transaction).await? {
+            None => Ok(AwardOutcome::Awarded),
+            Some(0) => Ok(AwardOutcome::AlreadyAwarded),
+            Some(_) => Err(StoreError::Failed(
+                "event id of the award used twice".into(),
+            )),
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! The DynamoDB adapter: activities, outbox records, idempotency records, statistics and
+//! processed-event markers, all in one table (single-table design, see `docs/data-model.md`).
+//!
+//! It also implements `AchievementStore` (progress and awards in the user's partition).
+//!
+//! One table because the writes that must be atomic span item types: an activity and its outbox
+//! record (and its idempotency record) are one `TransactWriteItems`; a batch of processed-event
+//! markers and the statistics they add up to are another. Conditions inside those transactions
+//! carry the domain's rules (no overwrite, expected version, apply once), and a cancelled
+//! transaction is read item by item (`CancellationReasons`) to tell the use case which rule was
+//! broken, so a broken rule is a domain answer (conflict, not found, duplicate), never a 500.
+
+mod achievements;
+mod activities;
+mod items;
+mod stats;
+
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::CancellationReason;
+
+use crate::adapters::aws_error::{AwsFailure, classify};
+use crate::adapters::system::SystemClock;
+use crate::application::{ApplyError, Clock, StoreError};
+
+pub use items::{MARKER_RETENTION, attributes, indexes};
+
+/// The table and the client that reaches it. Implements `ActivityStore`, `Outbox` and
+/// `StatsStore`; cheap to clone (the client is a handle).
+#[derive(Clone)]
+pub struct DynamoDbStore {
+    client: Client,
+    table: String,
+    /// Stamps `expires_at` on processed-event markers.
+    clock: Arc<dyn Clock>,
+}
+
+impl DynamoDbStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// The same store with another clock (tests that control `expires_at`).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    pub fn table_name(&self) -> &str {
+        &self.table
+    }
+}
+
+/// What one item of a cancelled transaction reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reason {
+    /// The item's own condition was false.
+    ConditionFailed,
+    /// Another transaction or write touched the item at the same time.
+    Conflict,
+    /// Throttled, or a capacity limit: passes by itself.
+    Throttled,
+    /// The item was fine; another item cancelled the transaction.
+    Fine,
+    /// Anything else (validation, size limits): will not pass by itself.
+    Other,
+}
+
+impl Reason {
+    fn of(reason: &CancellationReason) -> Self {
+        match reason.code() {
+            None | Some("None") => Self::Fine,
+            Some("ConditionalCheckFailed") => Self::ConditionFailed,
+            Some("TransactionConflict") => Self::Conflict,
+            Some("ThrottlingError" | "ProvisionedThroughputExceeded") => Self::Throttled,
+            Some(_) => Self::Other,
+        }
+    }
+}
+
+/// A store failure from an SDK error that is not a condition the caller asked for.
+fn store_error<E>(
+    error: &aws_sdk_dynamodb::error::SdkError<
+        E,
+        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+    >,
+) -> StoreError
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match classify(error) {
+        AwsFailure::Transient(message) => StoreError::Unavailable(message),
+        AwsFailure::Permanent(message) => StoreError::Failed(message),
+    }
+}
+
+fn apply_error<E>(
+    error: &aws_sdk_dynamodb::error::SdkError<
+        E,
+        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+    >,
+) -> ApplyError
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match classify(error) {
+        AwsFailure::Transient(message) => ApplyError::Unavailable(message),
+        AwsFailure::Permanent(message) => ApplyError::Failed(message),
+    }
+}
+
+/// The store error for a cancelled transaction no item condition explains.
+fn unexplained_cancellation(reasons: &[Reason], message: &str) -> StoreError {
+    if reasons
+        .iter()
+        .any(|r| matches!(r, Reason::Conflict | Reason::Throttled))
+    {
+        StoreError::Unavailable(format!("transaction cancelled: {message}"))
+    } else {
+        StoreError::Failed(format!("transaction cancelled: {message}"))
+    }
+}

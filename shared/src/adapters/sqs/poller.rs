@@ -1,0 +1,218 @@
+//! Long-polls a queue and hands each batch to a [`BatchHandler`] as the `SqsEvent` Lambda would
+//! pass, then deletes the messages the handler did not report in `batchItemFailures` (one
+//! `DeleteMessageBatch`). Failed messages are left alone: they come back after their visibility
+//! timeout and, after `maxReceiveCount` receives, the queue's redrive policy moves them to the
+//! dead-letter queue — exactly what happens behind a Lambda trigger.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
+use aws_sdk_sqs::Client;
+use aws_sdk_sqs::types::{
+    DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName, QueueAttributeName,
+};
+use tokio::sync::watch;
+
+use crate::adapters::aws_error::classify;
+use crate::adapters::memory::BatchHandler;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SqsPollerError {
+    #[error("queue {queue_url}: {message}")]
+    Sqs { queue_url: String, message: String },
+}
+
+pub struct SqsPoller {
+    client: Client,
+    queue_url: String,
+    /// The queue's ARN, for `eventSourceARN` in the events handed to the consumer.
+    queue_arn: String,
+    region: String,
+    handler: Arc<dyn BatchHandler>,
+    /// Messages per receive: 1 to 10.
+    batch_size: i32,
+    /// Long-poll wait: 0 to 20 seconds.
+    wait_time: Duration,
+    /// Pause after a failed receive, so a broken endpoint is not hammered.
+    error_backoff: Duration,
+}
+
+impl SqsPoller {
+    /// A poller for `queue_url`; reads the queue's ARN once (`GetQueueAttributes`).
+    pub async fn connect(
+        client: Client,
+        queue_url: impl Into<String>,
+        handler: Arc<dyn BatchHandler>,
+    ) -> Result<Self, SqsPollerError> {
+        let queue_url = queue_url.into();
+        let attributes = client
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .map_err(|e| SqsPollerError::Sqs {
+                queue_url: queue_url.clone(),
+                message: format!("{:?}", classify(&e)),
+            })?;
+        let queue_arn = attributes
+            .attributes()
+            .and_then(|a| a.get(&QueueAttributeName::QueueArn))
+            .cloned()
+            .unwrap_or_default();
+        let region = queue_arn.split(':').nth(3).unwrap_or_default().to_owned();
+        Ok(Self {
+            client,
+            queue_url,
+            queue_arn,
+            region,
+            handler,
+            batch_size: 10,
+            wait_time: Duration::from_secs(20),
+            error_backoff: Duration::from_secs(1),
+        })
+    }
+
+    /// Messages per batch (clamped to SQS's 1 to 10).
+    pub fn with_batch_size(mut self, batch_size: u8) -> Self {
+        self.batch_size = i32::from(batch_size.clamp(1, 10));
+        self
+    }
+
+    /// Long-poll wait per receive (clamped to SQS's 0 to 20 seconds).
+    pub fn with_wait_time(mut self, wait_time: Duration) -> Self {
+        self.wait_time = wait_time.min(Duration::from_secs(20));
+        self
+    }
+
+    pub fn queue_url(&self) -> &str {
+        &self.queue_url
+    }
+
+    fn sqs_error(&self, message: String) -> SqsPollerError {
+        SqsPollerError::Sqs {
+            queue_url: self.queue_url.clone(),
+            message,
+        }
+    }
+
+    async fn receive(&self) -> Result<Vec<Message>, SqsPollerError> {
+        let output = self
+            .client
+            .receive_message()
+            .queue_url(&self.queue_url)
+            .max_number_of_messages(self.batch_size)
+            .wait_time_seconds(i32::try_from(self.wait_time.as_secs()).unwrap_or(20))
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .map_err(|e| self.sqs_error(format!("{:?}", classify(&e))))?;
+        Ok(output.messages.unwrap_or_default())
+    }
+
+    /// The SQS event Lambda would pass for these messages.
+    pub fn sqs_event(&self, messages: &[Message]) -> SqsEvent {
+        let mut event = SqsEvent::default();
+        event.records = messages
+            .iter()
+            .map(|m| {
+                let mut message = SqsMessage::default();
+                message.message_id = m.message_id.clone();
+                message.receipt_handle = m.receipt_handle.clone();
+                message.body = m.body.clone();
+                message.md5_of_body = m.md5_of_body.clone();
+                message.attributes = m
+                    .attributes()
+                    .map(|a| {
+                        a.iter()
+                            .map(|(k, v)| (k.as_str().to_owned(), v.clone()))
+                            .collect()
+                    })
+                    .unwrap_or_else(HashMap::new);
+                message.event_source = Some("aws:sqs".to_owned());
+                message.event_source_arn = Some(self.queue_arn.clone());
+                message.aws_region = Some(self.region.clone());
+                message
+            })
+            .collect();
+        event
+    }
+
+    /// Receives (long-polling) and handles one batch; returns how many messages it received.
+    pub async fn poll_once(&self) -> Result<usize, SqsPollerError> {
+        let messages = self.receive().await?;
+        self.handle(messages).await
+    }
+
+    async fn handle(&self, messages: Vec<Message>) -> Result<usize, SqsPollerError> {
+        if messages.is_empty() {
+            return Ok(0);
+        }
+        let response = self.handler.handle_batch(self.sqs_event(&messages)).await;
+        let failed: Vec<&str> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        let entries: Vec<DeleteMessageBatchRequestEntry> = messages
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| !failed.contains(&m.message_id().unwrap_or_default()))
+            .filter_map(|(index, m)| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(index.to_string())
+                    .set_receipt_handle(m.receipt_handle.clone())
+                    .build()
+                    .ok()
+            })
+            .collect();
+        if !entries.is_empty() {
+            let output = self
+                .client
+                .delete_message_batch()
+                .queue_url(&self.queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| self.sqs_error(format!("{:?}", classify(&e))))?;
+            for failure in output.failed() {
+                // Not deleted means delivered again later; the consumer deduplicates.
+                tracing::warn!(queue = %self.queue_url, id = %failure.id(), code = %failure.code(), "handled message not deleted; it will be delivered again");
+            }
+        }
+        if !failed.is_empty() {
+            tracing::warn!(queue = %self.queue_url, failed = failed.len(), received = messages.len(), "batch had failures; they return after the visibility timeout");
+        }
+        Ok(messages.len())
+    }
+
+    /// Polls until `shutdown` turns true. Only a receive in flight is abandoned on shutdown; a
+    /// batch being handled is finished and its successes deleted, so a stop neither loses nor
+    /// repeats completed work.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let received = tokio::select! {
+                _ = shutdown.changed() => break,
+                received = self.receive() => received,
+            };
+            let outcome = match received {
+                Ok(messages) => self.handle(messages).await,
+                Err(error) => Err(error),
+            };
+            if let Err(error) = outcome {
+                tracing::warn!(%error, "polling failed; trying again shortly");
+                tokio::select! {
+                    _ = shutdown.changed() => break,
+                    _ = tokio::time::sleep(self.error_backoff) => {}
+                }
+            }
+        }
+        tracing::info!(queue = %self.queue_url, "poller stopped");
+    }
+}

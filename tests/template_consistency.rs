@@ -1,0 +1,222 @@
+//! `template.yaml` and the code must describe the same system. These tests read the template and
+//! fail when the two disagree: a function without a resource (or the reverse), an environment
+//! variable the code does not read, a route, rule or queue that the code routes differently, a
+//! table key the DynamoDB adapter does not use, a function without sample events.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use activelog::adapters::memory::{ManualClock, MemoryEventBus, rules_from_template};
+use activelog::application::OutboxRecord;
+use activelog::configuration::ALL_VARIABLES;
+use activelog::consumer::QUEUE_CONSUMERS;
+use activelog::domain::EventType;
+use activelog::domain::events::ACTIVITY_SOURCE;
+use activelog::http::ROUTES;
+use serde_norway::Value;
+
+fn root() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+fn template() -> Value {
+    let text = std::fs::read_to_string(root().join("template.yaml")).expect("template.yaml exists");
+    serde_norway::from_str(&text).expect("template.yaml is YAML")
+}
+
+fn resources(template: &Value) -> BTreeMap<String, Value> {
+    template["Resources"]
+        .as_mapping()
+        .expect("Resources")
+        .iter()
+        .map(|(k, v)| (k.as_str().unwrap().to_owned(), v.clone()))
+        .collect()
+}
+
+/// The function resources, by crate name (their `BuildProperties.Binary`).
+fn functions(template: &Value) -> BTreeMap<String, (String, Value)> {
+    resources(template)
+        .into_iter()
+        .filter(|(_, r)| r["Type"] == "AWS::Serverless::Function")
+        .map(|(id, r)| {
+            let binary = r["Metadata"]["BuildProperties"]["Binary"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{id} has no BuildProperties.Binary"))
+                .to_owned();
+            (binary, (id, r))
+        })
+        .collect()
+}
+
+fn crates() -> BTreeSet<String> {
+    std::fs::read_dir(root().join("functions"))
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.path().join("Cargo.toml").exists())
+        .map(|e| e.file_name().into_string().unwrap())
+        .collect()
+}
+
+fn pascal_case(name: &str) -> String {
+    name.split('-')
+        .map(|w| {
+            let mut chars = w.chars();
+            chars.next().map(|c| c.to_ascii_uppercase().to_string() + chars.as_str()).unwrap_or_default()
+        })
+        .collect()
+}
+
+/// `!GetAtt X.Arn` → `X`.
+fn get_att(value: &Value) -> Option<String> {
+    match value {
+        Value::Tagged(tagged) => tagged.value.as_str().and_then(|s| s.strip_suffix(".Arn")).map(str::to_owned),
+        _ => None,
+    }
+}
+
+#[test]
+fn every_function_crate_has_a_resource_and_every_resource_a_crate() {
+    let template = template();
+    let functions = functions(&template);
+    let declared: BTreeSet<String> = functions.keys().cloned().collect();
+    assert_eq!(declared, crates(), "functions/ and template.yaml must list the same functions");
+    for (name, (id, resource)) in &functions {
+        assert_eq!(*id, format!("{}Function", pascal_case(name)), "logical id of {name}");
+        assert_eq!(resource["Metadata"]["BuildMethod"], "rust-cargolambda", "{name}");
+        assert_eq!(resource["Properties"]["CodeUri"], format!("functions/{name}").as_str(), "{name}");
+    }
+    let globals = &template["Globals"]["Function"];
+    assert_eq!(globals["Runtime"], "provided.al2023");
+    assert_eq!(globals["Handler"], "bootstrap");
+    assert_eq!(globals["Tracing"], "Active");
+}
+
+#[test]
+fn environment_variables_are_the_ones_the_code_reads() {
+    let template = template();
+    let mut names: BTreeSet<String> = BTreeSet::new();
+    let globals = template["Globals"]["Function"]["Environment"]["Variables"].as_mapping().unwrap();
+    names.extend(globals.keys().map(|k| k.as_str().unwrap().to_owned()));
+    for (name, (_, resource)) in functions(&template) {
+        if let Some(variables) = resource["Properties"]["Environment"]["Variables"].as_mapping() {
+            for key in variables.keys() {
+                let key = key.as_str().unwrap();
+                assert!(
+                    ALL_VARIABLES.contains(&key) || key == "RUST_LOG",
+                    "{name} sets {key}, which the code never reads"
+                );
+                names.insert(key.to_owned());
+            }
+        }
+    }
+    for key in &names {
+        assert!(ALL_VARIABLES.contains(&key.as_str()) || key == "RUST_LOG", "template sets {key}, which the code never reads");
+    }
+    // Variables only the local stack reads (queue URLs for --aws) need not be in the template.
+    for required in ["TABLE_NAME", "EVENT_BUS_NAME", "CURSOR_SECRET", "OUTBOX_GRACE_SECONDS", "ACTIVELOG_ADAPTERS"] {
+        assert!(names.contains(required), "template never sets {required}");
+    }
+}
+
+#[test]
+fn http_routes_match_the_route_table() {
+    let template = template();
+    let mut declared: BTreeSet<(String, String, String)> = BTreeSet::new();
+    for (name, (_, resource)) in functions(&template) {
+        let Some(events) = resource["Properties"]["Events"].as_mapping() else { continue };
+        for event in events.values() {
+            if event["Type"] == "HttpApi" {
+                let p = &event["Properties"];
+                assert_eq!(p["PayloadFormatVersion"], "2.0", "{name}");
+                declared.insert((p["Method"].as_str().unwrap().to_owned(), p["Path"].as_str().unwrap().to_owned(), name.clone()));
+            }
+        }
+    }
+    let routed: BTreeSet<(String, String, String)> = ROUTES
+        .iter()
+        .map(|r| (r.method.to_owned(), r.path.to_owned(), r.function.name().to_owned()))
+        .collect();
+    assert_eq!(declared, routed, "template HttpApi events and http::ROUTES differ");
+}
+
+#[test]
+fn queues_feed_the_consumers_the_code_wires_and_report_partial_failures() {
+    let template = template();
+    let resources = resources(&template);
+    let mut declared: BTreeSet<(String, String)> = BTreeSet::new();
+    for (name, (_, resource)) in functions(&template) {
+        let Some(events) = resource["Properties"]["Events"].as_mapping() else { continue };
+        for event in events.values().filter(|e| e["Type"] == "SQS") {
+            let p = &event["Properties"];
+            let queue = get_att(&p["Queue"]).expect("SQS event names its queue with !GetAtt");
+            assert!(
+                p["FunctionResponseTypes"].as_sequence().is_some_and(|t| t.iter().any(|v| v == "ReportBatchItemFailures")),
+                "{name} must report partial batch failures"
+            );
+            let timeout = resource["Properties"]["Timeout"].as_u64().expect("consumer timeout");
+            let visibility = resources[&queue]["Properties"]["VisibilityTimeout"].as_u64().expect("queue visibility timeout");
+            assert!(visibility >= 6 * timeout, "{queue}: visibility {visibility} s < 6 x {timeout} s");
+            let redrive = &resources[&queue]["Properties"]["RedrivePolicy"];
+            assert!(get_att(&redrive["deadLetterTargetArn"]).is_some(), "{queue} has a dead-letter queue");
+            declared.insert((queue, name.clone()));
+        }
+    }
+    let wired: BTreeSet<(String, String)> = QUEUE_CONSUMERS.iter().map(|(q, f)| (q.to_string(), f.to_string())).collect();
+    assert_eq!(declared, wired, "template SQS event sources and consumer::QUEUE_CONSUMERS differ");
+}
+
+/// Each rule, evaluated with EventBridge semantics on the events the code publishes, routes to the
+/// queue whose consumer handles those event types — and nothing else.
+#[test]
+fn rules_route_the_published_event_types_to_the_consumers_that_handle_them() {
+    use activelog::application::Clock;
+    let text = std::fs::read_to_string(root().join("template.yaml")).unwrap();
+    let rules = rules_from_template(&text).unwrap();
+    let names: BTreeSet<&str> = rules.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, BTreeSet::from(["AchievementsRule", "StatsRule"]));
+
+    let clock = std::sync::Arc::new(ManualClock::new(time::OffsetDateTime::UNIX_EPOCH));
+    let stack = activelog::startup::InMemoryStack::new(&rules, &Default::default(), clock.clone(), std::sync::Arc::new(activelog::adapters::memory::SequentialIds::default())).unwrap();
+    let expected: BTreeMap<&str, BTreeSet<EventType>> = BTreeMap::from([
+        ("StatsQueue", BTreeSet::from([EventType::ActivityCreated, EventType::ActivityUpdated, EventType::ActivityDeleted])),
+        ("AchievementsQueue", BTreeSet::from([EventType::ActivityCreated])),
+    ]);
+    for event_type in EventType::ALL {
+        let record = OutboxRecord {
+            event_id: activelog::domain::EventId::from_ulid(ulid::Ulid::new()),
+            event_type,
+            occurred_at: clock.now(),
+            detail: "{}".into(),
+            trace_header: None,
+        };
+        let event = stack.bus.eventbridge_event(&record);
+        assert_eq!(event["source"], event_type.source());
+        for (queue, handled) in &expected {
+            let before = stack.queues[*queue].len();
+            futures_publish(&stack.bus, &record);
+            let delivered = stack.queues[*queue].len() > before;
+            assert_eq!(delivered, handled.contains(&event_type), "{event_type} → {queue}");
+        }
+    }
+    assert_eq!(EventType::ActivityCreated.source(), ACTIVITY_SOURCE);
+}
+
+fn futures_publish(bus: &MemoryEventBus, record: &OutboxRecord) {
+    use activelog::application::EventPublisher;
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    runtime.block_on(bus.publish(std::slice::from_ref(record))).unwrap();
+}
+
+#[test]
+fn every_function_has_sample_events_with_expectations() {
+    for name in crates() {
+        let dir = root().join("events").join(&name);
+        let expected = dir.join("expected.json");
+        assert!(expected.exists(), "events/{name}/expected.json is missing");
+        let expectations: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(expected).unwrap()).unwrap();
+        assert!(!expectations.as_object().unwrap().is_empty(), "events/{name} has no samples");
+        for sample in expectations.as_object().unwrap().keys() {
+            assert!(dir.join(sample).exists(), "events/{name}/{sample} is expected but missing");
+        }
+    }
+}
