@@ -73,6 +73,19 @@ struct Args {
     /// Only the functions with these names (repeatable).
     #[arg(long)]
     only: Vec<String>,
+    /// The event of a function that has no sample, `NAME=FILE` (repeatable), e.g. the scheduled
+    /// event of `relay-outbox`.
+    #[arg(long, value_parser = key_value::<PathBuf>)]
+    event: Vec<(String, PathBuf)>,
+    /// An extra variable for every binary, `NAME=VALUE` (repeatable), e.g. `SSL_CERT_FILE`.
+    #[arg(long, value_parser = key_value::<String>)]
+    env: Vec<(String, String)>,
+}
+
+fn key_value<V: From<String>>(raw: &str) -> Result<(String, V), String> {
+    raw.split_once('=')
+        .map(|(k, v)| (k.to_owned(), V::from(v.to_owned())))
+        .ok_or_else(|| format!("`{raw}` is not NAME=VALUE"))
 }
 
 /// A binary to measure and what it is given.
@@ -209,6 +222,7 @@ fn lambda_environment(
     if let (Adapters::Memory, Some(seed)) = (args.adapters, &args.seed) {
         env.push(("ACTIVELOG_SEED_FILE".into(), seed.display().to_string()));
     }
+    env.extend(args.env.iter().cloned());
     env
 }
 
@@ -340,7 +354,11 @@ async fn measure(args: Args) -> Result<bool, HarnessError> {
         event: Bytes::from_static(b"{\"hello\":\"world\"}"),
     }];
     for (name, path) in discover(&args.functions, &args.only)? {
-        let event = sample_event(args.events.as_deref(), &name);
+        let given = args.event.iter().find(|(n, _)| *n == name);
+        let event = match given {
+            Some((_, path)) => Bytes::from(std::fs::read(path).map_err(io_error(path))?),
+            None => sample_event(args.events.as_deref(), &name),
+        };
         subjects.push(Subject { name, path, event });
     }
 
