@@ -60,6 +60,7 @@ async fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
     )?;
     let services = Services {
         activities: stack.activities.clone(),
+        activity_queries: stack.activity_queries.clone(),
         stats: stack.stats.clone(),
         achievements: stack.achievements.clone(),
     };

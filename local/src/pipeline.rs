@@ -30,7 +30,11 @@ pub struct Pipeline {
 pub struct UnknownQueue(String);
 
 fn consumer_for(stack: &InMemoryStack, queue: &str) -> Result<Arc<dyn BatchHandler>, UnknownQueue> {
-    match QUEUE_CONSUMERS.iter().find(|(q, _)| *q == queue).map(|(_, f)| *f) {
+    match QUEUE_CONSUMERS
+        .iter()
+        .find(|(q, _)| *q == queue)
+        .map(|(_, f)| *f)
+    {
         Some("update-stats") => Ok(Arc::new(StatsConsumer::new(stack.stats_updater.clone()))),
         Some("record-achievements") => Ok(Arc::new(AchievementsConsumer::new(
             stack.achievement_recorder.clone(),
