@@ -466,8 +466,8 @@ async fn every_function_starts_with_the_environment_the_template_gives_it() {
     }
 }
 
-/// Every IAM action a function's policies allow, from its inline `Policies` or its own role.
-fn allowed_actions(resources: &BTreeMap<String, Value>, function: &Value) -> BTreeSet<String> {
+/// Every `Allow` statement of a function's policies, from its inline `Policies` or its own role.
+fn allow_statements(resources: &BTreeMap<String, Value>, function: &Value) -> Vec<Value> {
     let mut statements: Vec<Value> = Vec::new();
     let properties = &function["Properties"];
     for policy in properties["Policies"].as_sequence().into_iter().flatten() {
@@ -494,19 +494,27 @@ fn allowed_actions(resources: &BTreeMap<String, Value>, function: &Value) -> BTr
             );
         }
     }
-    let mut actions = BTreeSet::new();
-    for statement in statements.iter().filter(|s| s["Effect"] == "Allow") {
-        match &statement["Action"] {
-            Value::String(action) => {
-                actions.insert(action.clone());
-            }
-            Value::Sequence(list) => {
-                actions.extend(list.iter().filter_map(|a| a.as_str().map(str::to_owned)))
-            }
-            _ => {}
-        }
+    statements.retain(|s| s["Effect"] == "Allow");
+    statements
+}
+
+fn actions_of(statement: &Value) -> BTreeSet<String> {
+    match &statement["Action"] {
+        Value::String(action) => BTreeSet::from([action.clone()]),
+        Value::Sequence(list) => list
+            .iter()
+            .filter_map(|a| a.as_str().map(str::to_owned))
+            .collect(),
+        _ => BTreeSet::new(),
     }
-    actions
+}
+
+/// Every IAM action a function's policies allow.
+fn allowed_actions(resources: &BTreeMap<String, Value>, function: &Value) -> BTreeSet<String> {
+    allow_statements(resources, function)
+        .iter()
+        .flat_map(actions_of)
+        .collect()
 }
 
 /// Least privilege, checked against what the code does: readers cannot write or publish, only
@@ -554,6 +562,24 @@ fn each_function_may_do_what_its_code_does_and_no_more() {
                 "{name} publishes through the outbox but cannot acknowledge"
             );
         }
+        // Only delete-activity deletes anything but outbox records.
+        if name != "delete-activity" {
+            for statement in allow_statements(&resources, &resource) {
+                if actions_of(&statement).contains("dynamodb:DeleteItem") {
+                    let keys =
+                        &statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"];
+                    assert_eq!(
+                        keys.as_sequence().map(Vec::len),
+                        Some(1),
+                        "{name}: DeleteItem limited to outbox records"
+                    );
+                    assert_eq!(
+                        keys[0], "OUTBOX#*",
+                        "{name}: DeleteItem limited to outbox records"
+                    );
+                }
+            }
+        }
         if reads_only {
             for write in writes {
                 assert!(
@@ -563,4 +589,36 @@ fn each_function_may_do_what_its_code_does_and_no_more() {
             }
         }
     }
+}
+
+/// A processed-event marker must outlive every way its event can come back: an archive replay
+/// plus the longest a message can then wait in a queue and its dead-letter queue.
+#[test]
+fn deduplication_outlives_archive_replays_and_queue_retention() {
+    use activelog::adapters::dynamodb::MARKER_RETENTION;
+    let template = template();
+    let archive = &template["Parameters"]["EventArchiveRetentionDays"];
+    let archive_days = archive["MaxValue"]
+        .as_i64()
+        .expect("archive retention is bounded");
+    assert!(
+        archive["MinValue"].as_i64().is_some_and(|min| min >= 1),
+        "0 would keep events forever"
+    );
+    let longest_queue_seconds = resources(&template)
+        .values()
+        .filter(|r| r["Type"] == "AWS::SQS::Queue")
+        .map(|q| {
+            q["Properties"]["MessageRetentionPeriod"]
+                .as_i64()
+                .unwrap_or(345_600)
+        })
+        .max()
+        .unwrap();
+    let window =
+        time::Duration::days(archive_days) + time::Duration::seconds(longest_queue_seconds);
+    assert!(
+        MARKER_RETENTION > window,
+        "markers ({MARKER_RETENTION}) must outlive {window}"
+    );
 }

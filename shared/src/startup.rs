@@ -97,8 +97,7 @@ impl InMemoryStack {
             });
         }
         let bus = Arc::new(
-            MemoryEventBus::new(bus_rules, clock.clone())
-                .map_err(|e| StartupError::Routing(e.to_string()))?,
+            MemoryEventBus::new(bus_rules).map_err(|e| StartupError::Routing(e.to_string()))?,
         );
         let activity_store = Arc::new(MemoryActivityStore::new());
         let stats_store = Arc::new(MemoryStatsStore::new());

@@ -260,6 +260,14 @@ impl ActivityService {
                     return Ok(());
                 }
                 Err(StoreError::VersionConflict) if if_match.is_none() => continue,
+                // The activity changed between the check and the delete: as for update, a client
+                // that named a version learns it is stale.
+                Err(StoreError::VersionConflict) => {
+                    let current = self.get(ctx, id).await?;
+                    return Err(ActivityError::PreconditionFailed {
+                        current: current.version,
+                    });
+                }
                 Err(error) => return Err(error.into()),
             }
         }
