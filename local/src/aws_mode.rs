@@ -90,20 +90,11 @@ impl AwsStack {
             tasks.push(tokio::spawn(poller.run(stopped.clone())));
         }
         let relay = aws::outbox_relay(&settings, settings.outbox_grace()?).await?;
-        let mut relay_stopped = stopped.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(relay_interval);
-            loop {
-                tokio::select! {
-                    _ = ticks.tick() => {
-                        if let Err(error) = relay.relay_pending().await {
-                            tracing::error!(%error, "outbox relay failed");
-                        }
-                    }
-                    _ = relay_stopped.changed() => break,
-                }
-            }
-        }));
+        tasks.push(crate::pipeline::spawn_relay(
+            relay,
+            relay_interval,
+            stopped.clone(),
+        ));
         Ok(Self {
             services,
             operator: Arc::new(SqsOperator {

@@ -168,15 +168,15 @@ impl ActivityService {
         Ok(Some(CreateOutcome::Replayed(record.activity)))
     }
 
+    /// The current activity, read as `ActivityQueries` reads it (writes start from it).
     pub async fn get(
         &self,
         ctx: &RequestContext,
         id: ActivityId,
     ) -> Result<Activity, ActivityError> {
-        self.store
-            .get(&ctx.user_id, id)
-            .await?
-            .ok_or(ActivityError::NotFound)
+        super::ActivityQueries::by_id(self.store.clone())
+            .get(ctx, id)
+            .await
     }
 
     /// Applies a patch. With `if_match`, a stale version answers `PreconditionFailed`; without,
