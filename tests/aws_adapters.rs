@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use activelog::adapters::dynamodb::DynamoDbStore;
+use activelog::adapters::dynamodb::{DynamoDbStore, MARKER_RETENTION};
 use activelog::adapters::eventbridge::{EventBridgePublisher, RetryPolicy};
 use activelog::adapters::memory::{BatchHandler, ManualClock, MemoryStatsStore};
 use activelog::adapters::sqs::{DeadLetterQueue, RedriveOutcome, SqsPoller};
@@ -369,6 +369,15 @@ async fn the_outbox_hands_out_old_records_oldest_first_and_forgets_acknowledged_
     );
     assert_eq!(clients.calls.calls(), ["DynamoDB.Query"]);
     assert_eq!(store.pending(base, 2).await.unwrap(), expected[..2]);
+    assert_eq!(
+        store.pending_after(base, &expected[0], 100).await.unwrap(),
+        expected[1..],
+        "the next page starts after the record given"
+    );
+    assert_eq!(
+        store.pending_after(base, &expected[1], 1).await.unwrap(),
+        expected[2..]
+    );
 
     clients.calls.clear();
     let unknown = EventId::from_ulid(ulid::Ulid::new());
@@ -578,7 +587,7 @@ async fn a_batch_cancelled_by_one_seen_event_falls_back_to_one_write_per_event()
 }
 
 #[tokio::test]
-async fn markers_expire_after_fifteen_days() {
+async fn markers_expire_after_the_deduplication_window() {
     let clients = Clients::new();
     let table = unique("activelog");
     clients.create_table(&table).await;
@@ -615,7 +624,8 @@ async fn markers_expire_after_fifteen_days() {
         .item
         .expect("marker written");
     let expires_at: i64 = marker["expires_at"].as_n().unwrap().parse().unwrap();
-    assert_eq!(expires_at, (now + TimeDuration::days(15)).unix_timestamp());
+    assert_eq!(expires_at, (now + MARKER_RETENTION).unix_timestamp());
+    assert_eq!(MARKER_RETENTION, TimeDuration::days(45));
 }
 
 // ---------------------------------------------------------------------------------------------

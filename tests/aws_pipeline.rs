@@ -12,8 +12,8 @@ use activelog::adapters::memory::{RoutingRule, rules_from_template};
 use activelog::adapters::sqs::SqsPoller;
 use activelog::adapters::system::{RandomIds, SystemClock};
 use activelog::application::{
-    AchievementRecorder, AchievementStore, ActivityError, ActivityService, CursorCodec, Outbox,
-    OutboxRelay, RelayReport, RequestContext, StatsStore, StatsUpdater,
+    AchievementRecorder, AchievementStore, ActivityError, ActivityService, Outbox, OutboxRelay,
+    RelayReport, RequestContext, StatsStore, StatsUpdater,
 };
 use activelog::consumer::{AchievementsConsumer, StatsConsumer};
 use activelog::domain::{
@@ -93,7 +93,6 @@ impl Stack {
             )),
             Arc::new(SystemClock),
             Arc::new(RandomIds),
-            CursorCodec::new(b"a-cursor-secret-of-at-least-32-bytes".to_vec()),
         );
         Self {
             clients,

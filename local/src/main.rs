@@ -3,6 +3,7 @@
 //! queues with dead-letter queues, consumers, outbox relay) in memory — or, with `--aws`, on the
 //! real AWS adapters and queues.
 
+mod aws_mode;
 mod cli;
 mod gateway;
 mod operator;
@@ -46,8 +47,41 @@ async fn main() -> ExitCode {
 
 async fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
     if options.aws {
-        return Err("--aws needs the AWS adapters, which this build does not have yet".into());
+        run_on_aws(options).await
+    } else {
+        run_in_memory(options).await
     }
+}
+
+/// Binds the API port and says so, loudly noting that local mode authenticates nobody.
+async fn listen(
+    options: &Options,
+    adapters: &str,
+) -> Result<tokio::net::TcpListener, Box<dyn std::error::Error>> {
+    let listener = tokio::net::TcpListener::bind((options.bind, options.port)).await?;
+    let address = listener.local_addr()?;
+    tracing::warn!(
+        header = gateway::USER_HEADER,
+        "local mode does not authenticate: the x-user-id header is taken as the caller's identity; never expose this port"
+    );
+    tracing::info!(%address, adapters, "activelog-local listening");
+    Ok(listener)
+}
+
+async fn run_on_aws(options: Options) -> Result<(), Box<dyn std::error::Error>> {
+    let stack = aws_mode::AwsStack::start(StdDuration::from_secs(options.relay_interval)).await?;
+    let app = server::router(stack.services.clone(), stack.operator.clone());
+    let listener = listen(&options, "aws").await?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("HTTP stopped; stopping the pollers");
+    stack.stop().await;
+    tracing::info!("shutdown complete");
+    Ok(())
+}
+
+async fn run_in_memory(options: Options) -> Result<(), Box<dyn std::error::Error>> {
     let rules = rules_from_template(TEMPLATE)?;
     let queue_options = QueueOptions {
         visibility_timeout: Duration::seconds(i64::from(options.visibility_timeout)),
@@ -60,6 +94,7 @@ async fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
     )?;
     let services = Services {
         activities: stack.activities.clone(),
+        activity_queries: stack.activity_queries.clone(),
         stats: stack.stats.clone(),
         achievements: stack.achievements.clone(),
     };

@@ -29,8 +29,9 @@ pub trait Operator: Send + Sync {
     /// Every queue with its depth.
     async fn depths(&self) -> Result<Value, OperatorError>;
     async fn dead_letters(&self, queue: &str) -> Result<Value, OperatorError>;
-    /// Moves a queue's dead-lettered messages back to it; returns how many.
-    async fn redrive(&self, queue: &str) -> Result<usize, OperatorError>;
+    /// Moves a queue's dead-lettered messages back to it: `{"redriven": n}`, or
+    /// `{"move_task": handle}` where SQS moves them asynchronously.
+    async fn redrive(&self, queue: &str) -> Result<Value, OperatorError>;
     /// Sends a raw message body; returns the message id.
     async fn send(&self, queue: &str, body: String) -> Result<String, OperatorError>;
 }
@@ -73,10 +74,10 @@ async fn redrive(
     State(operator): State<Arc<dyn Operator>>,
     Path(queue): Path<String>,
 ) -> Response<Body> {
-    let result = operator.redrive(&queue).await.map(|moved| {
-        tracing::info!(%queue, moved, "dead-lettered messages redriven");
-        json!({"redriven": moved})
-    });
+    let result = operator.redrive(&queue).await;
+    if let Ok(outcome) = &result {
+        tracing::info!(%queue, %outcome, "dead-lettered messages redriven");
+    }
     answer(result)
 }
 
@@ -136,8 +137,8 @@ impl Operator for MemoryOperator {
         Ok(json!({"messages": messages}))
     }
 
-    async fn redrive(&self, queue: &str) -> Result<usize, OperatorError> {
-        Ok(self.queue(queue)?.redrive_dead_letters())
+    async fn redrive(&self, queue: &str) -> Result<Value, OperatorError> {
+        Ok(json!({"redriven": self.queue(queue)?.redrive_dead_letters()}))
     }
 
     async fn send(&self, queue: &str, body: String) -> Result<String, OperatorError> {

@@ -30,7 +30,11 @@ pub struct Pipeline {
 pub struct UnknownQueue(String);
 
 fn consumer_for(stack: &InMemoryStack, queue: &str) -> Result<Arc<dyn BatchHandler>, UnknownQueue> {
-    match QUEUE_CONSUMERS.iter().find(|(q, _)| *q == queue).map(|(_, f)| *f) {
+    match QUEUE_CONSUMERS
+        .iter()
+        .find(|(q, _)| *q == queue)
+        .map(|(_, f)| *f)
+    {
         Some("update-stats") => Ok(Arc::new(StatsConsumer::new(stack.stats_updater.clone()))),
         Some("record-achievements") => Ok(Arc::new(AchievementsConsumer::new(
             stack.achievement_recorder.clone(),
@@ -51,21 +55,8 @@ impl Pipeline {
             let poller = Poller::new(queue.clone(), handler, BATCH_SIZE);
             pollers.push(tokio::spawn(poller.run(stopped.clone())));
         }
-        let (stop_relay, mut relay_stopped) = watch::channel(false);
-        let relay = stack.relay.clone();
-        let relay = tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(relay_interval);
-            loop {
-                tokio::select! {
-                    _ = ticks.tick() => {
-                        if let Err(error) = relay.relay_pending().await {
-                            tracing::error!(%error, "outbox relay failed");
-                        }
-                    }
-                    _ = relay_stopped.changed() => break,
-                }
-            }
-        });
+        let (stop_relay, relay_stopped) = watch::channel(false);
+        let relay = spawn_relay(stack.relay.clone(), relay_interval, relay_stopped);
         Ok(Self {
             stack,
             stop_pollers,
@@ -112,4 +103,25 @@ impl Pipeline {
             let _ = poller.await;
         }
     }
+}
+
+/// Runs the outbox relay every `interval` until `stop` turns true, as its schedule does in AWS.
+pub fn spawn_relay(
+    relay: OutboxRelay,
+    interval: StdDuration,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(interval);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {
+                    if let Err(error) = relay.relay_pending().await {
+                        tracing::error!(%error, "outbox relay failed");
+                    }
+                }
+                _ = stop.changed() => break,
+            }
+        }
+    })
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use activelog::application::achievements::AchievementQueries;
-use activelog::application::{ActivityService, StatsQueries};
+use activelog::application::{ActivityQueries, ActivityService, StatsQueries};
 use activelog::http::{self, HttpFunction};
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -19,6 +19,7 @@ use crate::operator::{self, Operator};
 #[derive(Clone)]
 pub struct Services {
     pub activities: ActivityService,
+    pub activity_queries: ActivityQueries,
     pub stats: StatsQueries,
     pub achievements: AchievementQueries,
 }
@@ -61,8 +62,10 @@ async fn api(
     let event = routed.event;
     let response = match routed.route.function {
         HttpFunction::CreateActivity => http::create_activity(&services.activities, event).await,
-        HttpFunction::GetActivity => http::get_activity(&services.activities, event).await,
-        HttpFunction::ListActivities => http::list_activities(&services.activities, event).await,
+        HttpFunction::GetActivity => http::get_activity(&services.activity_queries, event).await,
+        HttpFunction::ListActivities => {
+            http::list_activities(&services.activity_queries, event).await
+        }
         HttpFunction::UpdateActivity => http::update_activity(&services.activities, event).await,
         HttpFunction::DeleteActivity => http::delete_activity(&services.activities, event).await,
         HttpFunction::GetStats => http::get_stats(&services.stats, event).await,

@@ -13,8 +13,8 @@ use crate::adapters::memory::{
 };
 use crate::adapters::system::{RandomIds, SystemClock};
 use crate::application::{
-    AchievementQueries, AchievementRecorder, ActivityService, Clock, CursorCodec, IdGenerator,
-    OutboxRelay, StatsQueries, StatsUpdater,
+    AchievementQueries, AchievementRecorder, ActivityQueries, ActivityService, Clock, CursorCodec,
+    IdGenerator, OutboxRelay, StatsQueries, StatsUpdater,
 };
 use crate::configuration::{AdapterMode, ConfigError, Settings};
 use crate::domain::Activity;
@@ -41,6 +41,7 @@ pub struct InMemoryStack {
     /// Queues by the logical id of the queue in `template.yaml` (e.g. `StatsQueue`).
     pub queues: BTreeMap<String, Arc<MemoryQueue>>,
     pub activities: ActivityService,
+    pub activity_queries: ActivityQueries,
     pub stats: StatsQueries,
     pub stats_updater: StatsUpdater,
     pub relay: OutboxRelay,
@@ -96,8 +97,7 @@ impl InMemoryStack {
             });
         }
         let bus = Arc::new(
-            MemoryEventBus::new(bus_rules, clock.clone())
-                .map_err(|e| StartupError::Routing(e.to_string()))?,
+            MemoryEventBus::new(bus_rules).map_err(|e| StartupError::Routing(e.to_string()))?,
         );
         let activity_store = Arc::new(MemoryActivityStore::new());
         let stats_store = Arc::new(MemoryStatsStore::new());
@@ -107,6 +107,9 @@ impl InMemoryStack {
             bus.clone(),
             clock.clone(),
             ids.clone(),
+        );
+        let activity_queries = ActivityQueries::with_listing(
+            activity_store.clone(),
             CursorCodec::new(
                 crate::configuration::LOCAL_CURSOR_SECRET
                     .as_bytes()
@@ -140,6 +143,7 @@ impl InMemoryStack {
             bus,
             queues,
             activities,
+            activity_queries,
             relay,
         })
     }
@@ -192,8 +196,29 @@ fn memory_stack<F: Fn(&str) -> Option<String>>(
     Ok(stack)
 }
 
-/// The activity use cases for an HTTP function.
+/// The activity use cases that write, for create-, update- and delete-activity.
 pub async fn activity_service() -> Result<ActivityService, StartupError> {
+    let settings = Settings::from_env();
+    match settings.adapter_mode()? {
+        AdapterMode::Memory => {
+            tracing::warn!(
+                "ACTIVELOG_ADAPTERS=memory: running on in-memory adapters, nothing is persisted"
+            );
+            Ok(memory_stack(&settings)?.activities)
+        }
+        AdapterMode::Aws => aws::activity_service(&settings).await,
+    }
+}
+
+/// What a reading function does: read one activity by id, or also list (which needs cursors).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadScope {
+    ById,
+    Listing,
+}
+
+/// The activity read use cases, for get-activity (`ById`) and list-activities (`Listing`).
+pub async fn activity_queries(scope: ReadScope) -> Result<ActivityQueries, StartupError> {
     let settings = Settings::from_env();
     let mode = settings.adapter_mode()?;
     match mode {
@@ -202,16 +227,15 @@ pub async fn activity_service() -> Result<ActivityService, StartupError> {
                 "ACTIVELOG_ADAPTERS=memory: running on in-memory adapters, nothing is persisted"
             );
             let stack = memory_stack(&settings)?;
-            Ok(ActivityService::new(
-                stack.activity_store.clone(),
-                stack.activity_store.clone(),
-                stack.bus.clone(),
-                stack.clock.clone(),
-                stack.ids.clone(),
-                CursorCodec::new(settings.cursor_secret(mode)?),
-            ))
+            Ok(match scope {
+                ReadScope::ById => ActivityQueries::by_id(stack.activity_store.clone()),
+                ReadScope::Listing => ActivityQueries::with_listing(
+                    stack.activity_store.clone(),
+                    CursorCodec::new(settings.cursor_secret(mode)?),
+                ),
+            })
         }
-        AdapterMode::Aws => aws::activity_service(&settings).await,
+        AdapterMode::Aws => aws::activity_queries(&settings, scope).await,
     }
 }
 
@@ -336,7 +360,8 @@ pub mod aws {
     ) -> Result<ActivityService, StartupError> {
         // Every variable first, so a misconfigured function names what is missing before it
         // touches the network.
-        let secret = settings.cursor_secret(AdapterMode::Aws)?;
+        settings.table_name()?;
+        settings.event_bus_name()?;
         let store = Arc::new(dynamodb_store(settings).await?);
         let publisher = Arc::new(event_publisher(settings).await?);
         Ok(ActivityService::new(
@@ -345,8 +370,22 @@ pub mod aws {
             publisher,
             Arc::new(SystemClock),
             Arc::new(RandomIds),
-            CursorCodec::new(secret),
         ))
+    }
+
+    pub async fn activity_queries<F: Fn(&str) -> Option<String>>(
+        settings: &Settings<F>,
+        scope: ReadScope,
+    ) -> Result<ActivityQueries, StartupError> {
+        let secret = match scope {
+            ReadScope::Listing => Some(settings.cursor_secret(AdapterMode::Aws)?),
+            ReadScope::ById => None,
+        };
+        let store = Arc::new(dynamodb_store(settings).await?);
+        Ok(match secret {
+            Some(secret) => ActivityQueries::with_listing(store, CursorCodec::new(secret)),
+            None => ActivityQueries::by_id(store),
+        })
     }
 
     pub async fn stats_queries<F: Fn(&str) -> Option<String>>(
@@ -416,6 +455,13 @@ mod aws {
     pub async fn activity_service<F: Fn(&str) -> Option<String>>(
         _settings: &Settings<F>,
     ) -> Result<ActivityService, StartupError> {
+        Err(unavailable())
+    }
+
+    pub async fn activity_queries<F: Fn(&str) -> Option<String>>(
+        _settings: &Settings<F>,
+        _scope: ReadScope,
+    ) -> Result<ActivityQueries, StartupError> {
         Err(unavailable())
     }
 

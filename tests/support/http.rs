@@ -150,8 +150,12 @@ impl TestApi {
         let activities = &self.stack.activities;
         let response = match function {
             HttpFunction::CreateActivity => http::create_activity(activities, request).await,
-            HttpFunction::GetActivity => http::get_activity(activities, request).await,
-            HttpFunction::ListActivities => http::list_activities(activities, request).await,
+            HttpFunction::GetActivity => {
+                http::get_activity(&self.stack.activity_queries, request).await
+            }
+            HttpFunction::ListActivities => {
+                http::list_activities(&self.stack.activity_queries, request).await
+            }
             HttpFunction::UpdateActivity => http::update_activity(activities, request).await,
             HttpFunction::DeleteActivity => http::delete_activity(activities, request).await,
             HttpFunction::GetStats => http::get_stats(&self.stack.stats, request).await,

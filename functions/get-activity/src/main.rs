@@ -1,13 +1,14 @@
-//! `get-activity`: one route of the HTTP API. Builds the activity use cases once per execution
+//! `get-activity`: one route of the HTTP API. Builds the activity read use cases (by id: no bus, no cursor secret) once per execution
 //! environment and hands every request to `activelog::http::get_activity`.
 
+use activelog::startup::ReadScope;
 use activelog::telemetry::{self, LogFormat};
 use lambda_http::{Error, Request, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init(LogFormat::Json);
-    let service = activelog::startup::activity_service().await?;
+    let service = activelog::startup::activity_queries(ReadScope::ById).await?;
     lambda_http::run(service_fn(|request: Request| async {
         Ok::<_, Error>(activelog::http::get_activity(&service, request).await)
     }))

@@ -8,15 +8,14 @@ use sha2::{Digest, Sha256};
 use time::Duration;
 
 use crate::domain::{
-    Activity, ActivityDate, ActivityDraft, ActivityId, ActivityPatch, ActivityType, CorrelationId,
-    DomainEvent, EventId, EventPayload, FieldError, UserId, Version,
+    Activity, ActivityDraft, ActivityId, ActivityPatch, CorrelationId, DomainEvent, EventId,
+    EventPayload, UserId, Version,
 };
 
 use super::errors::ActivityError;
-use super::pagination::CursorCodec;
 use super::ports::{
-    ActivityStore, Clock, EventPublisher, IdGenerator, IdempotencyKey, IdempotencyRecord,
-    ListQuery, Outbox, OutboxRecord, StoreError,
+    ActivityStore, Clock, EventPublisher, IdGenerator, IdempotencyKey, IdempotencyRecord, Outbox,
+    OutboxRecord, StoreError,
 };
 
 /// How long an `Idempotency-Key` is remembered.
@@ -56,23 +55,8 @@ pub enum CreateOutcome {
     Replayed(Activity),
 }
 
-/// A list request as the HTTP edge parsed it; `cursor` is still the client's opaque string.
-#[derive(Debug, Clone)]
-pub struct ListRequest {
-    pub from: Option<ActivityDate>,
-    pub to: Option<ActivityDate>,
-    pub activity_type: Option<ActivityType>,
-    pub limit: usize,
-    pub cursor: Option<String>,
-}
-
-#[derive(Debug, Clone)]
-pub struct ListedActivities {
-    pub items: Vec<Activity>,
-    pub next_cursor: Option<String>,
-}
-
-/// The activity use cases, over whichever adapters the process was built with.
+/// The activity use cases that change activities (and so publish events), over whichever adapters
+/// the process was built with. Reading is [`super::ActivityQueries`], which needs no bus.
 #[derive(Clone)]
 pub struct ActivityService {
     store: Arc<dyn ActivityStore>,
@@ -80,7 +64,6 @@ pub struct ActivityService {
     publisher: Arc<dyn EventPublisher>,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdGenerator>,
-    cursors: CursorCodec,
 }
 
 impl ActivityService {
@@ -90,7 +73,6 @@ impl ActivityService {
         publisher: Arc<dyn EventPublisher>,
         clock: Arc<dyn Clock>,
         ids: Arc<dyn IdGenerator>,
-        cursors: CursorCodec,
     ) -> Self {
         Self {
             store,
@@ -98,7 +80,6 @@ impl ActivityService {
             publisher,
             clock,
             ids,
-            cursors,
         }
     }
 
@@ -187,51 +168,15 @@ impl ActivityService {
         Ok(Some(CreateOutcome::Replayed(record.activity)))
     }
 
+    /// The current activity, read as `ActivityQueries` reads it (writes start from it).
     pub async fn get(
         &self,
         ctx: &RequestContext,
         id: ActivityId,
     ) -> Result<Activity, ActivityError> {
-        self.store
-            .get(&ctx.user_id, id)
-            .await?
-            .ok_or(ActivityError::NotFound)
-    }
-
-    pub async fn list(
-        &self,
-        ctx: &RequestContext,
-        request: ListRequest,
-    ) -> Result<ListedActivities, ActivityError> {
-        if let (Some(from), Some(to)) = (request.from, request.to)
-            && from > to
-        {
-            return Err(ActivityError::Invalid(
-                FieldError::new("from", "must not be after `to`").into(),
-            ));
-        }
-        let mut query = ListQuery {
-            from: request.from,
-            to: request.to,
-            activity_type: request.activity_type,
-            limit: request.limit,
-            after: None,
-        };
-        if let Some(cursor) = &request.cursor {
-            let position = self
-                .cursors
-                .open(&ctx.user_id, &query, cursor)
-                .ok_or(ActivityError::InvalidCursor)?;
-            query.after = Some(position);
-        }
-        let page = self.store.list(&ctx.user_id, &query).await?;
-        let next_cursor = page
-            .next
-            .map(|position| self.cursors.seal(&ctx.user_id, &query, &position));
-        Ok(ListedActivities {
-            items: page.items,
-            next_cursor,
-        })
+        super::ActivityQueries::by_id(self.store.clone())
+            .get(ctx, id)
+            .await
     }
 
     /// Applies a patch. With `if_match`, a stale version answers `PreconditionFailed`; without,
@@ -315,6 +260,14 @@ impl ActivityService {
                     return Ok(());
                 }
                 Err(StoreError::VersionConflict) if if_match.is_none() => continue,
+                // The activity changed between the check and the delete: as for update, a client
+                // that named a version learns it is stale.
+                Err(StoreError::VersionConflict) => {
+                    let current = self.get(ctx, id).await?;
+                    return Err(ActivityError::PreconditionFailed {
+                        current: current.version,
+                    });
+                }
                 Err(error) => return Err(error.into()),
             }
         }

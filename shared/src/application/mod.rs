@@ -4,6 +4,7 @@
 pub mod achievement_store;
 pub mod achievements;
 pub mod activities;
+pub mod activity_queries;
 pub mod errors;
 pub mod outbox_relay;
 pub mod pagination;
@@ -16,10 +17,8 @@ pub use achievement_store::{AchievementStanding, AchievementStore, Award, AwardO
 pub use achievements::{
     ACHIEVEMENTS_CONSUMER, AchievementQueries, AchievementRecorder, Counting, Recorded,
 };
-pub use activities::{
-    ActivityService, CreateOutcome, IdempotentRequest, ListRequest, ListedActivities,
-    RequestContext,
-};
+pub use activities::{ActivityService, CreateOutcome, IdempotentRequest, RequestContext};
+pub use activity_queries::{ActivityQueries, ListRequest, ListedActivities};
 pub use errors::ActivityError;
 pub use outbox_relay::{OutboxRelay, RelayReport};
 pub use pagination::CursorCodec;

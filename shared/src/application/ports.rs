@@ -190,6 +190,15 @@ pub trait Outbox: Send + Sync {
         limit: usize,
     ) -> Result<Vec<OutboxRecord>, StoreError>;
 
+    /// Up to `limit` records that occurred before `older_than` and come after `after` in the same
+    /// order: the next page, so a relay can move past records the bus keeps refusing.
+    async fn pending_after(
+        &self,
+        older_than: OffsetDateTime,
+        after: &OutboxRecord,
+        limit: usize,
+    ) -> Result<Vec<OutboxRecord>, StoreError>;
+
     /// Removes published records; ids that are already gone are ignored.
     async fn acknowledge(&self, event_ids: &[EventId]) -> Result<(), StoreError>;
 }

@@ -6,7 +6,7 @@
 use lambda_http::{Body, Request, Response};
 use tracing::Instrument;
 
-use crate::application::{ActivityService, CreateOutcome, StatsQueries};
+use crate::application::{ActivityQueries, ActivityService, CreateOutcome, StatsQueries};
 
 use super::HttpFunction;
 use super::activity_json::{ActivityPageJson, ActivityPatchJson, NewActivityJson, StatsJson};
@@ -92,7 +92,7 @@ pub async fn create_activity(service: &ActivityService, request: Request) -> Res
 }
 
 /// `GET /activities/{id}` → 200 with the activity and its `ETag`.
-pub async fn get_activity(service: &ActivityService, request: Request) -> Response<Body> {
+pub async fn get_activity(service: &ActivityQueries, request: Request) -> Response<Body> {
     serve!(HttpFunction::GetActivity, request, |meta| {
         let user = identify(&request)?;
         let id = request::activity_id(&request)?;
@@ -102,7 +102,7 @@ pub async fn get_activity(service: &ActivityService, request: Request) -> Respon
 }
 
 /// `GET /activities?from&to&type&limit&cursor` → 200 with a page, newest first.
-pub async fn list_activities(service: &ActivityService, request: Request) -> Response<Body> {
+pub async fn list_activities(service: &ActivityQueries, request: Request) -> Response<Body> {
     serve!(HttpFunction::ListActivities, request, |meta| {
         let user = identify(&request)?;
         let list = request::list_request(&request)?;

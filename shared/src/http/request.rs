@@ -64,11 +64,14 @@ impl RequestMeta {
             .and_then(|raw| CorrelationId::parse(raw).ok())
             .or_else(|| CorrelationId::parse(&request_id).ok())
             .unwrap_or_else(CorrelationId::generate);
-        let trace_header = header(request, TRACE_HEADER)
-            .map(str::to_owned)
-            .or_else(|| lambda.and_then(|c| c.xray_trace_id.clone()))
+        // Lambda's own trace id first; a header only when it looks like an X-Ray header and fits
+        // EventBridge's TraceHeader (at most 500 characters): a client-chosen value must never make
+        // PutEvents refuse the event.
+        let trace_header = lambda
+            .and_then(|c| c.xray_trace_id.clone())
             .or_else(|| std::env::var(TRACE_ENV).ok())
-            .filter(|t| !t.is_empty());
+            .or_else(|| header(request, TRACE_HEADER).map(str::to_owned))
+            .filter(|t| is_trace_header(t));
         Self {
             request_id,
             correlation_id,
@@ -360,5 +363,25 @@ mod tests {
         let c: serde_json::Value =
             serde_json::from_str(r#"{"a":"é","b":[{"x":2,"y":1},1]}"#).unwrap();
         assert_ne!(canonical_json(&a), canonical_json(&c));
+    }
+}
+
+/// An X-Ray trace header EventBridge accepts: `Root=1-…`, printable ASCII, 1 to 500 characters.
+fn is_trace_header(raw: &str) -> bool {
+    raw.starts_with("Root=1-") && raw.len() <= 500 && raw.bytes().all(|b| b.is_ascii_graphic())
+}
+
+#[cfg(test)]
+mod trace_header_tests {
+    use super::is_trace_header;
+
+    #[test]
+    fn only_plausible_xray_headers_are_carried_into_events() {
+        assert!(is_trace_header(
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1"
+        ));
+        assert!(!is_trace_header(""));
+        assert!(!is_trace_header("anything the client likes"));
+        assert!(!is_trace_header(&format!("Root=1-{}", "a".repeat(500))));
     }
 }

@@ -319,8 +319,50 @@ impl Outbox for DynamoDbStore {
         older_than: OffsetDateTime,
         limit: usize,
     ) -> Result<Vec<OutboxRecord>, StoreError> {
+        self.pending_from(older_than, None, limit).await
+    }
+
+    async fn pending_after(
+        &self,
+        older_than: OffsetDateTime,
+        after: &OutboxRecord,
+        limit: usize,
+    ) -> Result<Vec<OutboxRecord>, StoreError> {
+        self.pending_from(older_than, Some(items::outbox_index_key(after)), limit)
+            .await
+    }
+    /// One `DeleteItem` per record (the relay's IAM policy grants exactly that), concurrently.
+    async fn acknowledge(&self, event_ids: &[EventId]) -> Result<(), StoreError> {
+        let mut deletes = tokio::task::JoinSet::new();
+        for event_id in event_ids {
+            let request = self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(items::outbox_key(*event_id)));
+            deletes.spawn(async move { request.send().await.map_err(|e| store_error(&e)) });
+        }
+        let mut first_error = None;
+        while let Some(joined) = deletes.join_next().await {
+            let result = joined.map_err(|e| StoreError::Failed(format!("delete task: {e}")))?;
+            if let Err(error) = result {
+                first_error.get_or_insert(error);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+impl DynamoDbStore {
+    /// The pending outbox records, oldest first, from an exclusive start key on GSI2.
+    async fn pending_from(
+        &self,
+        older_than: OffsetDateTime,
+        mut start: Option<items::Item>,
+        limit: usize,
+    ) -> Result<Vec<OutboxRecord>, StoreError> {
         let mut records = Vec::new();
-        let mut start = None;
+
         while records.len() < limit {
             let output = self
                 .client
@@ -346,26 +388,5 @@ impl Outbox for DynamoDbStore {
         }
         records.truncate(limit);
         Ok(records)
-    }
-
-    /// One `DeleteItem` per record (the relay's IAM policy grants exactly that), concurrently.
-    async fn acknowledge(&self, event_ids: &[EventId]) -> Result<(), StoreError> {
-        let mut deletes = tokio::task::JoinSet::new();
-        for event_id in event_ids {
-            let request = self
-                .client
-                .delete_item()
-                .table_name(&self.table)
-                .set_key(Some(items::outbox_key(*event_id)));
-            deletes.spawn(async move { request.send().await.map_err(|e| store_error(&e)) });
-        }
-        let mut first_error = None;
-        while let Some(joined) = deletes.join_next().await {
-            let result = joined.map_err(|e| StoreError::Failed(format!("delete task: {e}")))?;
-            if let Err(error) = result {
-                first_error.get_or_insert(error);
-            }
-        }
-        first_error.map_or(Ok(()), Err)
     }
 }

@@ -38,10 +38,12 @@ pub mod indexes {
 
 use attributes::*;
 
-/// How long a processed-event marker is kept: longer than the 14 days a message can stay in a
-/// queue or its dead-letter queue, so no redelivery can outlive the marker that makes it a
-/// duplicate.
-pub const MARKER_RETENTION: Duration = Duration::days(15);
+/// How long a processed-event marker is kept: longer than any way an event can come back — a
+/// replay from the bus archive (at most 30 days, `EventArchiveRetentionDays`) whose message then
+/// waits in a queue and its dead-letter queue (at most 14 days, and a fallback redrive sends it
+/// anew) — so no redelivery can outlive the marker that makes it a duplicate. The template
+/// consistency test checks the template's bounds against this.
+pub const MARKER_RETENTION: Duration = Duration::days(45);
 
 pub(super) const OUTBOX_PARTITION: &str = "OUTBOX";
 const OUTBOX_SK: &str = "OUTBOX";
@@ -155,9 +157,17 @@ pub(super) fn outbox_key(event_id: EventId) -> Item {
 pub(super) fn outbox_item(record: &OutboxRecord) -> Result<Item, StoreError> {
     let mut item: Item = serde_dynamo::aws_sdk_dynamodb_1::to_item(record)
         .map_err(|e| StoreError::Failed(format!("outbox record to item: {e}")))?;
-    item.extend(outbox_key(record.event_id));
-    item.insert(GSI2PK.to_owned(), s(OUTBOX_PARTITION));
-    item.insert(
+    item.extend(outbox_index_key(record));
+    item.insert(ENTITY.to_owned(), s("outbox"));
+    Ok(item)
+}
+
+/// An outbox record's table and GSI2 keys: its position in the pending-records index, usable as
+/// an exclusive start key to read the records after it.
+pub(super) fn outbox_index_key(record: &OutboxRecord) -> Item {
+    let mut key = outbox_key(record.event_id);
+    key.insert(GSI2PK.to_owned(), s(OUTBOX_PARTITION));
+    key.insert(
         GSI2SK.to_owned(),
         s(format!(
             "{}#{}",
@@ -165,8 +175,7 @@ pub(super) fn outbox_item(record: &OutboxRecord) -> Result<Item, StoreError> {
             record.event_id
         )),
     );
-    item.insert(ENTITY.to_owned(), s("outbox"));
-    Ok(item)
+    key
 }
 
 pub(super) fn outbox_from_item(item: Item) -> Result<OutboxRecord, StoreError> {

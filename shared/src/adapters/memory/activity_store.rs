@@ -265,6 +265,18 @@ impl Outbox for MemoryActivityStore {
         Ok(records)
     }
 
+    async fn pending_after(
+        &self,
+        older_than: OffsetDateTime,
+        after: &OutboxRecord,
+        limit: usize,
+    ) -> Result<Vec<OutboxRecord>, StoreError> {
+        let mut records = self.pending(older_than, usize::MAX).await?;
+        records.retain(|r| (r.occurred_at, r.event_id) > (after.occurred_at, after.event_id));
+        records.truncate(limit);
+        Ok(records)
+    }
+
     async fn acknowledge(&self, event_ids: &[EventId]) -> Result<(), StoreError> {
         let mut tables = self.begin_write(ActivityStoreCall::Acknowledge)?;
         for id in event_ids {

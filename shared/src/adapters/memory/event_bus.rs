@@ -9,9 +9,7 @@ use async_trait::async_trait;
 use quamina::Quamina;
 use time::format_description::well_known::Rfc3339;
 
-use crate::application::{
-    Clock, EventPublisher, FailedEntry, OutboxRecord, PublishError, PublishReport,
-};
+use crate::application::{EventPublisher, FailedEntry, OutboxRecord, PublishError, PublishReport};
 
 use super::queue::MemoryQueue;
 
@@ -36,7 +34,6 @@ struct Faults {
 pub struct MemoryEventBus {
     matcher: Quamina<String>,
     targets: Vec<(String, Arc<MemoryQueue>)>,
-    clock: Arc<dyn Clock>,
     delivered: Mutex<Vec<serde_json::Value>>,
     calls: Mutex<usize>,
     faults: Mutex<Faults>,
@@ -51,7 +48,7 @@ pub struct InvalidPattern {
 }
 
 impl MemoryEventBus {
-    pub fn new(rules: Vec<BusRule>, clock: Arc<dyn Clock>) -> Result<Self, InvalidPattern> {
+    pub fn new(rules: Vec<BusRule>) -> Result<Self, InvalidPattern> {
         let mut matcher = Quamina::new();
         let mut targets = Vec::new();
         for rule in rules {
@@ -66,7 +63,6 @@ impl MemoryEventBus {
         Ok(Self {
             matcher,
             targets,
-            clock,
             delivered: Mutex::new(Vec::new()),
             calls: Mutex::new(0),
             faults: Mutex::new(Faults::default()),
@@ -105,18 +101,18 @@ impl MemoryEventBus {
     pub fn eventbridge_event(&self, record: &OutboxRecord) -> serde_json::Value {
         let detail: serde_json::Value =
             serde_json::from_str(&record.detail).unwrap_or(serde_json::Value::Null);
-        let now = self
-            .clock
-            .now()
+        // The event's own time, as the EventBridge adapter sends it: a late relay keeps it.
+        let event_time = record
+            .occurred_at
             .replace_nanosecond(0)
-            .unwrap_or(self.clock.now());
+            .unwrap_or(record.occurred_at);
         serde_json::json!({
             "version": "0",
             "id": ulid::Ulid::new().to_string(),
             "detail-type": record.event_type.as_str(),
             "source": record.source(),
             "account": "000000000000",
-            "time": now.format(&Rfc3339).unwrap_or_default(),
+            "time": event_time.format(&Rfc3339).unwrap_or_default(),
             "region": "local",
             "resources": [],
             "detail": detail,

@@ -19,7 +19,7 @@ pub use achievement_store::{AchievementStoreCall, MemoryAchievementStore};
 pub use activity_store::{ActivityStoreCall, MemoryActivityStore};
 pub use clock::{ManualClock, SequentialIds};
 pub use event_bus::{BusRule, MemoryEventBus};
-pub use poller::{BatchHandler, Poller};
+pub use poller::{BatchHandler, Poller, deletable_messages};
 pub use queue::{MemoryQueue, QueueDepth, QueueSettings, ReceivedMessage};
 pub use routing::{RoutingRule, rules_from_template};
 pub use stats_store::{MemoryStatsStore, StatsStoreCall};

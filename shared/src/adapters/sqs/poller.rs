@@ -16,7 +16,7 @@ use aws_sdk_sqs::types::{
 use tokio::sync::watch;
 
 use crate::adapters::aws_error::classify;
-use crate::adapters::memory::BatchHandler;
+use crate::adapters::memory::{BatchHandler, deletable_messages};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SqsPollerError {
@@ -152,19 +152,18 @@ impl SqsPoller {
             return Ok(0);
         }
         let response = self.handler.handle_batch(self.sqs_event(&messages)).await;
-        let failed: Vec<&str> = response
-            .batch_item_failures
+        let ids: Vec<&str> = messages
             .iter()
-            .map(|f| f.item_identifier.as_str())
+            .map(|m| m.message_id().unwrap_or_default())
             .collect();
-        let entries: Vec<DeleteMessageBatchRequestEntry> = messages
+        let deletable = deletable_messages(&ids, &response);
+        let failed = messages.len() - deletable.len();
+        let entries: Vec<DeleteMessageBatchRequestEntry> = deletable
             .iter()
-            .enumerate()
-            .filter(|(_, m)| !failed.contains(&m.message_id().unwrap_or_default()))
-            .filter_map(|(index, m)| {
+            .filter_map(|&index| {
                 DeleteMessageBatchRequestEntry::builder()
                     .id(index.to_string())
-                    .set_receipt_handle(m.receipt_handle.clone())
+                    .set_receipt_handle(messages[index].receipt_handle.clone())
                     .build()
                     .ok()
             })
@@ -183,8 +182,8 @@ impl SqsPoller {
                 tracing::warn!(queue = %self.queue_url, id = %failure.id(), code = %failure.code(), "handled message not deleted; it will be delivered again");
             }
         }
-        if !failed.is_empty() {
-            tracing::warn!(queue = %self.queue_url, failed = failed.len(), received = messages.len(), "batch had failures; they return after the visibility timeout");
+        if failed > 0 {
+            tracing::warn!(queue = %self.queue_url, failed, received = messages.len(), "batch had failures; they return after the visibility timeout");
         }
         Ok(messages.len())
     }
