@@ -111,7 +111,7 @@ fn http(c: &mut Criterion) {
     });
     let page = rt.block_on(async {
         let request = lambda_http::request::from_str(&list).expect("an API Gateway event");
-        response_json(activelog::http::list_activities(&listed.activities, request).await)
+        response_json(activelog::http::list_activities(&listed.activity_queries, request).await)
     });
     let body: serde_json::Value = serde_json::from_slice(&page).expect("JSON");
     let items = serde_json::from_str::<serde_json::Value>(body["body"].as_str().unwrap_or("{}"))
@@ -123,7 +123,7 @@ fn http(c: &mut Criterion) {
             let request =
                 lambda_http::request::from_str(black_box(&list)).expect("an API Gateway event");
             black_box(response_json(
-                activelog::http::list_activities(&listed.activities, request).await,
+                activelog::http::list_activities(&listed.activity_queries, request).await,
             ))
         })
     });
