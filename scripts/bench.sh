@@ -77,10 +77,10 @@ if [ "$cold_start" = 1 ]; then
     echo "## Cold start ($profile_dir build, x86_64, $runs runs each, in-memory adapters)"
     echo
   } | emit
-  # relay-outbox has no sample (a schedule, not a request): it gets the scheduled event.
+  # relay-outbox answers a schedule, not a request: its sample is the scheduled event.
   harness=("$TARGET/$profile_dir/cold-start" --functions "$staged"
     --baseline "$TARGET/$profile_dir/hello-world" --events "$ROOT/events" --runs "$runs"
-    --event "relay-outbox=$ROOT/bench/cold-start/scheduled-event.json")
+    --event "relay-outbox=$ROOT/events/relay-outbox/scheduled.json")
   "${harness[@]}" --adapters memory --seed "$ROOT/events/seed.json" --logs "$OUT/logs-memory" | emit
   {
     echo "## Cold start with the AWS adapters (SDK clients built at init; first invoke against a loopback endpoint that answers 404, so its result is an error by design)"
