@@ -622,3 +622,80 @@ fn deduplication_outlives_archive_replays_and_queue_retention() {
         "markers ({MARKER_RETENTION}) must outlive {window}"
     );
 }
+
+/// The DynamoDB actions each function may use are exactly the calls its code makes (read from the
+/// DynamoDB adapter; a transaction needs the action of each of its parts): a new call fails here
+/// until the template allows it, and an action nobody uses fails here until it is removed.
+#[test]
+fn each_function_may_make_exactly_the_dynamodb_calls_its_code_makes() {
+    let template = template();
+    let resources = resources(&template);
+    let expected: BTreeMap<&str, &[&str]> = BTreeMap::from([
+        // find_idempotency: GetItem; create: transaction of Puts; acknowledge: DeleteItem.
+        (
+            "create-activity",
+            &[
+                "dynamodb:DeleteItem",
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+            ][..],
+        ),
+        // get: GetItem.
+        ("get-activity", &["dynamodb:GetItem"][..]),
+        // list: Query on GSI1.
+        ("list-activities", &["dynamodb:Query"][..]),
+        // get (current version): GetItem; update: transaction of Puts; acknowledge: DeleteItem.
+        (
+            "update-activity",
+            &[
+                "dynamodb:DeleteItem",
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+            ][..],
+        ),
+        // get: GetItem; delete: transaction of Delete + Put; acknowledge: DeleteItem.
+        (
+            "delete-activity",
+            &[
+                "dynamodb:DeleteItem",
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+            ][..],
+        ),
+        // stats get: GetItem.
+        ("get-stats", &["dynamodb:GetItem"][..]),
+        // standing: Query.
+        ("get-achievements", &["dynamodb:Query"][..]),
+        // apply_batch / apply_once: transactions of Put (markers) + Update (ADD).
+        (
+            "update-stats",
+            &["dynamodb:PutItem", "dynamodb:UpdateItem"][..],
+        ),
+        // record_progress: Put + Update; standing: Query; award: Puts; acknowledge: DeleteItem.
+        (
+            "record-achievements",
+            &[
+                "dynamodb:DeleteItem",
+                "dynamodb:PutItem",
+                "dynamodb:Query",
+                "dynamodb:UpdateItem",
+            ][..],
+        ),
+        // pending: Query on GSI2; acknowledge: DeleteItem.
+        (
+            "relay-outbox",
+            &["dynamodb:DeleteItem", "dynamodb:Query"][..],
+        ),
+    ]);
+    for (name, (_, resource)) in functions(&template) {
+        let dynamodb: BTreeSet<String> = allowed_actions(&resources, &resource)
+            .into_iter()
+            .filter(|a| a.starts_with("dynamodb:"))
+            .collect();
+        let wanted: BTreeSet<String> = expected[name.as_str()]
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        assert_eq!(dynamodb, wanted, "{name}");
+    }
+}
