@@ -36,20 +36,102 @@ pub fn init(format: LogFormat) {
     drop(result);
 }
 
-/// Writes one CloudWatch EMF metric line (count unit) to stdout, under namespace `activelog`.
-pub fn count_metric(function: &str, name: &str, value: u64) {
-    let timestamp = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
-    let line = serde_json::json!({
+/// A CloudWatch unit of the metrics activelog emits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    Count,
+    Milliseconds,
+}
+
+impl Unit {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Count => "Count",
+            Self::Milliseconds => "Milliseconds",
+        }
+    }
+}
+
+/// One value of one metric.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Metric<'a> {
+    pub name: &'a str,
+    pub value: f64,
+    pub unit: Unit,
+}
+
+impl<'a> Metric<'a> {
+    pub fn count(name: &'a str, value: u64) -> Self {
+        Self {
+            name,
+            value: value as f64,
+            unit: Unit::Count,
+        }
+    }
+
+    pub fn milliseconds(name: &'a str, value: f64) -> Self {
+        Self {
+            name,
+            value,
+            unit: Unit::Milliseconds,
+        }
+    }
+}
+
+/// The CloudWatch Embedded Metric Format object for `metrics` of `function`, under namespace
+/// `activelog` with the dimension `function`: one line, however many metrics.
+pub fn emf_record(function: &str, metrics: &[Metric<'_>], timestamp_ms: i64) -> serde_json::Value {
+    let definitions: Vec<serde_json::Value> = metrics
+        .iter()
+        .map(|m| serde_json::json!({"Name": m.name, "Unit": m.unit.as_str()}))
+        .collect();
+    let mut record = serde_json::json!({
         "_aws": {
-            "Timestamp": timestamp,
+            "Timestamp": timestamp_ms,
             "CloudWatchMetrics": [{
                 "Namespace": "activelog",
                 "Dimensions": [["function"]],
-                "Metrics": [{"Name": name, "Unit": "Count"}]
+                "Metrics": definitions
             }]
         },
         "function": function,
-        name: value
     });
-    println!("{line}");
+    for metric in metrics {
+        record[metric.name] = serde_json::json!(metric.value);
+    }
+    record
+}
+
+/// Writes one EMF line to stdout, where Lambda's log agent turns it into CloudWatch metrics.
+pub fn emit_metrics(function: &str, metrics: &[Metric<'_>]) {
+    let timestamp_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+    println!("{}", emf_record(function, metrics, timestamp_ms));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_emf_record_carries_every_metric_with_its_unit() {
+        let record = emf_record(
+            "create-activity",
+            &[
+                Metric::count("Requests", 1),
+                Metric::milliseconds("Latency", 2.5),
+            ],
+            1_795_000_000_000,
+        );
+        let definition = &record["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(definition["Namespace"], "activelog");
+        assert_eq!(definition["Dimensions"], serde_json::json!([["function"]]));
+        assert_eq!(
+            definition["Metrics"],
+            serde_json::json!([{"Name": "Requests", "Unit": "Count"}, {"Name": "Latency", "Unit": "Milliseconds"}])
+        );
+        assert_eq!(record["_aws"]["Timestamp"], 1_795_000_000_000_i64);
+        assert_eq!(record["function"], "create-activity");
+        assert_eq!(record["Requests"], 1.0);
+        assert_eq!(record["Latency"], 2.5);
+    }
 }

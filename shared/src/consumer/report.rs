@@ -2,7 +2,7 @@
 //! how each is logged, what the batch response says and which metrics a batch emits.
 
 use crate::application::{ApplyError, StoreError};
-use crate::telemetry;
+use crate::telemetry::{self, Metric};
 
 use super::SqsBatchResponse;
 use super::message::Poison;
@@ -118,10 +118,15 @@ impl BatchReport {
 
     /// One EMF line per count, so dashboards and alarms need no log parsing.
     pub fn emit_metrics(&self, function: &str) {
-        telemetry::count_metric(function, "MessagesProcessed", self.processed as u64);
-        telemetry::count_metric(function, "MessagesDuplicate", self.duplicates as u64);
-        telemetry::count_metric(function, "MessagesFailed", self.failures.len() as u64);
-        telemetry::count_metric(function, "MessagesPoison", self.poison() as u64);
+        telemetry::emit_metrics(
+            function,
+            &[
+                Metric::count("MessagesProcessed", self.processed as u64),
+                Metric::count("MessagesDuplicate", self.duplicates as u64),
+                Metric::count("MessagesFailed", self.failures.len() as u64),
+                Metric::count("MessagesPoison", self.poison() as u64),
+            ],
+        );
     }
 }
 

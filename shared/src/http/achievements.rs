@@ -67,6 +67,7 @@ impl From<&AchievementStanding> for AchievementsJson {
 
 /// `GET /achievements` → 200 with the caller's progress and unlocked milestones.
 pub async fn get_achievements(queries: &AchievementQueries, request: Request) -> Response<Body> {
+    let started = std::time::Instant::now();
     let meta = RequestMeta::of(&request);
     let span = request_span(HttpFunction::GetAchievements.name(), &meta);
     let result = async {
@@ -80,5 +81,5 @@ pub async fn get_achievements(queries: &AchievementQueries, request: Request) ->
     }
     .instrument(span.clone())
     .await;
-    finish(result, &meta, &span)
+    finish(result, &meta, &span, HttpFunction::GetAchievements, started)
 }

@@ -7,6 +7,7 @@ use lambda_http::{Body, Request, Response};
 use tracing::Instrument;
 
 use crate::application::{ActivityQueries, ActivityService, CreateOutcome, StatsQueries};
+use crate::telemetry::{self, Metric};
 
 use super::HttpFunction;
 use super::activity_json::{ActivityPageJson, ActivityPatchJson, NewActivityJson, StatsJson};
@@ -28,11 +29,14 @@ pub(super) fn request_span(function: &'static str, meta: &RequestMeta) -> tracin
     )
 }
 
-/// Turns the outcome into the response and logs one line per request with its status.
+/// Turns the outcome into the response, logs one line per request with its status, and emits the
+/// function's request metrics (one EMF line: requests, client and server errors, latency).
 pub(super) fn finish(
     result: Result<Response<Body>, HttpError>,
     meta: &RequestMeta,
     span: &tracing::Span,
+    function: HttpFunction,
+    started: std::time::Instant,
 ) -> Response<Body> {
     let _entered = span.enter();
     let (response, problem) = match result {
@@ -50,6 +54,15 @@ pub(super) fn finish(
         None => tracing::info!(status, "request completed"),
         Some((problem, detail)) => tracing::info!(status, problem, %detail, "request completed"),
     }
+    telemetry::emit_metrics(
+        function.name(),
+        &[
+            Metric::count("Requests", 1),
+            Metric::count("ClientErrors", u64::from((400..500).contains(&status))),
+            Metric::count("ServerErrors", u64::from(status >= 500)),
+            Metric::milliseconds("Latency", started.elapsed().as_secs_f64() * 1000.0),
+        ],
+    );
     response
 }
 
@@ -58,10 +71,11 @@ pub(super) fn finish(
 /// must stay `Send` for the Lambda runtime, which a generic async-closure bound cannot promise.
 macro_rules! serve {
     ($function:expr, $request:expr, |$meta:ident| $body:expr) => {{
+        let started = std::time::Instant::now();
         let $meta = RequestMeta::of(&$request);
         let span = request_span($function.name(), &$meta);
         let result = async { $body }.instrument(span.clone()).await;
-        finish(result, &$meta, &span)
+        finish(result, &$meta, &span, $function, started)
     }};
 }
 
