@@ -102,10 +102,48 @@ pub fn emf_record(function: &str, metrics: &[Metric<'_>], timestamp_ms: i64) -> 
     record
 }
 
+/// The same record as [`emf_record`], written straight into one line: this runs once per
+/// request, where building a `serde_json::Value` first cost several microseconds. Names are the
+/// code's own metric names and the function's name, so only the function name is escaped.
+pub fn emf_line(function: &str, metrics: &[Metric<'_>], timestamp_ms: i64) -> String {
+    use std::fmt::Write;
+    let function = serde_json::Value::from(function).to_string();
+    let mut line = String::with_capacity(256);
+    let _ = write!(
+        line,
+        r#"{{"_aws":{{"Timestamp":{timestamp_ms},"CloudWatchMetrics":[{{"Namespace":"activelog","Dimensions":[["function"]],"Metrics":["#
+    );
+    for (i, metric) in metrics.iter().enumerate() {
+        let separator = if i == 0 { "" } else { "," };
+        let _ = write!(
+            line,
+            r#"{separator}{{"Name":"{}","Unit":"{}"}}"#,
+            metric.name,
+            metric.unit.as_str()
+        );
+    }
+    let _ = write!(line, r#"]}}]}},"function":{function}"#);
+    for metric in metrics {
+        // JSON has no NaN or infinity; a metric that is not finite is reported as 0.
+        let value = if metric.value.is_finite() {
+            metric.value
+        } else {
+            0.0
+        };
+        let _ = write!(line, r#","{}":{value:?}"#, metric.name);
+    }
+    line.push('}');
+    line
+}
+
 /// Writes one EMF line to stdout, where Lambda's log agent turns it into CloudWatch metrics.
 pub fn emit_metrics(function: &str, metrics: &[Metric<'_>]) {
+    use std::io::Write;
     let timestamp_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
-    println!("{}", emf_record(function, metrics, timestamp_ms));
+    let mut line = emf_line(function, metrics, timestamp_ms);
+    line.push('\n');
+    // A lost metric line must never fail a request.
+    let _ = std::io::stdout().lock().write_all(line.as_bytes());
 }
 
 #[cfg(test)]
@@ -133,5 +171,23 @@ mod tests {
         assert_eq!(record["function"], "create-activity");
         assert_eq!(record["Requests"], 1.0);
         assert_eq!(record["Latency"], 2.5);
+    }
+
+    #[test]
+    fn the_fast_line_is_the_same_record() {
+        let metrics = [
+            Metric::count("Requests", 1),
+            Metric::count("ServerErrors", 0),
+            Metric::milliseconds("Latency", 0.042),
+        ];
+        for function in ["create-activity", "a \"quoted\" name"] {
+            let line = emf_line(function, &metrics, 1_795_000_000_123);
+            let parsed: serde_json::Value = serde_json::from_str(&line).unwrap();
+            assert_eq!(
+                parsed,
+                emf_record(function, &metrics, 1_795_000_000_123),
+                "{line}"
+            );
+        }
     }
 }
