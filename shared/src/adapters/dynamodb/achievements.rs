@@ -79,15 +79,7 @@ impl AchievementStore for DynamoDbStore {
         user_id: &UserId,
         added: &Progress,
     ) -> Result<ApplyOutcome, StoreError> {
-        let marker = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(items::marker_item(
-                consumer,
-                event_id,
-                self.clock.now(),
-            )))
-            .condition_expression("attribute_not_exists(PK)")
-            .build()
+        let marker = items::marker_put(&self.table, consumer, event_id, self.clock.now())
             .map_err(build_error)?;
         let signed = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         let progress = Update::builder()

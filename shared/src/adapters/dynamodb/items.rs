@@ -239,6 +239,21 @@ pub(super) fn stats_key(user_id: &UserId, period: PeriodKey) -> Item {
     ])
 }
 
+/// The `Put` that records `event_id` as processed by `consumer`, refused when it was before: the
+/// first item of every exactly-once write.
+pub(super) fn marker_put(
+    table: &str,
+    consumer: &str,
+    event_id: EventId,
+    now: OffsetDateTime,
+) -> Result<aws_sdk_dynamodb::types::Put, aws_sdk_dynamodb::error::BuildError> {
+    aws_sdk_dynamodb::types::Put::builder()
+        .table_name(table)
+        .set_item(Some(marker_item(consumer, event_id, now)))
+        .condition_expression("attribute_not_exists(PK)")
+        .build()
+}
+
 pub(super) fn marker_item(consumer: &str, event_id: EventId, now: OffsetDateTime) -> Item {
     HashMap::from([
         (PK.to_owned(), s(format!("PROCESSED#{consumer}#{event_id}"))),

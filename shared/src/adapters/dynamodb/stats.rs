@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 
 use super::items::{self, Item, n, s};
 use super::{DynamoDbStore, Reason, apply_error, store_error};
@@ -94,15 +94,7 @@ impl DynamoDbStore {
         consumer: &str,
         event_id: EventId,
     ) -> Result<TransactWriteItem, ApplyError> {
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(items::marker_item(
-                consumer,
-                event_id,
-                self.clock.now(),
-            )))
-            .condition_expression("attribute_not_exists(PK)")
-            .build()
+        let put = items::marker_put(&self.table, consumer, event_id, self.clock.now())
             .map_err(build_error)?;
         Ok(TransactWriteItem::builder().put(put).build())
     }
