@@ -12,7 +12,6 @@ use activelog::configuration::ALL_VARIABLES;
 use activelog::consumer::QUEUE_CONSUMERS;
 use activelog::domain::EventType;
 use activelog::domain::events::ACTIVITY_SOURCE;
-use activelog::http::ROUTES;
 use serde_norway::Value;
 
 fn root() -> &'static Path {
@@ -171,16 +170,7 @@ fn http_routes_match_the_route_table() {
             }
         }
     }
-    let routed: BTreeSet<(String, String, String)> = ROUTES
-        .iter()
-        .map(|r| {
-            (
-                r.method.to_owned(),
-                r.path.to_owned(),
-                r.function.name().to_owned(),
-            )
-        })
-        .collect();
+    let routed = activelog_tests::http::route_table();
     assert_eq!(
         declared, routed,
         "template HttpApi events and http::ROUTES differ"

@@ -50,6 +50,21 @@ pub fn http_functions() -> Vec<HttpFunction> {
 }
 
 /// One sample event of `events/<function>/` with its entry of `expected.json`.
+/// `http::ROUTES` as (method, path template, function) triples, the shape the OpenAPI document and
+/// `template.yaml` are compared against.
+pub fn route_table() -> std::collections::BTreeSet<(String, String, String)> {
+    http::ROUTES
+        .iter()
+        .map(|r| {
+            (
+                r.method.to_owned(),
+                r.path.to_owned(),
+                r.function.name().to_owned(),
+            )
+        })
+        .collect()
+}
+
 pub struct Sample {
     pub function: HttpFunction,
     pub name: String,
