@@ -115,4 +115,3 @@ pub async fn outbox_relay() -> Result<OutboxRelay, StartupError> {
         AdapterMode::Aws => aws::outbox_relay(&settings, grace).await,
     }
 }
-

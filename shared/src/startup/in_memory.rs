@@ -172,4 +172,3 @@ pub fn load_seed(path: &std::path::Path) -> Result<Vec<Activity>, StartupError> 
     let seed: Seed = serde_json::from_str(&text).map_err(|e| error(e.to_string()))?;
     Ok(seed.activities)
 }
-

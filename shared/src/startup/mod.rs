@@ -40,4 +40,3 @@ pub enum ReadScope {
     ById,
     Listing,
 }
-
