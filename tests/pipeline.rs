@@ -9,9 +9,7 @@
 
 use std::sync::Arc;
 
-use activelog::adapters::memory::{
-    ManualClock, MemoryQueue, Poller, SequentialIds, rules_from_template,
-};
+use activelog::adapters::memory::{ManualClock, MemoryQueue, Poller, rules_from_template};
 use activelog::application::{ApplyError, RequestContext, StatsStore};
 use activelog::consumer::{AchievementsConsumer, StatsConsumer};
 use activelog::domain::{
@@ -36,16 +34,14 @@ struct Pipeline {
 fn pipeline() -> Pipeline {
     let rules = rules_from_template(include_str!("../template.yaml")).unwrap();
     let clock = Arc::new(ManualClock::new(datetime!(2026-11-26 12:00 UTC)));
-    let stack = InMemoryStack::new(
+    let stack = activelog_tests::stack::in_memory_with(
         &rules,
         &QueueOptions {
             visibility_timeout: VISIBILITY,
             max_receive_count: MAX_RECEIVES,
         },
         clock.clone(),
-        Arc::new(SequentialIds::default()),
-    )
-    .unwrap();
+    );
     let stats_queue = stack.queue("StatsQueue").unwrap().clone();
     let stats_poller = Poller::new(
         stats_queue.clone(),

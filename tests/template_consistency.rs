@@ -237,13 +237,7 @@ fn rules_route_the_published_event_types_to_the_consumers_that_handle_them() {
     assert_eq!(names, BTreeSet::from(["AchievementsRule", "StatsRule"]));
 
     let clock = std::sync::Arc::new(ManualClock::new(time::OffsetDateTime::UNIX_EPOCH));
-    let stack = activelog::startup::InMemoryStack::new(
-        &rules,
-        &Default::default(),
-        clock.clone(),
-        std::sync::Arc::new(activelog::adapters::memory::SequentialIds::default()),
-    )
-    .unwrap();
+    let stack = activelog_tests::stack::in_memory(&rules, clock.clone());
     let expected: BTreeMap<&str, BTreeSet<EventType>> = BTreeMap::from([
         (
             "StatsQueue",

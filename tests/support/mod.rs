@@ -8,3 +8,4 @@ pub mod activity_fixtures;
 pub mod consumer;
 pub mod http;
 pub mod moto;
+pub mod stack;
