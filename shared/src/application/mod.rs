@@ -10,6 +10,7 @@ pub mod outbox_relay;
 pub mod pagination;
 pub mod ports;
 mod publishing;
+pub mod retry;
 pub mod stats;
 pub mod stats_updater;
 
@@ -27,5 +28,6 @@ pub use ports::{
     IdGenerator, IdempotencyKey, IdempotencyRecord, ListQuery, Outbox, OutboxRecord, PagePosition,
     PublishError, PublishReport, StatsStore, StoreError,
 };
+pub use publishing::PUBLISH_BUDGET;
 pub use stats::StatsQueries;
 pub use stats_updater::{EventOutcome, STATS_CONSUMER, StatsUpdater};
