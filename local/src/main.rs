@@ -6,6 +6,7 @@
 mod aws_mode;
 mod cli;
 mod gateway;
+mod json_response;
 mod operator;
 mod pipeline;
 mod server;

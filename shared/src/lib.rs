@@ -8,12 +8,14 @@
 //! - [`relay`]: the scheduled edge of the outbox relay (a run within the deadline, its metrics).
 //! - [`configuration`], [`telemetry`], [`startup`]: how a process reads its settings, logs, and
 //!   builds its adapters once.
+//! - [`functions`]: the Lambda functions' names, spelled once.
 
 pub mod adapters;
 pub mod application;
 pub mod configuration;
 pub mod consumer;
 pub mod domain;
+pub mod functions;
 pub mod http;
 pub mod relay;
 pub mod startup;

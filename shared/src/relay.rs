@@ -4,12 +4,11 @@
 
 use time::{Duration, OffsetDateTime};
 
-use crate::application::outbox_relay::RelayError;
-use crate::application::{OutboxRelay, RelayReport};
+use crate::application::{OutboxRelay, RelayError, RelayReport};
 use crate::telemetry::{self, Metric};
 
 /// The function name the relay's metrics are reported under.
-pub const FUNCTION: &str = "relay-outbox";
+pub const FUNCTION: &str = crate::functions::RELAY_OUTBOX;
 
 /// The relay's metric names (namespace `activelog`, dimension `function = relay-outbox`); the
 /// template's alarms name them too.

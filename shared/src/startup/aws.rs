@@ -12,10 +12,9 @@ use tokio::sync::OnceCell;
 use crate::adapters::dynamodb::DynamoDbStore;
 use crate::adapters::eventbridge::EventBridgePublisher;
 use crate::adapters::system::{RandomIds, SystemClock};
-use crate::application::pagination::CursorKeys;
 use crate::application::{
     AchievementQueries, AchievementRecorder, ActivityQueries, ActivityService, CursorCodec,
-    OutboxRelay, StatsQueries, StatsUpdater,
+    CursorKeys, OutboxRelay, StatsQueries, StatsUpdater,
 };
 use crate::configuration::{AdapterMode, CursorKeySource, Settings};
 
