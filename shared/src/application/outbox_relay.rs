@@ -61,10 +61,12 @@ impl OutboxRelay {
         self.relay_pending_until(None).await
     }
 
-    /// As [`Self::relay_pending`], but starts no new pass at or after `stop_at`: a Lambda run
-    /// killed at its timeout mid-pass would have published records without removing them (the
-    /// next run publishes them again) and would count as a failed run; stopping in time leaves
-    /// the rest to the next run, one minute later.
+    /// As [`Self::relay_pending`], but starts no pass after the first at or after `stop_at`: a
+    /// Lambda run killed at its timeout mid-pass would have published records without removing
+    /// them (the next run publishes them again) and would count as a failed run; stopping in time
+    /// leaves the rest to the next run, one minute later. The first pass (at most
+    /// [`RELAY_BATCH`] records) always runs, so every run makes progress whatever its deadline
+    /// says (an emulator may count its own build time in it).
     pub async fn relay_pending_until(
         &self,
         stop_at: Option<OffsetDateTime>,
@@ -74,6 +76,7 @@ impl OutboxRelay {
         let mut after: Option<OutboxRecord> = None;
         loop {
             if let Some(stop_at) = stop_at
+                && after.is_some()
                 && self.clock.now() >= stop_at
             {
                 tracing::warn!(
@@ -117,6 +120,21 @@ impl OutboxRelay {
             );
         }
         Ok(report)
+    }
+
+    /// As [`Self::relay_pending_until`], stopping `margin` before `deadline` — or, when less than
+    /// twice the margin is left (a short timeout), halfway there, so a run always gets a share
+    /// of its time.
+    pub async fn relay_pending_before(
+        &self,
+        deadline: Option<OffsetDateTime>,
+        margin: Duration,
+    ) -> Result<RelayReport, RelayError> {
+        let stop_at = deadline.map(|deadline| {
+            let left = deadline - self.clock.now();
+            deadline - margin.min(left / 2).max(Duration::ZERO)
+        });
+        self.relay_pending_until(stop_at).await
     }
 
     /// How long the oldest record still in the outbox (published or not, in grace or not) has
