@@ -2,6 +2,9 @@
 //! published with the correlation id of the request that recorded the activity, and recovery from
 //! a crash or a failed publish.
 
+// Test helpers as well as tests: a setup that fails is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 
 use activelog::adapters::memory::{AchievementStoreCall, ManualClock, SequentialIds};

@@ -2,6 +2,9 @@
 //! fresh system (as `expected.json` says), and what the caller sees once the achievements consumer
 //! has awarded milestones — their own, never another user's.
 
+// Test helpers as well as tests: a setup that fails is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

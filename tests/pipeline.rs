@@ -4,6 +4,9 @@
 //! the consumers the way Lambda's SQS event source mappings do. A manual clock passes visibility
 //! timeouts, so redelivery and dead-lettering happen as they would in AWS, without waiting.
 
+// Test helpers as well as tests: a setup that fails is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 
 use activelog::adapters::memory::{

@@ -4,6 +4,9 @@
 //! in-memory bus delivers EventBridge-shaped events, and the stats updater applies them in
 //! shuffled, duplicated batches.
 
+// Test helpers as well as tests: a setup that fails is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 

@@ -3,6 +3,9 @@
 //! variable the code does not read, a route, rule or queue that the code routes differently, a
 //! table key the DynamoDB adapter does not use, a function without sample events.
 
+// Test helpers as well as tests: a setup that fails is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
@@ -416,6 +419,7 @@ async fn every_function_starts_with_the_environment_the_template_gives_it() {
     // template's `!Ref CursorKeysSecret` becomes here.
     let moto = activelog_tests::moto::Clients::new();
     // SAFETY: no other test in this binary reads the process environment.
+    #[allow(unsafe_code)]
     unsafe {
         std::env::set_var("AWS_REGION", activelog_tests::moto::REGION);
         std::env::set_var("AWS_ACCESS_KEY_ID", "testing");

@@ -106,18 +106,11 @@ async fn run_in_memory(options: Options) -> Result<(), Box<dyn std::error::Error
         }),
     );
 
-    let listener = tokio::net::TcpListener::bind((options.bind, options.port)).await?;
-    let address = listener.local_addr()?;
-    tracing::warn!(
-        header = gateway::USER_HEADER,
-        "local mode does not authenticate: the x-user-id header is taken as the caller's identity; never expose this port"
-    );
     tracing::info!(
-        %address,
-        adapters = "memory",
         rules = ?rules.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
-        "activelog-local listening"
+        "event routing from template.yaml"
     );
+    let listener = listen(&options, "memory").await?;
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
