@@ -27,6 +27,11 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "consumer",
         &["domain", "application", "functions", "telemetry"],
     ),
+    // The scheduled edge of relay-outbox: a relay run within its deadline, and its metrics.
+    (
+        "relay",
+        &["domain", "application", "functions", "telemetry"],
+    ),
     (
         "adapters",
         &[

@@ -371,7 +371,11 @@ async fn the_outbox_hands_out_old_records_oldest_first_and_forgets_acknowledged_
         pending, expected,
         "only records older than the cut-off, oldest first, all fields kept"
     );
-    assert_eq!(clients.calls.calls(), ["DynamoDB.Query"]);
+    assert_eq!(
+        clients.calls.calls(),
+        vec!["DynamoDB.Query"; activelog::adapters::dynamodb::OUTBOX_SHARDS as usize],
+        "one Query per outbox shard"
+    );
     assert_eq!(store.pending(base, 2).await.unwrap(), expected[..2]);
     assert_eq!(
         store.pending_after(base, &expected[0], 100).await.unwrap(),
@@ -395,6 +399,174 @@ async fn the_outbox_hands_out_old_records_oldest_first_and_forgets_acknowledged_
         "one DeleteItem per record"
     );
     assert_eq!(store.pending(base, 100).await.unwrap(), expected[1..]);
+}
+
+/// Loses the answer of the first `times` TransactWriteItems *after* moto committed them: the
+/// service answers 500, as a response lost to a stalled connection or an attempt timeout looks.
+#[derive(Clone, Debug)]
+struct LoseCommittedAnswers {
+    remaining: Arc<Mutex<usize>>,
+    /// The operation of the request in flight (`x-amz-target`).
+    target: Arc<Mutex<String>>,
+}
+
+impl Intercept for LoseCommittedAnswers {
+    fn name(&self) -> &'static str {
+        "LoseCommittedAnswers"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        *self.target.lock().unwrap() = context
+            .request()
+            .headers()
+            .get("x-amz-target")
+            .unwrap_or_default()
+            .to_owned();
+        Ok(())
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut BeforeDeserializationInterceptorContextMut<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let target = self.target.lock().unwrap().clone();
+        let mut remaining = self.remaining.lock().unwrap();
+        if !target.ends_with("TransactWriteItems") || *remaining == 0 {
+            return Ok(());
+        }
+        *remaining -= 1;
+        let body = r#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"injected: the answer was lost after the commit"}"#;
+        let response = context.response_mut();
+        *response.status_mut() =
+            aws_smithy_runtime_api::http::StatusCode::try_from(500_u16).unwrap();
+        response
+            .headers_mut()
+            .insert("content-length", body.len().to_string());
+        *response.body_mut() = SdkBody::from(body);
+        Ok(())
+    }
+}
+
+/// A change whose transaction committed but whose answer was lost is retried by the SDK; the
+/// retry then finds its own outbox record (its event id exists for this call only) and the store
+/// answers the committed write — not `AlreadyExists` (a 409 for a create that worked),
+/// `VersionConflict` (an update applied twice) or `NotFound` (a 404 for a delete that worked).
+#[tokio::test]
+async fn a_committed_change_whose_answer_was_lost_is_answered_as_done() {
+    let clients = Clients::new();
+    let table = unique("activelog");
+    clients.create_table(&table).await;
+    let lose = LoseCommittedAnswers {
+        remaining: Arc::new(Mutex::new(0)),
+        target: Arc::default(),
+    };
+    let config = clients
+        .dynamodb
+        .config()
+        .to_builder()
+        .interceptor(lose.clone())
+        .build();
+    let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::from_conf(config), &table);
+    let alice = user("alice");
+    let mut run = activity(&alice, ActivityType::Running, date!(2026 - 11 - 20), 30);
+
+    *lose.remaining.lock().unwrap() = 1;
+    clients.calls.clear();
+    assert_eq!(
+        store.create(&run, &created_record(&run), None).await,
+        Ok(())
+    );
+    assert_eq!(
+        clients.calls.count("DynamoDB.TransactWriteItems"),
+        2,
+        "committed, answer lost, retried"
+    );
+    assert_eq!(
+        ActivityStore::get(&store, &alice, run.id).await.unwrap(),
+        Some(run.clone())
+    );
+
+    let before = run.version;
+    run.version = Version::new(before.get() + 1);
+    run.duration = activelog::domain::DurationMinutes::parse(45).unwrap();
+    *lose.remaining.lock().unwrap() = 1;
+    assert_eq!(
+        store.update(&run, before, &created_record(&run)).await,
+        Ok(())
+    );
+    assert_eq!(
+        ActivityStore::get(&store, &alice, run.id).await.unwrap(),
+        Some(run.clone())
+    );
+
+    *lose.remaining.lock().unwrap() = 1;
+    assert_eq!(store.delete(&run, &created_record(&run)).await, Ok(()));
+    assert_eq!(
+        ActivityStore::get(&store, &alice, run.id).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .pending(OffsetDateTime::now_utc() + TimeDuration::hours(1), 10)
+            .await
+            .unwrap()
+            .len(),
+        3,
+        "each change wrote its one outbox record once"
+    );
+}
+
+/// A TCP endpoint that accepts connections and never answers: a stalled service.
+async fn stalled_endpoint() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((connection, _)) = listener.accept().await {
+            held.push(connection);
+        }
+    });
+    format!("http://{address}")
+}
+
+/// A stalled DynamoDB no longer holds a call until the Lambda timeout: each attempt times out,
+/// and the whole call gives up within the operation timeout as `Unavailable` (retryable).
+#[tokio::test]
+async fn a_stalled_service_fails_within_the_operation_timeout() {
+    use activelog::startup::aws::{OPERATION_TIMEOUT, timeout_config};
+    let stalled = Clients::at(&stalled_endpoint().await);
+    let config = stalled
+        .dynamodb
+        .config()
+        .to_builder()
+        .timeout_config(timeout_config())
+        .build();
+    let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::from_conf(config), "activelog");
+    let alice = user("alice");
+    let id = activity(&alice, ActivityType::Yoga, date!(2026 - 11 - 20), 5).id;
+    let started = std::time::Instant::now();
+    let result = tokio::time::timeout(
+        OPERATION_TIMEOUT + Duration::from_secs(5),
+        ActivityStore::get(&store, &alice, id),
+    )
+    .await
+    .expect("the call gave up by itself");
+    assert!(
+        matches!(result, Err(StoreError::Unavailable(_))),
+        "{result:?}"
+    );
+    assert!(
+        started.elapsed() < OPERATION_TIMEOUT + Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -1081,5 +1253,88 @@ async fn the_poller_runs_until_told_to_stop() {
         clients.queue_depth(&queue).await,
         (0, 0),
         "the handled message was deleted"
+    );
+}
+
+/// EventBridge's target dead-letter queue has no SQS source, so SQS cannot redrive it; the
+/// adapter sends each event to the queue its `TARGET_ARN` names, settles undelivered relay
+/// ticks, and leaves what it cannot place.
+#[tokio::test]
+async fn the_eventbridge_dead_letter_queue_is_redriven_to_each_events_target() {
+    use activelog::adapters::sqs::{TARGET_ARN_ATTRIBUTE, TargetRedrive};
+    use aws_sdk_sqs::types::MessageAttributeValue;
+    let clients = Clients::new();
+    let stats = clients.create_queue(&unique("stats"), 30).await;
+    let achievements = clients.create_queue(&unique("achievements"), 30).await;
+    let dlq = clients.create_queue(&unique("eventbridge-dlq"), 30).await;
+    let relay = "arn:aws:lambda:us-east-1:123456789012:function:activelog-relay-outbox";
+    let attribute = |value: &str| {
+        MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(value)
+            .build()
+            .unwrap()
+    };
+    let stats_arn = clients.queue_arn(&stats).await;
+    let achievements_arn = clients.queue_arn(&achievements).await;
+    for (body, target) in [
+        ("event-for-stats", Some(stats_arn.as_str())),
+        ("event-for-achievements", Some(achievements_arn.as_str())),
+        ("another-event-for-stats", Some(stats_arn.as_str())),
+        ("relay-tick", Some(relay)),
+        ("unplaceable", None),
+    ] {
+        let mut send = clients
+            .sqs
+            .send_message()
+            .queue_url(&dlq)
+            .message_body(body)
+            .message_attributes("ERROR_CODE", attribute("SDK_CLIENT_ERROR"));
+        if let Some(target) = target {
+            send = send.message_attributes(TARGET_ARN_ATTRIBUTE, attribute(target));
+        }
+        send.send().await.unwrap();
+    }
+
+    let outcome = DeadLetterQueue::new(clients.sqs.clone(), &dlq)
+        .redrive_to_targets()
+        .await
+        .unwrap();
+
+    assert_eq!(
+        outcome,
+        TargetRedrive {
+            redriven: 3,
+            settled: 1,
+            left: 1
+        }
+    );
+    let bodies = |letters: Vec<activelog::adapters::sqs::DeadLetter>| {
+        let mut bodies: Vec<String> = letters.into_iter().map(|l| l.body).collect();
+        bodies.sort();
+        bodies
+    };
+    assert_eq!(
+        bodies(
+            DeadLetterQueue::new(clients.sqs.clone(), &stats)
+                .peek(10)
+                .await
+                .unwrap()
+        ),
+        ["another-event-for-stats", "event-for-stats"]
+    );
+    assert_eq!(
+        bodies(
+            DeadLetterQueue::new(clients.sqs.clone(), &achievements)
+                .peek(10)
+                .await
+                .unwrap()
+        ),
+        ["event-for-achievements"]
+    );
+    assert_eq!(
+        clients.queue_depth(&dlq).await,
+        (0, 1),
+        "only the unplaceable one, hidden for a minute"
     );
 }

@@ -9,14 +9,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use activelog::adapters::dynamodb::DynamoDbStore;
+use activelog::adapters::dynamodb::{DynamoDbStore, OUTBOX_SHARDS};
 use activelog::adapters::eventbridge::EventBridgePublisher;
 use activelog::adapters::memory::{RoutingRule, rules_from_template};
 use activelog::adapters::sqs::SqsPoller;
 use activelog::adapters::system::{RandomIds, SystemClock};
 use activelog::application::{
-    AchievementRecorder, AchievementStore, ActivityService, Outbox, OutboxRelay, RelayReport,
-    RequestContext, StatsStore, StatsUpdater, UseCaseError,
+    AchievementRecorder, AchievementStore, ActivityService, Outbox, OutboxRelay, PUBLISH_BUDGET,
+    RelayReport, RequestContext, StatsStore, StatsUpdater, UseCaseError,
 };
 use activelog::consumer::{AchievementsConsumer, StatsConsumer};
 use activelog::domain::{
@@ -341,7 +341,8 @@ async fn fault_a_publish_that_fails_after_the_transaction_is_relayed_and_applied
         report,
         RelayReport {
             published: 1,
-            failed: 0
+            failed: 0,
+            stopped_early: false
         }
     );
     assert!(
@@ -398,6 +399,121 @@ async fn fault_a_publish_that_fails_after_the_transaction_is_relayed_and_applied
     assert_eq!(stats.totals.minutes, 45);
 }
 
+/// An EventBridge that accepts connections and never answers holds the answer of a committed
+/// create no longer than `PUBLISH_BUDGET`: the client gets its 201, the event waits in the
+/// outbox, and the relay publishes it once the bus is back.
+#[tokio::test]
+async fn a_stalled_bus_never_holds_the_answer_of_a_committed_change() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let stalled = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((connection, _)) = listener.accept().await {
+            held.push(connection);
+        }
+    });
+    let stack = Stack::with_publisher_clients(Some(Clients::at(&stalled))).await;
+    let started = std::time::Instant::now();
+    let created = tokio::time::timeout(
+        PUBLISH_BUDGET + Duration::from_secs(5),
+        stack.service.create(
+            &ctx("alice"),
+            draft(ActivityType::Running, date!(2026 - 11 - 20), 30),
+            None,
+        ),
+    )
+    .await
+    .expect("the answer did not wait for the stalled bus")
+    .unwrap();
+    assert!(matches!(
+        created,
+        activelog::application::CreateOutcome::Created(_)
+    ));
+    assert!(
+        started.elapsed() < PUBLISH_BUDGET + Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    let pending = stack
+        .store
+        .pending(
+            time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(pending.len(), 1, "the event waits in the outbox");
+    let report = stack.relay().relay_pending().await.unwrap();
+    assert_eq!(report.published, 1, "and the relay publishes it");
+}
+
+/// The outbox index is sharded (`OUTBOX#0` … `OUTBOX#9`): records land in every shard, and the
+/// relay reads every shard, in pages that merge the shards oldest first, until all is published.
+#[tokio::test]
+async fn the_relay_reads_every_outbox_shard() {
+    let stack = Stack::new().await;
+    let alice = user("alice");
+    let base = time::OffsetDateTime::now_utc() - time::Duration::minutes(5);
+    // More than one relay page (RELAY_BATCH = 100), so paging continues across shards.
+    let count = 130;
+    for n in 0..count {
+        let a = activity(&alice, ActivityType::Running, date!(2026 - 11 - 20), 30);
+        let mut record = created_record(&a);
+        record.occurred_at = base + time::Duration::milliseconds(n as i64);
+        activelog::application::ActivityStore::create(&stack.store, &a, &record, None)
+            .await
+            .unwrap();
+    }
+    let scan = stack
+        .clients
+        .dynamodb
+        .scan()
+        .table_name(stack.store.table_name())
+        .send()
+        .await
+        .unwrap();
+    let partitions: std::collections::BTreeSet<String> = scan
+        .items()
+        .iter()
+        .filter_map(|item| item.get("GSI2PK")?.as_s().ok().cloned())
+        .collect();
+    let expected: std::collections::BTreeSet<String> = (0..OUTBOX_SHARDS)
+        .map(|shard| format!("OUTBOX#{shard}"))
+        .collect();
+    assert_eq!(partitions, expected, "records spread over every shard");
+
+    let oldest_first = stack
+        .store
+        .pending(base + time::Duration::minutes(1), 1000)
+        .await
+        .unwrap();
+    assert_eq!(oldest_first.len(), count);
+    assert!(
+        oldest_first
+            .windows(2)
+            .all(|w| w[0].occurred_at <= w[1].occurred_at),
+        "shards merge oldest first"
+    );
+
+    stack.clients.calls.clear();
+    let report = stack.relay().relay_pending().await.unwrap();
+    assert_eq!(report.published, count);
+    assert_eq!(report.failed, 0);
+    assert_eq!(
+        stack.clients.calls.count("DynamoDB.Query"),
+        2 * OUTBOX_SHARDS as usize,
+        "each of the relay's two pages (100, then the last 30) queries every shard once"
+    );
+    assert!(
+        stack
+            .store
+            .pending(time::OffsetDateTime::now_utc(), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 #[tokio::test]
 async fn the_scheduled_sample_event_runs_the_relay_as_expected() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/relay-outbox");
@@ -409,7 +525,7 @@ async fn the_scheduled_sample_event_runs_the_relay_as_expected() {
         let event: EventBridgeEvent<serde_json::Value> =
             serde_json::from_str(&std::fs::read_to_string(root.join(case)).unwrap()).unwrap();
         assert_eq!(event.detail_type, "Scheduled Event");
-        let report = stack.relay().relay_pending().await.unwrap();
+        let report = activelog::relay::run(&stack.relay(), None).await.unwrap();
         assert_eq!(&serde_json::to_value(report).unwrap(), outcome, "{case}");
     }
 }

@@ -84,6 +84,76 @@ async fn aws_mode_reads_its_resources_and_endpoint_from_the_environment() {
         .item;
     assert!(item.is_some());
 
+    // list-activities reads its cursor key ring from Secrets Manager once, at start-up (the
+    // template gives it CURSOR_SECRET_ARN, never the keys), and seals cursors with the current key.
+    let secrets = aws_sdk_secretsmanager::Client::new(
+        &aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .load()
+            .await,
+    );
+    let secret_name = unique("cursor-keys");
+    let secret = secrets
+        .create_secret()
+        .name(&secret_name)
+        .secret_string(
+            serde_json::json!({
+                "current": "k2",
+                "k2": "the-new-key-of-at-least-32-bytes-0002",
+                "k1": "the-old-key-of-at-least-32-bytes-0001"
+            })
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    set("CURSOR_SECRET", "");
+    set("CURSOR_SECRET_ARN", secret.arn().unwrap());
+    let queries = startup::activity_queries(startup::ReadScope::Listing)
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        service
+            .create(
+                &ctx,
+                draft(ActivityType::Hiking, date!(2026 - 11 - 21), 30),
+                None,
+            )
+            .await
+            .unwrap();
+    }
+    let page = queries
+        .list(
+            &ctx,
+            activelog::application::ListRequest {
+                from: None,
+                to: None,
+                activity_type: None,
+                limit: 1,
+                cursor: None,
+            },
+        )
+        .await
+        .unwrap();
+    let cursor = page.next_cursor.expect("a next page");
+    assert!(
+        cursor.starts_with("k2."),
+        "sealed with the current key: {cursor}"
+    );
+    // A ring without a current key stops start-up, naming the secret.
+    let broken = secrets
+        .create_secret()
+        .name(unique("cursor-keys-broken"))
+        .secret_string(r#"{"k1": "the-old-key-of-at-least-32-bytes-0001"}"#)
+        .send()
+        .await
+        .unwrap();
+    set("CURSOR_SECRET_ARN", broken.arn().unwrap());
+    match startup::activity_queries(startup::ReadScope::Listing).await {
+        Err(StartupError::CursorKeys(reason)) => assert!(reason.contains("current"), "{reason}"),
+        Err(other) => panic!("{other}"),
+        Ok(_) => panic!("started without a current cursor key"),
+    }
+
     // The relay, the stats reads and the stats consumer start the same way.
     let relay = startup::outbox_relay().await.unwrap();
     assert_eq!(relay.relay_pending().await.unwrap().failed, 0);

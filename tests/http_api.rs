@@ -733,7 +733,9 @@ proptest! {
 
     #[test]
     fn no_body_makes_a_writing_route_fail_with_a_5xx(body in json_value(), raw in ".{0,40}") {
-        let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        // Timers on, as in every runtime that runs the handlers: the publish after a commit
+        // runs under a time budget.
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         runtime.block_on(async {
             let api = TestApi::seeded();
             let run = format!("/activities/{ALICE_RUN}");

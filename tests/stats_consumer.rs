@@ -157,7 +157,6 @@ async fn ten_distinct_events_cost_one_write() {
 async fn a_refused_batch_falls_back_to_one_write_per_event() {
     for refusal in [
         ApplyError::AlreadyApplied(Vec::new()),
-        ApplyError::Conflict,
         ApplyError::Unavailable("throttled".into()),
     ] {
         let (store, consumer) = consumer();
@@ -174,6 +173,24 @@ async fn a_refused_batch_falls_back_to_one_write_per_event() {
         );
         assert_ten_events_counted(&store).await;
     }
+}
+
+/// A batch that lost a race with another transaction (TransactionConflict) is written again
+/// in-process, whole, instead of falling back or failing back to SQS.
+#[tokio::test]
+async fn a_conflicting_batch_is_retried_whole() {
+    let (store, consumer) = consumer();
+    store.fail_next_batch(ApplyError::Conflict);
+    let response = consumer.handle(batch_of(&ten_events())).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(
+        writes(&store),
+        [
+            StatsStoreCall::ApplyBatch { events: 10 },
+            StatsStoreCall::ApplyBatch { events: 10 }
+        ]
+    );
+    assert_ten_events_counted(&store).await;
 }
 
 #[tokio::test]
@@ -232,7 +249,7 @@ async fn when_every_message_fails_the_full_list_is_returned() {
 async fn poison_and_retryable_failures_are_told_apart() {
     let (store, consumer) = consumer();
     let events = ten_events();
-    store.fail_next_batch(ApplyError::Conflict);
+    store.fail_next_batch(ApplyError::Unavailable("throttled".into()));
     store.fail_next_write_of(events[0].event_id, ApplyError::Failed("denied".into()));
     let mut bodies: Vec<String> = events[..2]
         .iter()

@@ -145,7 +145,7 @@ fn environment_variables_are_the_ones_the_code_reads() {
     for required in [
         "TABLE_NAME",
         "EVENT_BUS_NAME",
-        "CURSOR_SECRET",
+        "CURSOR_SECRET_ARN",
         "OUTBOX_GRACE_SECONDS",
         "ACTIVELOG_ADAPTERS",
     ] {
@@ -408,14 +408,38 @@ fn function_environment(template: &Value, resource: &Value) -> BTreeMap<String, 
 async fn every_function_starts_with_the_environment_the_template_gives_it() {
     use activelog::configuration::Settings;
     use activelog::startup::{ReadScope, aws};
-    // SDK clients are built, never called: an unroutable endpoint and fake credentials suffice.
+    // Start-up builds SDK clients without calling them, except list-activities, which reads its
+    // cursor keys from Secrets Manager at init: moto holds a secret under the placeholder name the
+    // template's `!Ref CursorKeysSecret` becomes here.
+    let moto = activelog_tests::moto::Clients::new();
     // SAFETY: no other test in this binary reads the process environment.
     #[allow(unsafe_code)]
     unsafe {
-        std::env::set_var("AWS_REGION", "eu-west-1");
+        std::env::set_var("AWS_REGION", activelog_tests::moto::REGION);
         std::env::set_var("AWS_ACCESS_KEY_ID", "testing");
         std::env::set_var("AWS_SECRET_ACCESS_KEY", "testing");
-        std::env::set_var("AWS_ENDPOINT_URL", "http://127.0.0.1:9");
+        std::env::set_var("AWS_ENDPOINT_URL", &moto.endpoint);
+    }
+    let secrets = aws_sdk_secretsmanager::Client::new(
+        &aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .load()
+            .await,
+    );
+    let secret = "placeholder-for-CursorKeysSecret-at-least-32-bytes-long";
+    if let Err(error) = secrets
+        .create_secret()
+        .name(secret)
+        .secret_string(
+            serde_json::json!({"current": "k1", "k1": "a-generated-key-of-at-least-32-bytes"})
+                .to_string(),
+        )
+        .send()
+        .await
+    {
+        // One moto serves every test binary: the secret may be there from an earlier run.
+        let exists = aws_sdk_secretsmanager::error::ProvideErrorMetadata::code(&error)
+            == Some("ResourceExistsException");
+        assert!(exists, "{error:?}");
     }
     let template = template();
     for (name, (_, resource)) in functions(&template) {
@@ -686,4 +710,385 @@ fn each_function_may_make_exactly_the_dynamodb_calls_its_code_makes() {
             .collect();
         assert_eq!(dynamodb, wanted, "{name}");
     }
+}
+
+/// `!Ref X` → `("Ref", "X")`, `!GetAtt X.Y` → `("GetAtt", "X.Y")`.
+fn intrinsic(value: &Value) -> Option<(String, String)> {
+    match value {
+        Value::Tagged(tagged) => Some((
+            tagged.tag.to_string().trim_start_matches('!').to_owned(),
+            tagged.value.as_str()?.to_owned(),
+        )),
+        _ => None,
+    }
+}
+
+fn alarms(template: &Value) -> BTreeMap<String, Value> {
+    resources(template)
+        .into_iter()
+        .filter(|(_, r)| r["Type"] == "AWS::CloudWatch::Alarm")
+        .collect()
+}
+
+/// The (namespace, metric, dimensions) of every single-metric alarm, and of every metric inside a
+/// metric-math alarm. Dimension values are literals or rendered intrinsics (`!Ref X`).
+fn watched_metrics(alarm: &Value) -> Vec<(String, String, BTreeMap<String, String>)> {
+    fn dimensions(value: &Value) -> BTreeMap<String, String> {
+        value
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .map(|d| {
+                let value = match intrinsic(&d["Value"]) {
+                    Some((tag, target)) => format!("!{tag} {target}"),
+                    None => d["Value"].as_str().unwrap_or_default().to_owned(),
+                };
+                (d["Name"].as_str().unwrap_or_default().to_owned(), value)
+            })
+            .collect()
+    }
+    let properties = &alarm["Properties"];
+    let mut watched = Vec::new();
+    if let Some(metric) = properties["MetricName"].as_str() {
+        watched.push((
+            properties["Namespace"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            metric.to_owned(),
+            dimensions(&properties["Dimensions"]),
+        ));
+    }
+    for query in properties["Metrics"].as_sequence().into_iter().flatten() {
+        let metric = &query["MetricStat"]["Metric"];
+        if let Some(name) = metric["MetricName"].as_str() {
+            watched.push((
+                metric["Namespace"].as_str().unwrap_or_default().to_owned(),
+                name.to_owned(),
+                dimensions(&metric["Dimensions"]),
+            ));
+        }
+    }
+    watched
+}
+
+fn watches(template: &Value, namespace: &str, metric: &str, dims: &[(&str, &str)]) -> bool {
+    let wanted: BTreeMap<String, String> = dims
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    alarms(template).values().any(|alarm| {
+        watched_metrics(alarm)
+            .iter()
+            .any(|(ns, m, d)| ns == namespace && m == metric && *d == wanted)
+    })
+}
+
+/// An alarm without an action is a page nobody receives: every alarm notifies `AlarmTopicArn`
+/// on ALARM and on OK, and the parameter has no default to silently leave it empty.
+#[test]
+fn every_alarm_notifies_a_topic_that_must_be_given() {
+    let template = template();
+    let parameter = &template["Parameters"]["AlarmTopicArn"];
+    assert!(
+        parameter.get("Default").is_none(),
+        "AlarmTopicArn must not default to nothing"
+    );
+    assert!(
+        parameter["AllowedPattern"]
+            .as_str()
+            .is_some_and(|p| p.contains(":sns:")),
+        "AlarmTopicArn must be an SNS topic ARN"
+    );
+    let alarms = alarms(&template);
+    assert!(alarms.len() > 10);
+    for (id, alarm) in alarms {
+        for key in ["AlarmActions", "OKActions"] {
+            let actions: Vec<Option<(String, String)>> = alarm["Properties"][key]
+                .as_sequence()
+                .unwrap_or_else(|| panic!("{id}: {key} is not a plain list (conditional?)"))
+                .iter()
+                .map(intrinsic)
+                .collect();
+            assert_eq!(
+                actions,
+                [Some(("Ref".to_owned(), "AlarmTopicArn".to_owned()))],
+                "{id}: {key}"
+            );
+        }
+    }
+}
+
+/// Every failure signal has an alarm: 5xx answers per HTTP function (the handlers answer 5xx as
+/// responses, which Lambda's `Errors` never counts) and at the API, invocation errors of every
+/// function, the oldest message of every consumer queue, every dead-letter queue, throttling of
+/// the table and each of its indexes, and the relay's refusals and oldest pending record.
+#[test]
+fn the_alarms_watch_every_failure_signal() {
+    let template = template();
+    let resources = resources(&template);
+    for (name, (id, resource)) in functions(&template) {
+        assert!(
+            watches(
+                &template,
+                "AWS/Lambda",
+                "Errors",
+                &[("FunctionName", &format!("!Ref {id}"))]
+            ),
+            "{name}: no Errors alarm"
+        );
+        let events = resource["Properties"]["Events"].as_mapping().cloned();
+        for (_, event) in events.into_iter().flatten() {
+            match event["Type"].as_str() {
+                Some("HttpApi") => assert!(
+                    watches(
+                        &template,
+                        "activelog",
+                        "ServerErrors",
+                        &[("function", &name)]
+                    ),
+                    "{name}: no ServerErrors alarm"
+                ),
+                Some("SQS") => {
+                    let queue = get_att(&event["Properties"]["Queue"]).expect("queue by GetAtt");
+                    assert!(
+                        watches(
+                            &template,
+                            "AWS/SQS",
+                            "ApproximateAgeOfOldestMessage",
+                            &[("QueueName", &format!("!GetAtt {queue}.QueueName"))]
+                        ),
+                        "{queue}: no oldest-message alarm"
+                    );
+                }
+                _ => {}
+            }
+        }
+    }
+    assert!(watches(
+        &template,
+        "AWS/ApiGateway",
+        "5xx",
+        &[("ApiId", "!Ref HttpApi")]
+    ));
+    let dead_letter_queues: BTreeSet<String> = resources
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::SQS::Queue")
+        .filter_map(|(_, r)| get_att(&r["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]))
+        .chain(["EventBridgeDeadLetterQueue".to_owned()])
+        .collect();
+    for queue in dead_letter_queues {
+        assert!(
+            watches(
+                &template,
+                "AWS/SQS",
+                "ApproximateNumberOfMessagesVisible",
+                &[("QueueName", &format!("!GetAtt {queue}.QueueName"))]
+            ),
+            "{queue}: no alarm"
+        );
+    }
+    let indexes: Vec<String> = resources["ActivityTable"]["Properties"]["GlobalSecondaryIndexes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|i| i["IndexName"].as_str().unwrap().to_owned())
+        .collect();
+    for metric in ["ReadThrottleEvents", "WriteThrottleEvents"] {
+        assert!(
+            watches(
+                &template,
+                "AWS/DynamoDB",
+                metric,
+                &[("TableName", "!Ref ActivityTable")]
+            ),
+            "table {metric}"
+        );
+        for index in &indexes {
+            assert!(
+                watches(
+                    &template,
+                    "AWS/DynamoDB",
+                    metric,
+                    &[
+                        ("TableName", "!Ref ActivityTable"),
+                        ("GlobalSecondaryIndexName", index)
+                    ]
+                ),
+                "{index} {metric}"
+            );
+        }
+    }
+    for metric in [
+        activelog::relay::metric::REFUSED,
+        activelog::relay::metric::OLDEST_PENDING,
+    ] {
+        assert!(
+            watches(
+                &template,
+                "activelog",
+                metric,
+                &[("function", activelog::relay::FUNCTION)]
+            ),
+            "relay: no {metric} alarm"
+        );
+    }
+}
+
+/// One relay at a time (two would publish every pending record twice), and its timeout leaves
+/// room for the margin it stops within.
+#[test]
+fn the_relay_runs_alone_and_stops_before_its_timeout() {
+    let template = template();
+    let (_, relay) = &functions(&template)["relay-outbox"];
+    assert_eq!(
+        relay["Properties"]["ReservedConcurrentExecutions"].as_i64(),
+        Some(1)
+    );
+    let timeout = relay["Properties"]["Timeout"].as_i64().unwrap();
+    assert!(
+        timeout > 2 * activelog::relay::DEADLINE_MARGIN.whole_seconds(),
+        "a {timeout} s timeout leaves no time to relay"
+    );
+}
+
+/// The table outlives the stack (Retain) and refuses a DeleteTable until protection is turned off.
+#[test]
+fn the_table_cannot_be_deleted_by_accident() {
+    let template = template();
+    let table = &resources(&template)["ActivityTable"];
+    assert_eq!(table["DeletionPolicy"], "Retain");
+    assert_eq!(
+        table["Properties"]["DeletionProtectionEnabled"].as_bool(),
+        Some(true)
+    );
+}
+
+/// The bus's resource policy denies `PutEvents` of activelog events to every principal but the
+/// roles of exactly the functions whose IAM policies allow them to publish.
+#[test]
+fn only_the_publishing_functions_may_put_activelog_events_on_the_bus() {
+    let template = template();
+    let resources = resources(&template);
+    let policies: Vec<&Value> = resources
+        .values()
+        .filter(|r| r["Type"] == "AWS::Events::EventBusPolicy")
+        .collect();
+    assert_eq!(policies.len(), 1, "one bus policy");
+    let properties = &policies[0]["Properties"];
+    assert_eq!(
+        intrinsic(&properties["EventBusName"]),
+        Some(("Ref".into(), "EventBus".into()))
+    );
+    let statement = &properties["Statement"];
+    assert_eq!(statement["Effect"], "Deny");
+    assert_eq!(statement["Principal"], "*");
+    assert_eq!(statement["Action"], "events:PutEvents");
+    assert_eq!(
+        statement["Condition"]["StringLike"]["events:source"],
+        serde_norway::from_str::<Value>("[\"activelog.*\"]").unwrap()
+    );
+    let exempt: BTreeSet<String> = statement["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]
+        .as_sequence()
+        .expect("a list of role ARNs")
+        .iter()
+        .map(|arn| get_att(arn).expect("!GetAtt <Role>.Arn"))
+        .collect();
+    let publishers: BTreeSet<String> = functions(&template)
+        .into_values()
+        .filter(|(_, f)| allowed_actions(&resources, f).contains("events:PutEvents"))
+        .map(|(id, f)| get_att(&f["Properties"]["Role"]).unwrap_or(format!("{id}Role")))
+        .collect();
+    assert_eq!(exempt, publishers);
+}
+
+/// Every function logs JSON at the template's `LogLevel` (Lambda hands it to the code as
+/// `AWS_LAMBDA_LOG_LEVEL`), and each allowed level is one the code understands.
+#[test]
+fn every_function_logs_json_at_the_templates_level() {
+    let template = template();
+    for (name, (_, function)) in functions(&template) {
+        let logging = &function["Properties"]["LoggingConfig"];
+        assert_eq!(logging["LogFormat"], "JSON", "{name}");
+        assert_eq!(
+            intrinsic(&logging["ApplicationLogLevel"]),
+            Some(("Ref".into(), "LogLevel".into())),
+            "{name}"
+        );
+    }
+    let levels = template["Parameters"]["LogLevel"]["AllowedValues"]
+        .as_sequence()
+        .unwrap();
+    for level in levels {
+        let level = level.as_str().unwrap();
+        let directive = activelog::telemetry::filter_directive(None, Some(level));
+        assert!(
+            level == "FATAL" && directive == "error" || directive == level.to_ascii_lowercase(),
+            "{level} → {directive}"
+        );
+    }
+    assert!(
+        template["Globals"]["Function"]["Environment"]["Variables"]
+            .get("RUST_LOG")
+            .is_none(),
+        "RUST_LOG would override the level"
+    );
+}
+
+/// The cursor keys are never in a function's configuration: list-activities gets the ARN of the
+/// secret that holds them, may read that secret and no other, and no other function may read it.
+#[test]
+fn cursor_keys_come_from_a_secret_only_list_activities_reads() {
+    let template = template();
+    let resources = resources(&template);
+    assert!(
+        template["Parameters"].get("CursorSecret").is_none(),
+        "no secret as a parameter"
+    );
+    for (name, (_, function)) in functions(&template) {
+        let environment = &function["Properties"]["Environment"]["Variables"];
+        assert!(
+            environment.get("CURSOR_SECRET").is_none(),
+            "{name}: a plain CURSOR_SECRET"
+        );
+        let reads_secret: Vec<Value> = allow_statements(&resources, &function)
+            .into_iter()
+            .filter(|s| {
+                actions_of(s)
+                    .iter()
+                    .any(|a| a.starts_with("secretsmanager:"))
+            })
+            .collect();
+        if name == "list-activities" {
+            assert_eq!(
+                intrinsic(&environment["CURSOR_SECRET_ARN"]),
+                Some(("Ref".into(), "CursorKeysSecret".into()))
+            );
+            assert_eq!(reads_secret.len(), 1, "{reads_secret:?}");
+            assert_eq!(
+                actions_of(&reads_secret[0]),
+                BTreeSet::from(["secretsmanager:GetSecretValue".to_owned()])
+            );
+            assert_eq!(
+                intrinsic(&reads_secret[0]["Resource"]),
+                Some(("Ref".into(), "CursorKeysSecret".into()))
+            );
+        } else {
+            assert!(reads_secret.is_empty(), "{name} may read secrets");
+        }
+    }
+    let secret = &resources["CursorKeysSecret"];
+    assert_eq!(secret["Type"], "AWS::SecretsManager::Secret");
+    let generated = &secret["Properties"]["GenerateSecretString"];
+    let template_json: serde_json::Value =
+        serde_json::from_str(generated["SecretStringTemplate"].as_str().unwrap()).unwrap();
+    let key = generated["GenerateStringKey"].as_str().unwrap();
+    assert_eq!(
+        template_json["current"], key,
+        "the generated key is the current one"
+    );
+    assert!(
+        generated["PasswordLength"].as_u64().unwrap()
+            >= activelog::application::MIN_KEY_BYTES as u64
+    );
 }

@@ -15,6 +15,9 @@ pub const TABLE_NAME: &str = "TABLE_NAME";
 pub const EVENT_BUS_NAME: &str = "EVENT_BUS_NAME";
 /// The secret list cursors are sealed with (at least 32 bytes).
 pub const CURSOR_SECRET: &str = "CURSOR_SECRET";
+/// The Secrets Manager secret (ARN or name) holding list-activities' cursor key ring, read once
+/// at init in AWS mode (see `CursorKeys::from_json` for its shape).
+pub const CURSOR_SECRET_ARN: &str = "CURSOR_SECRET_ARN";
 /// How old an outbox record must be before the relay publishes it (seconds).
 pub const OUTBOX_GRACE_SECONDS: &str = "OUTBOX_GRACE_SECONDS";
 /// Queue URLs the local stack polls in `--aws` mode.
@@ -30,6 +33,7 @@ pub const ALL_VARIABLES: &[&str] = &[
     TABLE_NAME,
     EVENT_BUS_NAME,
     CURSOR_SECRET,
+    CURSOR_SECRET_ARN,
     OUTBOX_GRACE_SECONDS,
     STATS_QUEUE_URL,
     ACHIEVEMENTS_QUEUE_URL,
@@ -41,6 +45,15 @@ pub const ALL_VARIABLES: &[&str] = &[
 pub const LOCAL_CURSOR_SECRET: &str = "activelog-local-cursor-secret-not-for-production";
 
 pub const MIN_CURSOR_SECRET_BYTES: usize = 32;
+
+/// Where list-activities' cursor keys come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CursorKeySource {
+    /// A Secrets Manager secret (ARN or name) holding a key ring.
+    SecretsManager(String),
+    /// One key, given directly.
+    Plain(Vec<u8>),
+}
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
@@ -124,6 +137,16 @@ impl<F: Fn(&str) -> Option<String>> Settings<F> {
             });
         }
         Ok(secret.into_bytes())
+    }
+
+    /// Where the cursor keys come from: in AWS mode the secret named by `CURSOR_SECRET_ARN` when
+    /// set (what the template does); otherwise one key from `CURSOR_SECRET` (local runs against
+    /// moto, or a fixed local key in memory mode, which never touches AWS).
+    pub fn cursor_keys(&self, mode: AdapterMode) -> Result<CursorKeySource, ConfigError> {
+        match (mode, self.optional(CURSOR_SECRET_ARN)) {
+            (AdapterMode::Aws, Some(secret)) => Ok(CursorKeySource::SecretsManager(secret)),
+            _ => self.cursor_secret(mode).map(CursorKeySource::Plain),
+        }
     }
 
     pub fn outbox_grace(&self) -> Result<Duration, ConfigError> {

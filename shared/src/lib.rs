@@ -5,6 +5,7 @@
 //! - [`adapters`]: implementations of the ports: in memory, and for AWS (feature `aws`).
 //! - [`http`]: the HTTP edge of the API functions (API Gateway HTTP API requests → use cases).
 //! - [`consumer`]: the SQS edge of the event consumers (SQS batches → use cases).
+//! - [`relay`]: the scheduled edge of the outbox relay (a run within the deadline, its metrics).
 //! - [`configuration`], [`telemetry`], [`startup`]: how a process reads its settings, logs, and
 //!   builds its adapters once.
 //! - [`functions`]: the Lambda functions' names, spelled once.
@@ -16,5 +17,6 @@ pub mod consumer;
 pub mod domain;
 pub mod functions;
 pub mod http;
+pub mod relay;
 pub mod startup;
 pub mod telemetry;

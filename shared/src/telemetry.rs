@@ -15,10 +15,47 @@ pub enum LogFormat {
     Pretty,
 }
 
-/// Installs the global subscriber once; `RUST_LOG` filters (default `info`). Calling it again is
-/// harmless (tests start many stacks in one process).
+/// The filter directive of a process: `RUST_LOG` when set (it can say `info,activelog=debug`),
+/// else Lambda's `AWS_LAMBDA_LOG_LEVEL` (set from the function's `LoggingConfig.ApplicationLogLevel`,
+/// which is where the template puts its `LogLevel`), else `info`. Lambda's `FATAL` has no tracing
+/// level and means `error`; a value neither knows falls back to `info`.
+pub fn filter_directive(rust_log: Option<&str>, lambda_log_level: Option<&str>) -> String {
+    if let Some(directive) = rust_log.map(str::trim).filter(|d| !d.is_empty()) {
+        return directive.to_owned();
+    }
+    let level = match lambda_log_level
+        .map(|l| l.trim().to_ascii_uppercase())
+        .as_deref()
+    {
+        Some("TRACE") => "trace",
+        Some("DEBUG") => "debug",
+        Some("WARN") => "warn",
+        Some("ERROR" | "FATAL") => "error",
+        _ => "info",
+    };
+    level.to_owned()
+}
+
+/// The format Lambda asks for: `AWS_LAMBDA_LOG_FORMAT=Text` means plain lines, anything else
+/// (`JSON`, or unset) keeps `requested`.
+pub fn effective_format(requested: LogFormat, lambda_log_format: Option<&str>) -> LogFormat {
+    match lambda_log_format.map(str::trim) {
+        Some(text) if text.eq_ignore_ascii_case("text") => LogFormat::Pretty,
+        _ => requested,
+    }
+}
+
+/// Installs the global subscriber once, filtered by [`filter_directive`] and formatted as
+/// [`effective_format`] says. Calling it again is harmless (tests start many stacks in one
+/// process).
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let variable = |name: &str| std::env::var(name).ok();
+    let directive = filter_directive(
+        variable("RUST_LOG").as_deref(),
+        variable("AWS_LAMBDA_LOG_LEVEL").as_deref(),
+    );
+    let format = effective_format(format, variable("AWS_LAMBDA_LOG_FORMAT").as_deref());
+    let filter = EnvFilter::try_new(&directive).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_span_events(FmtSpan::NONE);
@@ -30,17 +67,49 @@ pub fn init(format: LogFormat) {
             .with_span_list(false)
             .with_ansi(false)
             .try_init(),
-        LogFormat::Pretty => builder.compact().try_init(),
+        LogFormat::Pretty => builder
+            .compact()
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .try_init(),
     };
     // Err only means a subscriber is already installed, which is what a second call wants.
     drop(result);
 }
+
+/// Whether this execution environment has reported its cold start yet: the first metric line of
+/// a process carries `ColdStart = 1`, every later one 0, so `Sum(ColdStart)` counts cold starts
+/// per function and `ColdStart / Requests` is the cold-start rate.
+pub struct ColdStart(std::sync::atomic::AtomicBool);
+
+impl ColdStart {
+    pub const fn new() -> Self {
+        Self(std::sync::atomic::AtomicBool::new(true))
+    }
+
+    /// 1 the first time it is asked, 0 ever after.
+    pub fn take(&self) -> u64 {
+        u64::from(self.0.swap(false, std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
+impl Default for ColdStart {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The process's cold-start flag, taken by the first metric line any edge writes.
+pub static COLD_START: ColdStart = ColdStart::new();
+
+/// The metric a process's first line carries as 1 (see [`ColdStart`]).
+pub const COLD_START_METRIC: &str = "ColdStart";
 
 /// A CloudWatch unit of the metrics activelog emits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unit {
     Count,
     Milliseconds,
+    Seconds,
 }
 
 impl Unit {
@@ -48,6 +117,7 @@ impl Unit {
         match self {
             Self::Count => "Count",
             Self::Milliseconds => "Milliseconds",
+            Self::Seconds => "Seconds",
         }
     }
 }
@@ -66,6 +136,14 @@ impl<'a> Metric<'a> {
             name,
             value: value as f64,
             unit: Unit::Count,
+        }
+    }
+
+    pub fn seconds(name: &'a str, value: f64) -> Self {
+        Self {
+            name,
+            value,
+            unit: Unit::Seconds,
         }
     }
 
@@ -136,11 +214,15 @@ pub fn emf_line(function: &str, metrics: &[Metric<'_>], timestamp_ms: i64) -> St
     line
 }
 
-/// Writes one EMF line to stdout, where Lambda's log agent turns it into CloudWatch metrics.
+/// Writes one EMF line to stdout, where Lambda's log agent turns it into CloudWatch metrics. The
+/// line also carries [`COLD_START_METRIC`].
 pub fn emit_metrics(function: &str, metrics: &[Metric<'_>]) {
     use std::io::Write;
     let timestamp_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
-    let mut line = emf_line(function, metrics, timestamp_ms);
+    let mut all = Vec::with_capacity(metrics.len() + 1);
+    all.extend_from_slice(metrics);
+    all.push(Metric::count(COLD_START_METRIC, COLD_START.take()));
+    let mut line = emf_line(function, &all, timestamp_ms);
     line.push('\n');
     // A lost metric line must never fail a request.
     let _ = std::io::stdout().lock().write_all(line.as_bytes());
@@ -171,6 +253,38 @@ mod tests {
         assert_eq!(record["function"], "create-activity");
         assert_eq!(record["Requests"], 1.0);
         assert_eq!(record["Latency"], 2.5);
+    }
+
+    #[test]
+    fn lambdas_log_level_applies_unless_rust_log_says_otherwise() {
+        assert_eq!(filter_directive(None, None), "info");
+        assert_eq!(filter_directive(None, Some("DEBUG")), "debug");
+        assert_eq!(filter_directive(None, Some("warn")), "warn");
+        assert_eq!(filter_directive(None, Some("FATAL")), "error");
+        assert_eq!(filter_directive(None, Some("TRACE")), "trace");
+        assert_eq!(filter_directive(None, Some("nonsense")), "info");
+        assert_eq!(filter_directive(Some(""), Some("ERROR")), "error");
+        assert_eq!(
+            filter_directive(Some("info,activelog=debug"), Some("ERROR")),
+            "info,activelog=debug"
+        );
+        assert_eq!(
+            effective_format(LogFormat::Json, Some("Text")),
+            LogFormat::Pretty
+        );
+        assert_eq!(
+            effective_format(LogFormat::Json, Some("JSON")),
+            LogFormat::Json
+        );
+        assert_eq!(effective_format(LogFormat::Json, None), LogFormat::Json);
+    }
+
+    #[test]
+    fn only_the_first_metric_line_of_a_process_is_a_cold_start() {
+        let cold_start = ColdStart::new();
+        assert_eq!(cold_start.take(), 1);
+        assert_eq!(cold_start.take(), 0);
+        assert_eq!(cold_start.take(), 0);
     }
 
     #[test]

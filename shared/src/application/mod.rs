@@ -13,6 +13,7 @@ mod pagination;
 mod ports;
 mod publishing;
 mod request_context;
+mod retry;
 mod stats;
 mod stats_updater;
 
@@ -20,14 +21,16 @@ pub use achievements::{AchievementQueries, AchievementRecorder, Counting, Record
 pub use activities::{ActivityService, CreateOutcome, IdempotentRequest};
 pub use activity_queries::{ActivityQueries, ListRequest, ListedActivities};
 pub use errors::UseCaseError;
-pub use outbox_relay::{OutboxRelay, RelayReport};
-pub use pagination::CursorCodec;
+pub use outbox_relay::{OutboxRelay, RelayError, RelayReport};
+pub use pagination::{CursorCodec, CursorKey, CursorKeys, KeyRingError, MIN_KEY_BYTES};
 pub use ports::{
     AchievementStanding, AchievementStore, ActivityPage, ActivityStore, ApplyError, ApplyOutcome,
     Award, AwardOutcome, Clock, EventPublisher, FailedEntry, IdGenerator, IdempotencyKey,
     IdempotencyRecord, ListQuery, Outbox, OutboxRecord, PagePosition, PublishError, PublishReport,
     StatsStore, StoreError,
 };
+pub use publishing::PUBLISH_BUDGET;
 pub use request_context::RequestContext;
+pub use retry::{CONFLICT_RETRIES, jittered_delay, retry_conflicts};
 pub use stats::StatsQueries;
 pub use stats_updater::{EventOutcome, StatsUpdater};

@@ -1,10 +1,23 @@
 //! Publish-then-acknowledge, shared by every use case that writes events through the outbox: the
 //! change and its outbox records are already committed, so a failure here loses nothing — it is
 //! logged and left to the outbox relay, and the caller still succeeds.
+//!
+//! The step is bounded by [`PUBLISH_BUDGET`]: the change is committed, so the caller's answer must
+//! not wait on a slow or stalled bus (an HTTP client that times out retries, and without an
+//! `Idempotency-Key` that retry creates a second activity). Past the budget the records stay in
+//! the outbox, where the relay finds them once their grace period is over.
+
+use std::time::Duration;
 
 use super::ports::{EventPublisher, Outbox, OutboxRecord};
 
-/// Publishes committed events at once and removes the outbox records the bus accepted.
+/// The most a committed change waits for its events to be published and acknowledged. A healthy
+/// PutEvents plus DeleteItem takes tens of milliseconds; the HTTP functions' 10 s timeout has
+/// room for the store's own operation timeouts plus this.
+pub const PUBLISH_BUDGET: Duration = Duration::from_secs(2);
+
+/// Publishes committed events at once and removes the outbox records the bus accepted, within
+/// [`PUBLISH_BUDGET`].
 pub(crate) async fn publish_committed(
     publisher: &dyn EventPublisher,
     outbox: &dyn Outbox,
@@ -13,6 +26,24 @@ pub(crate) async fn publish_committed(
     if records.is_empty() {
         return;
     }
+    let publishing = publish_and_acknowledge(publisher, outbox, records);
+    if tokio::time::timeout(PUBLISH_BUDGET, publishing)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            events = records.len(),
+            budget_ms = PUBLISH_BUDGET.as_millis() as u64,
+            "publishing took longer than its budget; answered anyway, the relay publishes what is left in the outbox"
+        );
+    }
+}
+
+async fn publish_and_acknowledge(
+    publisher: &dyn EventPublisher,
+    outbox: &dyn Outbox,
+    records: &[OutboxRecord],
+) {
     match publisher.publish(records).await {
         Ok(report) => {
             for failed in &report.failed {

@@ -103,7 +103,11 @@ impl StatsUpdater {
                 .merge(delta);
         }
         let merged: Vec<StatsDelta> = per_user.into_values().filter(|d| !d.is_empty()).collect();
-        match self.store.apply_batch(self.consumer, &ids, &merged).await {
+        let batch = super::retry::retry_conflicts(is_conflict, || {
+            self.store.apply_batch(self.consumer, &ids, &merged)
+        })
+        .await;
+        match batch {
             Ok(()) => {
                 for (index, _) in chunk {
                     outcomes[*index] = Some(EventOutcome::Applied);
@@ -116,7 +120,11 @@ impl StatsUpdater {
         }
         for (index, delta) in chunk {
             let event_id = events[*index].event_id;
-            let outcome = match self.store.apply_once(self.consumer, event_id, delta).await {
+            let write = super::retry::retry_conflicts(is_conflict, || {
+                self.store.apply_once(self.consumer, event_id, delta)
+            })
+            .await;
+            let outcome = match write {
                 Ok(ApplyOutcome::Applied) => EventOutcome::Applied,
                 Ok(ApplyOutcome::Duplicate) => {
                     tracing::info!(%event_id, "event applied before; skipped");
@@ -127,6 +135,12 @@ impl StatsUpdater {
             outcomes[*index] = Some(outcome);
         }
     }
+}
+
+/// A write refused only because another transaction touched the same items: worth trying again
+/// at once (see `retry`), unlike an unavailable store, which SQS's redelivery handles.
+fn is_conflict(error: &ApplyError) -> bool {
+    matches!(error, ApplyError::Conflict)
 }
 
 /// Splits events into chunks whose write (one marker per event, one item per user and period)
@@ -148,4 +162,127 @@ fn chunks(pending: &[(usize, StatsDelta)]) -> Vec<&[(usize, StatsDelta)]> {
         result.push(&pending[start..]);
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+    use time::macros::{date, datetime};
+
+    use super::*;
+    use crate::adapters::memory::MemoryStatsStore;
+    use crate::application::retry::CONFLICT_RETRIES;
+    use crate::domain::{
+        ActivityDate, ActivityFacts, ActivityType, CorrelationId, EventPayload, PeriodKey,
+        UserStats,
+    };
+
+    /// The memory store, but the first `conflicts` writes (batch or single) lose a race.
+    struct Contended {
+        store: MemoryStatsStore,
+        conflicts: Mutex<u32>,
+    }
+
+    impl Contended {
+        fn conflict(&self) -> bool {
+            let mut left = self.conflicts.lock().unwrap();
+            let conflict = *left > 0;
+            *left = left.saturating_sub(1);
+            conflict
+        }
+    }
+
+    #[async_trait]
+    impl StatsStore for Contended {
+        async fn apply_batch(
+            &self,
+            consumer: &str,
+            event_ids: &[EventId],
+            deltas: &[StatsDelta],
+        ) -> Result<(), ApplyError> {
+            if self.conflict() {
+                return Err(ApplyError::Conflict);
+            }
+            self.store.apply_batch(consumer, event_ids, deltas).await
+        }
+
+        async fn apply_once(
+            &self,
+            consumer: &str,
+            event_id: EventId,
+            delta: &StatsDelta,
+        ) -> Result<ApplyOutcome, ApplyError> {
+            if self.conflict() {
+                return Err(ApplyError::Conflict);
+            }
+            self.store.apply_once(consumer, event_id, delta).await
+        }
+
+        async fn get(
+            &self,
+            user_id: &UserId,
+            period: PeriodKey,
+        ) -> Result<UserStats, super::super::ports::StoreError> {
+            self.store.get(user_id, period).await
+        }
+    }
+
+    fn created(n: u64) -> DomainEvent {
+        DomainEvent {
+            event_id: EventId::from_ulid(ulid::Ulid::from_parts(1, u128::from(n))),
+            occurred_at: datetime!(2026-11-26 12:00 UTC),
+            aggregate_id: "01M833X5N8Q2W7E4R6T9Y1V3J5".into(),
+            user_id: UserId::parse("busy").unwrap(),
+            correlation_id: CorrelationId::parse("req-1").unwrap(),
+            payload: EventPayload::ActivityCreated {
+                title: "Run".into(),
+                facts: ActivityFacts {
+                    activity_type: ActivityType::Running,
+                    duration_minutes: 30,
+                    distance_m: None,
+                    calories_burned: None,
+                    activity_date: ActivityDate::from_date(date!(2026 - 11 - 25)),
+                },
+                tags: Vec::new(),
+            },
+        }
+    }
+
+    /// Conflicts on a busy user's stats are retried in-process: the batch is applied in this
+    /// delivery, not failed back to SQS (five such failures sent a good event to the DLQ).
+    #[tokio::test(start_paused = true)]
+    async fn a_write_that_loses_a_race_is_retried_in_process() {
+        let store = Arc::new(Contended {
+            store: MemoryStatsStore::new(),
+            conflicts: Mutex::new(CONFLICT_RETRIES),
+        });
+        let updater = StatsUpdater::new(store.clone());
+        let outcomes = updater.apply(&[created(1), created(2)]).await;
+        assert_eq!(outcomes, [EventOutcome::Applied, EventOutcome::Applied]);
+        let stats = store
+            .get(&UserId::parse("busy").unwrap(), PeriodKey::AllTime)
+            .await
+            .unwrap();
+        assert_eq!(stats.totals.activities, 2);
+    }
+
+    /// A conflict that persists is still reported (retryable), after a bounded number of tries.
+    #[tokio::test(start_paused = true)]
+    async fn a_conflict_that_persists_fails_the_event_for_redelivery() {
+        let store = Arc::new(Contended {
+            store: MemoryStatsStore::new(),
+            conflicts: Mutex::new(u32::MAX),
+        });
+        let updater = StatsUpdater::new(store.clone());
+        let outcomes = updater.apply(&[created(1)]).await;
+        assert_eq!(outcomes, [EventOutcome::Failed(ApplyError::Conflict)]);
+        let left = *store.conflicts.lock().unwrap();
+        assert_eq!(
+            u32::MAX - left,
+            2 * (CONFLICT_RETRIES + 1),
+            "batch and single write each tried 1 + CONFLICT_RETRIES times"
+        );
+    }
 }

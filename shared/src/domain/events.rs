@@ -128,6 +128,47 @@ pub struct ActivityFacts {
     pub activity_date: ActivityDate,
 }
 
+impl ActivityFacts {
+    /// Re-checks decoded facts with the parsers the HTTP edge uses: an event is data from outside
+    /// the process (a queue, a replay, a hand-made test event), and a duration of 10,000 minutes
+    /// must not reach the statistics because it came in an event instead of a request.
+    pub fn check(&self) -> Result<(), crate::domain::FieldError> {
+        crate::domain::DurationMinutes::parse(self.duration_minutes)?;
+        if let Some(metres) = self.distance_m {
+            crate::domain::Distance::from_metres(metres)?;
+        }
+        if let Some(calories) = self.calories_burned {
+            crate::domain::Calories::parse(calories)?;
+        }
+        Ok(())
+    }
+}
+
+impl EventPayload {
+    /// Every value of the payload through its domain parser (see [`ActivityFacts::check`]).
+    fn check(&self) -> Result<(), crate::domain::FieldError> {
+        match self {
+            Self::ActivityCreated { title, facts, tags } => {
+                crate::domain::ActivityTitle::parse(title)?;
+                crate::domain::Tags::parse(tags.as_slice())?;
+                facts.check()
+            }
+            Self::ActivityUpdated { before, after, .. } => {
+                before.check()?;
+                after.check()
+            }
+            Self::ActivityDeleted { deleted, .. } => deleted.check(),
+            Self::AchievementUnlocked { achievement, .. } => {
+                crate::domain::Milestone::parse(achievement)
+                    .map(|_| ())
+                    .ok_or_else(|| {
+                        crate::domain::FieldError::new("achievement", "is not a known milestone")
+                    })
+            }
+        }
+    }
+}
+
 /// `activity.created` version 1: the first shape, without tags.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ActivityCreatedV1 {
@@ -389,6 +430,13 @@ impl DomainEvent {
                 });
             }
         };
+        payload
+            .check()
+            .map_err(|error| EventDecodeError::InvalidData {
+                event_type: raw.event_type.clone(),
+                version,
+                reason: format!("{}: {}", error.field, error.message),
+            })?;
         Ok(Self {
             event_id: raw.event_id,
             occurred_at: raw.occurred_at,
@@ -539,6 +587,57 @@ mod tests {
             DomainEvent::from_json("{not json").unwrap_err(),
             EventDecodeError::Malformed(_)
         ));
+    }
+
+    /// Decoding re-validates with the domain parsers: values the API could never have accepted
+    /// are refused as invalid data (poison for a consumer), not added to statistics.
+    #[test]
+    fn out_of_range_facts_are_invalid_data() {
+        let valid = event(EventPayload::ActivityUpdated {
+            before: facts(),
+            after: facts(),
+            version: 2,
+        })
+        .to_json();
+        let value: serde_json::Value = serde_json::from_str(&valid).unwrap();
+        assert!(DomainEvent::from_value(value.clone()).is_ok());
+        for (path, bad) in [
+            ("/data/after/duration_minutes", serde_json::json!(10_000)),
+            ("/data/after/duration_minutes", serde_json::json!(0)),
+            ("/data/before/distance_m", serde_json::json!(1_000_001)),
+            ("/data/before/calories_burned", serde_json::json!(20_001)),
+        ] {
+            let mut changed = value.clone();
+            *changed.pointer_mut(path).unwrap() = bad.clone();
+            assert!(
+                matches!(
+                    DomainEvent::from_value(changed),
+                    Err(EventDecodeError::InvalidData { .. })
+                ),
+                "{path} = {bad} must be refused"
+            );
+        }
+        let created = event(EventPayload::ActivityCreated {
+            title: "Ride".into(),
+            facts: facts(),
+            tags: vec!["commute".into()],
+        })
+        .to_json();
+        let created: serde_json::Value = serde_json::from_str(&created).unwrap();
+        for (path, bad) in [
+            ("/data/title", serde_json::json!("   ")),
+            ("/data/tags", serde_json::Value::from(vec!["x"; 11])),
+        ] {
+            let mut changed = created.clone();
+            *changed.pointer_mut(path).unwrap() = bad.clone();
+            assert!(
+                matches!(
+                    DomainEvent::from_value(changed),
+                    Err(EventDecodeError::InvalidData { .. })
+                ),
+                "{path} = {bad} must be refused"
+            );
+        }
     }
 
     /// The checked-in schemas are what the types generate. Regenerate them with

@@ -14,9 +14,9 @@ use crate::adapters::eventbridge::EventBridgePublisher;
 use crate::adapters::system::{RandomIds, SystemClock};
 use crate::application::{
     AchievementQueries, AchievementRecorder, ActivityQueries, ActivityService, CursorCodec,
-    OutboxRelay, StatsQueries, StatsUpdater,
+    CursorKeys, OutboxRelay, StatsQueries, StatsUpdater,
 };
-use crate::configuration::{AdapterMode, Settings};
+use crate::configuration::{AdapterMode, CursorKeySource, Settings};
 
 use super::{ReadScope, StartupError};
 
@@ -29,6 +29,25 @@ pub const MAX_ATTEMPTS: u32 = 3;
 /// A connection that does not open in this time will not open in time for a request.
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
+/// One attempt of one call (connect, send, read the answer). DynamoDB and EventBridge answer
+/// in milliseconds; an attempt this slow is stalled, and the next attempt (same idempotency
+/// token for a transaction) is the way out.
+pub const ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(1500);
+
+/// One call with all its attempts and backoff. Without it a stalled call held a request until
+/// the Lambda timeout; with it an update (read, transaction: 2 × 3 s) plus the bounded publish
+/// (`PUBLISH_BUDGET`, 2 s) stays inside the HTTP functions' 10 s.
+pub const OPERATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// The timeouts every client gets.
+pub fn timeout_config() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+        .operation_timeout(OPERATION_TIMEOUT)
+        .build()
+}
+
 static SDK_CONFIG: OnceCell<SdkConfig> = OnceCell::const_new();
 
 /// The process's SDK configuration, loaded on first use and shared by every client: region,
@@ -39,11 +58,7 @@ pub async fn sdk_config() -> &'static SdkConfig {
         .get_or_init(|| async {
             aws_config::defaults(BehaviorVersion::latest())
                 .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
-                .timeout_config(
-                    TimeoutConfig::builder()
-                        .connect_timeout(CONNECT_TIMEOUT)
-                        .build(),
-                )
+                .timeout_config(timeout_config())
                 .load()
                 .await
         })
@@ -90,15 +105,46 @@ pub async fn activity_queries<F: Fn(&str) -> Option<String>>(
     settings: &Settings<F>,
     scope: ReadScope,
 ) -> Result<ActivityQueries, StartupError> {
-    let secret = match scope {
-        ReadScope::Listing => Some(settings.cursor_secret(AdapterMode::Aws)?),
+    let source = match scope {
+        ReadScope::Listing => Some(settings.cursor_keys(AdapterMode::Aws)?),
         ReadScope::ById => None,
     };
     let store = Arc::new(dynamodb_store(settings).await?);
-    Ok(match secret {
-        Some(secret) => ActivityQueries::with_listing(store, CursorCodec::new(secret)),
+    Ok(match source {
+        Some(CursorKeySource::SecretsManager(secret)) => ActivityQueries::with_listing(
+            store,
+            CursorCodec::with_keys(cursor_keys(&secret).await?),
+        ),
+        Some(CursorKeySource::Plain(secret)) => {
+            ActivityQueries::with_listing(store, CursorCodec::new(secret))
+        }
         None => ActivityQueries::by_id(store),
     })
+}
+
+/// The cursor key ring in Secrets Manager, read once per execution environment: a rotation
+/// reaches new environments as they start, and the old key stays in the ring until every
+/// environment that sealed with it is gone.
+pub async fn cursor_keys(secret: &str) -> Result<CursorKeys, StartupError> {
+    let client = aws_sdk_secretsmanager::Client::new(sdk_config().await);
+    let output = client
+        .get_secret_value()
+        .secret_id(secret)
+        .send()
+        .await
+        .map_err(|e| {
+            StartupError::CursorKeys(format!(
+                "reading secret {secret}: {}",
+                aws_sdk_secretsmanager::error::DisplayErrorContext(e)
+            ))
+        })?;
+    let text = output
+        .secret_string()
+        .ok_or_else(|| StartupError::CursorKeys(format!("secret {secret} holds no string")))?;
+    let keys = CursorKeys::from_json(text)
+        .map_err(|e| StartupError::CursorKeys(format!("secret {secret}: {e}")))?;
+    tracing::info!(current = keys.current_id(), "cursor keys loaded");
+    Ok(keys)
 }
 
 pub async fn stats_queries<F: Fn(&str) -> Option<String>>(

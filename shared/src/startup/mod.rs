@@ -32,6 +32,8 @@ pub enum StartupError {
     Seed { path: String, reason: String },
     #[error("event routing: {0}")]
     Routing(String),
+    #[error("cursor keys: {0}")]
+    CursorKeys(String),
 }
 
 /// What a reading function does: read one activity by id, or also list (which needs cursors).

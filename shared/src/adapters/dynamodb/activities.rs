@@ -26,6 +26,7 @@ const FILTERED_PAGE: usize = 50;
 
 /// Where each item sits in a change's transaction, to read `CancellationReasons` by position.
 const ACTIVITY_ITEM: usize = 0;
+const OUTBOX_ITEM: usize = 1;
 const IDEMPOTENCY_ITEM: usize = 2;
 
 fn build_error(error: impl std::fmt::Display) -> StoreError {
@@ -43,6 +44,17 @@ struct Cancelled {
     /// Whether the activity existed when its condition failed.
     activity_existed: bool,
     message: String,
+}
+
+impl Cancelled {
+    /// Whether this change's own outbox record is already in the table. Its event id was made for
+    /// this one call, so only an earlier attempt of the same call can have written it: the
+    /// transaction committed, and only its answer was lost (an attempt that timed out, a 500 after
+    /// the commit) before the SDK tried again. That is a success, not the conflict, "already
+    /// exists" or "not found" the other items' conditions now report.
+    fn committed_before(&self) -> bool {
+        self.reasons.get(OUTBOX_ITEM) == Some(&Reason::ConditionFailed)
+    }
 }
 
 fn cancelled(
@@ -96,6 +108,10 @@ impl DynamoDbStore {
             .await;
         let Err(error) = result else { return Ok(()) };
         match cancelled(&error) {
+            Some(c) if c.committed_before() => {
+                tracing::info!("transaction had committed on an earlier attempt; answered as done");
+                Ok(())
+            }
             Some(c) if c.reasons.get(ACTIVITY_ITEM) == Some(&Reason::ConditionFailed) => {
                 if c.activity_existed {
                     Err(StoreError::VersionConflict)
@@ -151,6 +167,10 @@ impl ActivityStore for DynamoDbStore {
             .await;
         let Err(error) = result else { return Ok(()) };
         match cancelled(&error) {
+            Some(c) if c.committed_before() => {
+                tracing::info!("transaction had committed on an earlier attempt; answered as done");
+                Ok(())
+            }
             Some(c) if c.reasons.get(IDEMPOTENCY_ITEM) == Some(&Reason::ConditionFailed) => {
                 Err(StoreError::IdempotencyKeyTaken)
             }
@@ -328,9 +348,10 @@ impl Outbox for DynamoDbStore {
         after: &OutboxRecord,
         limit: usize,
     ) -> Result<Vec<OutboxRecord>, StoreError> {
-        self.pending_from(older_than, Some(items::outbox_index_key(after)), limit)
+        self.pending_from(older_than, Some(items::outbox_sort_key(after)), limit)
             .await
     }
+
     /// One `DeleteItem` per record (the relay's IAM policy grants exactly that), concurrently.
     async fn acknowledge(&self, event_ids: &[EventId]) -> Result<(), StoreError> {
         let mut deletes = tokio::task::JoinSet::new();
@@ -354,32 +375,86 @@ impl Outbox for DynamoDbStore {
 }
 
 impl DynamoDbStore {
-    /// The pending outbox records, oldest first, from an exclusive start key on GSI2.
+    /// The pending outbox records, oldest first, after the index position `after` (exclusive):
+    /// every shard of GSI2 is read at once and the pages merged, so the order is the same as with
+    /// one partition.
     async fn pending_from(
         &self,
         older_than: OffsetDateTime,
-        mut start: Option<items::Item>,
+        after: Option<String>,
         limit: usize,
     ) -> Result<Vec<OutboxRecord>, StoreError> {
-        let mut records = Vec::new();
+        let before = items::sortable_time(older_than);
+        if limit == 0 || after.as_ref().is_some_and(|after| *after >= before) {
+            return Ok(Vec::new());
+        }
+        let mut shards = tokio::task::JoinSet::new();
+        for shard in 0..items::OUTBOX_SHARDS {
+            let reader = ShardReader {
+                client: self.client.clone(),
+                table: self.table.clone(),
+                partition: items::outbox_partition(shard),
+            };
+            let (after, before) = (after.clone(), before.clone());
+            shards.spawn(async move { reader.pending(after, before, limit).await });
+        }
+        let mut records: Vec<(String, OutboxRecord)> = Vec::new();
+        while let Some(joined) = shards.join_next().await {
+            let shard =
+                joined.map_err(|e| StoreError::Failed(format!("outbox shard task: {e}")))?;
+            records.extend(shard?);
+        }
+        records.sort_by(|a, b| a.0.cmp(&b.0));
+        records.truncate(limit);
+        Ok(records.into_iter().map(|(_, record)| record).collect())
+    }
+}
 
+/// Reads one outbox shard (one GSI2 partition); owns what it needs so shards run as tasks.
+struct ShardReader {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+    partition: String,
+}
+
+impl ShardReader {
+    /// Up to `limit` records of this shard with `after < GSI2SK < before`, oldest first, with
+    /// their sort keys. `BETWEEN` is inclusive, so the record at `after` itself is skipped; none
+    /// sits at `before` (a sort key is a time followed by `#<event_id>`, longer than `before`).
+    async fn pending(
+        &self,
+        after: Option<String>,
+        before: String,
+        limit: usize,
+    ) -> Result<Vec<(String, OutboxRecord)>, StoreError> {
+        let mut records = Vec::new();
+        let mut start: Option<Item> = None;
         while records.len() < limit {
-            let output = self
+            let query = self
                 .client
                 .query()
                 .table_name(&self.table)
                 .index_name(GSI2)
-                .key_condition_expression("GSI2PK = :outbox AND GSI2SK < :before")
-                .expression_attribute_values(":outbox", s(items::OUTBOX_PARTITION))
-                .expression_attribute_values(":before", s(items::sortable_time(older_than)))
+                .expression_attribute_values(":outbox", s(&self.partition))
+                .expression_attribute_values(":before", s(&before))
                 .scan_index_forward(true)
-                .limit(to_i32(limit - records.len()))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| store_error(&e))?;
+                .limit(to_i32(limit - records.len() + usize::from(after.is_some())))
+                .set_exclusive_start_key(start.take());
+            let query = match &after {
+                Some(after) => query
+                    .key_condition_expression(
+                        "GSI2PK = :outbox AND GSI2SK BETWEEN :after AND :before",
+                    )
+                    .expression_attribute_values(":after", s(after)),
+                None => query.key_condition_expression("GSI2PK = :outbox AND GSI2SK < :before"),
+            };
+            let output = query.send().await.map_err(|e| store_error(&e))?;
             for item in output.items.unwrap_or_default() {
-                records.push(items::outbox_from_item(item)?);
+                let record = items::outbox_from_item(item)?;
+                let key = items::outbox_sort_key(&record);
+                if after.as_ref() != Some(&key) {
+                    records.push((key, record));
+                }
             }
             match output.last_evaluated_key {
                 Some(key) => start = Some(key),

@@ -32,7 +32,8 @@ pub mod attributes {
 pub mod indexes {
     /// A user's activities by `activity_date`, then id.
     pub const GSI1: &str = "GSI1";
-    /// Pending outbox records by `occurred_at` (sparse: only outbox items carry its keys).
+    /// Pending outbox records by `occurred_at` (sparse: only outbox items carry its keys), in
+    /// [`super::OUTBOX_SHARDS`] partitions.
     pub const GSI2: &str = "GSI2";
 }
 
@@ -45,7 +46,17 @@ use attributes::*;
 /// consistency test checks the template's bounds against this.
 pub const MARKER_RETENTION: Duration = Duration::days(45);
 
-pub(super) const OUTBOX_PARTITION: &str = "OUTBOX";
+/// How many GSI2 partitions the outbox is spread over. Every change writes the outbox index twice
+/// (the record's put, then its delete once published), and one index partition takes at most
+/// 1,000 writes per second: one partition capped the whole system near 500 changes per second,
+/// and a throttled index throttles the table's writes too. Ten partitions lift that to 5,000
+/// changes per second, which is also what a table's default on-demand quota (40,000 write units
+/// per second) allows at 8 write units per change; the arithmetic is in `docs/data-model.md`.
+/// The relay reads every partition. Lowering it would strand the records of the partitions no
+/// longer read, so raise it only (the relay then reads the new ones too).
+pub const OUTBOX_SHARDS: u32 = 10;
+
+const OUTBOX_PARTITION_PREFIX: &str = "OUTBOX#";
 const OUTBOX_SK: &str = "OUTBOX";
 const MARKER_SK: &str = "PROCESSED";
 const ACTIVITY_PREFIX: &str = "ACTIVITY#";
@@ -162,19 +173,36 @@ pub(super) fn outbox_item(record: &OutboxRecord) -> Result<Item, StoreError> {
     Ok(item)
 }
 
-/// An outbox record's table and GSI2 keys: its position in the pending-records index, usable as
-/// an exclusive start key to read the records after it.
-pub(super) fn outbox_index_key(record: &OutboxRecord) -> Item {
+/// The GSI2 partition of outbox shard `shard`: `OUTBOX#0` … `OUTBOX#9`.
+pub(super) fn outbox_partition(shard: u32) -> String {
+    format!("{OUTBOX_PARTITION_PREFIX}{shard}")
+}
+
+/// The shard an event's outbox record lives in: a hash of its id (FNV-1a), so writers spread
+/// evenly without coordinating and the same record always has the same index key.
+pub(super) fn outbox_shard(event_id: EventId) -> u32 {
+    let mut hash: u32 = 0x811c_9dc5;
+    for byte in event_id.to_string().bytes() {
+        hash ^= u32::from(byte);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    hash % OUTBOX_SHARDS
+}
+
+/// An outbox record's position in the pending-records index: `<occurred_at>#<event_id>`, the
+/// same order in every shard, so pages of several shards merge into one oldest-first list.
+pub(super) fn outbox_sort_key(record: &OutboxRecord) -> String {
+    format!("{}#{}", sortable_time(record.occurred_at), record.event_id)
+}
+
+/// An outbox record's table and GSI2 keys.
+fn outbox_index_key(record: &OutboxRecord) -> Item {
     let mut key = outbox_key(record.event_id);
-    key.insert(GSI2PK.to_owned(), s(OUTBOX_PARTITION));
     key.insert(
-        GSI2SK.to_owned(),
-        s(format!(
-            "{}#{}",
-            sortable_time(record.occurred_at),
-            record.event_id
-        )),
+        GSI2PK.to_owned(),
+        s(outbox_partition(outbox_shard(record.event_id))),
     );
+    key.insert(GSI2SK.to_owned(), s(outbox_sort_key(record)));
     key
 }
 

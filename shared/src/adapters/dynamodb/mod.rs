@@ -24,7 +24,7 @@ use crate::adapters::aws_error::{AwsFailure, classify};
 use crate::adapters::system::SystemClock;
 use crate::application::{ApplyError, Clock, StoreError};
 
-pub use items::{MARKER_RETENTION, attributes, indexes};
+pub use items::{MARKER_RETENTION, OUTBOX_SHARDS, attributes, indexes};
 
 /// The table and the client that reaches it. Implements `ActivityStore`, `Outbox` and
 /// `StatsStore`; cheap to clone (the client is a handle).

@@ -52,6 +52,20 @@ pub enum RedriveOutcome {
     Moved { count: usize },
 }
 
+/// The message attribute EventBridge puts on an event it could not deliver: the target's ARN.
+pub const TARGET_ARN_ATTRIBUTE: &str = "TARGET_ARN";
+
+/// What a redrive of the EventBridge rules' dead-letter queue did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TargetRedrive {
+    /// Events sent to the queue their rule targets.
+    pub redriven: usize,
+    /// Schedule ticks that could not start the relay, removed: the next tick covers them.
+    pub settled: usize,
+    /// Messages with no known target, left in the queue.
+    pub left: usize,
+}
+
 /// One dead-letter queue and its client.
 pub struct DeadLetterQueue {
     client: Client,
@@ -219,6 +233,85 @@ impl DeadLetterQueue {
                 .await
                 .map_err(|e| self.error(&e))?;
         }
+    }
+
+    /// Redrives the EventBridge rules' dead-letter queue. SQS cannot (`StartMessageMoveTask`
+    /// moves only messages that came from another SQS queue), but EventBridge tags each
+    /// undeliverable event with the target it failed to reach (`TARGET_ARN`): an event whose
+    /// target is a queue is sent to that queue (the consumers deduplicate on `event_id`, so a
+    /// retry that reached it meanwhile is harmless); a schedule tick that could not start the relay
+    /// is removed (the next tick does its work); anything else is left in place, hidden for a
+    /// minute, for a person to look at. Send first, delete after: a crash duplicates, never loses.
+    pub async fn redrive_to_targets(&self) -> Result<TargetRedrive, DeadLetterError> {
+        let mut outcome = TargetRedrive::default();
+        let mut urls: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+        loop {
+            let batch = self.receive(MOVE_VISIBILITY_SECONDS).await?;
+            if batch.is_empty() {
+                return Ok(outcome);
+            }
+            for message in &batch {
+                let target = message
+                    .message_attributes()
+                    .and_then(|a| a.get(TARGET_ARN_ATTRIBUTE))
+                    .and_then(|v| v.string_value())
+                    .unwrap_or_default();
+                let parts: Vec<&str> = target.split(':').collect();
+                match parts[..] {
+                    ["arn", _, "sqs", _, account, name] => {
+                        let url = match urls.get(target) {
+                            Some(url) => url.clone(),
+                            None => {
+                                let url = self
+                                    .client
+                                    .get_queue_url()
+                                    .queue_name(name)
+                                    .queue_owner_aws_account_id(account)
+                                    .send()
+                                    .await
+                                    .map_err(|e| self.error(&e))?
+                                    .queue_url
+                                    .unwrap_or_default();
+                                urls.insert(target.to_owned(), url.clone());
+                                url
+                            }
+                        };
+                        self.client
+                            .send_message()
+                            .queue_url(&url)
+                            .message_body(message.body().unwrap_or_default())
+                            .send()
+                            .await
+                            .map_err(|e| self.error(&e))?;
+                        self.delete(message).await?;
+                        outcome.redriven += 1;
+                    }
+                    ["arn", _, "lambda", ..] => {
+                        self.delete(message).await?;
+                        outcome.settled += 1;
+                    }
+                    _ => {
+                        tracing::warn!(
+                            message_id = message.message_id().unwrap_or_default(),
+                            target,
+                            "dead letter names no queue or function target; left in place"
+                        );
+                        outcome.left += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn delete(&self, message: &Message) -> Result<(), DeadLetterError> {
+        self.client
+            .delete_message()
+            .queue_url(&self.queue_url)
+            .set_receipt_handle(message.receipt_handle.clone())
+            .send()
+            .await
+            .map_err(|e| self.error(&e))?;
+        Ok(())
     }
 
     async fn arn(&self, queue_url: &str) -> Result<String, DeadLetterError> {

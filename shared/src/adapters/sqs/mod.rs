@@ -5,5 +5,8 @@
 mod dead_letters;
 mod poller;
 
-pub use dead_letters::{DeadLetter, DeadLetterError, DeadLetterQueue, RedriveOutcome};
+pub use dead_letters::{
+    DeadLetter, DeadLetterError, DeadLetterQueue, RedriveOutcome, TARGET_ARN_ATTRIBUTE,
+    TargetRedrive,
+};
 pub use poller::{SqsPoller, SqsPollerError};
