@@ -2,6 +2,7 @@
 //! out. This is the only place that sees raw JSON, query strings and headers; it parses them into
 //! domain values once and turns every failure into an RFC 9457 problem.
 //!
+//! - [`gateway_event`]: API Gateway's event in and its response out, without panics.
 //! - [`identity`]: who the caller is (the JWT authorizer's `sub` claim, nothing else).
 //! - [`request`]: body limits, JSON parsing, query, path and header parameters.
 //! - [`activity_json`]: the JSON shape of activities, lists and statistics.
@@ -16,6 +17,7 @@
 
 pub mod achievements;
 pub mod activity_json;
+pub mod gateway_event;
 pub mod handlers;
 pub mod identity;
 pub mod problem;

@@ -137,6 +137,15 @@ pub fn json_body<'r, T: DeserializeOwned>(
         });
     }
     check_content_type(request, extra_media_types)?;
+    if request
+        .extensions()
+        .get::<super::gateway_event::UndecodableBody>()
+        .is_some()
+    {
+        return Err(HttpError::MalformedBody(
+            "The request body is flagged base64 but is not valid base64.".into(),
+        ));
+    }
     // serde would read a struct from a JSON array too (by position); only an object is accepted.
     match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
         None => {
