@@ -24,8 +24,8 @@ pub use outbox_relay::{OutboxRelay, RelayReport};
 pub use pagination::CursorCodec;
 pub use ports::{
     ActivityPage, ActivityStore, ApplyError, ApplyOutcome, Clock, EventPublisher, FailedEntry,
-    IdGenerator, IdempotencyKey, IdempotencyRecord, ListQuery, Outbox, OutboxRecord, PagePosition,
-    PublishError, PublishReport, StatsStore, StoreError,
+    IdGenerator, IdempotencyKey, IdempotencyRecord, LIST_READ_BUDGET, ListQuery, Outbox,
+    OutboxRecord, PagePosition, PublishError, PublishReport, StatsStore, StoreError,
 };
 pub use stats::StatsQueries;
 pub use stats_updater::{EventOutcome, STATS_CONSUMER, StatsUpdater};
