@@ -222,7 +222,25 @@ fn canonical_json(value: &serde_json::Value) -> String {
             let inner: Vec<String> = items.iter().map(canonical_json).collect();
             format!("[{}]", inner.join(","))
         }
+        serde_json::Value::Number(number) => canonical_number(number),
         other => other.to_string(),
+    }
+}
+
+/// One spelling per number: `5`, `5.0` and `5e0` are the same value to every JSON reader (and to
+/// the activity they describe), so a retry that re-serialises `5` as `5.0` is the same request.
+/// Whole numbers that f64 holds exactly are written as integers; others as serde_json writes them.
+fn canonical_number(number: &serde_json::Number) -> String {
+    /// 2^53: below it every whole f64 is exact.
+    const EXACT_WHOLE: f64 = 9_007_199_254_740_992.0;
+    match number.as_f64() {
+        Some(value) if value.fract() == 0.0 && value.abs() < EXACT_WHOLE => {
+            format!("{}", value as i64)
+        }
+        Some(value) if number.is_f64() => serde_json::Number::from_f64(value)
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| number.to_string()),
+        _ => number.to_string(),
     }
 }
 
@@ -372,6 +390,26 @@ mod tests {
         let c: serde_json::Value =
             serde_json::from_str(r#"{"a":"é","b":[{"x":2,"y":1},1]}"#).unwrap();
         assert_ne!(canonical_json(&a), canonical_json(&c));
+    }
+
+    #[test]
+    fn canonical_json_spells_each_number_one_way() {
+        let canonical =
+            |text: &str| canonical_json(&serde_json::from_str::<serde_json::Value>(text).unwrap());
+        let five = canonical(r#"{"distance_km": 5}"#);
+        for same in [
+            r#"{"distance_km": 5.0}"#,
+            r#"{"distance_km": 5e0}"#,
+            r#"{"distance_km": 0.5e1}"#,
+            r#"{"distance_km": 5.000}"#,
+        ] {
+            assert_eq!(canonical(same), five, "{same}");
+        }
+        assert_eq!(canonical("-0.0"), canonical("0"));
+        assert_ne!(canonical("5.5"), five);
+        assert_ne!(canonical("5.25"), canonical("5.2"));
+        // Beyond 2^53 integers stay exact rather than collide through f64.
+        assert_ne!(canonical("9007199254740993"), canonical("9007199254740992"));
     }
 }
 

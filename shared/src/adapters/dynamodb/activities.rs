@@ -111,7 +111,7 @@ impl DynamoDbStore {
     fn version_condition_values(
         expected: Version,
     ) -> HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
-        HashMap::from([(":expected".to_owned(), n(expected.get() as i64))])
+        HashMap::from([(":expected".to_owned(), n(expected.get()))])
     }
 }
 
@@ -402,5 +402,20 @@ impl DynamoDbStore {
         }
         records.truncate(limit);
         Ok(records)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::types::AttributeValue;
+
+    #[test]
+    fn a_version_beyond_i64_is_written_as_it_is_not_wrapped() {
+        let values = DynamoDbStore::version_condition_values(Version::new(u64::MAX));
+        assert_eq!(
+            values[":expected"],
+            AttributeValue::N("18446744073709551615".into())
+        );
     }
 }
