@@ -172,7 +172,8 @@ impl fmt::Display for ActivityType {
     }
 }
 
-/// An activity's title: trimmed, 1 to 200 characters.
+/// An activity's title: at most 200 characters as sent, not blank, kept trimmed. The limit
+/// applies to the text as sent so that the OpenAPI `maxLength` says exactly what is accepted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct ActivityTitle(String);
@@ -182,11 +183,10 @@ impl ActivityTitle {
 
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
         let trimmed = raw.trim();
-        let chars = trimmed.chars().count();
-        if chars == 0 {
+        if trimmed.is_empty() {
             return Err(FieldError::new("title", "must not be empty"));
         }
-        if chars > Self::MAX_CHARS {
+        if raw.chars().count() > Self::MAX_CHARS {
             return Err(FieldError::new(
                 "title",
                 format!("must be at most {} characters", Self::MAX_CHARS),
@@ -379,7 +379,9 @@ impl From<Calories> for u32 {
     }
 }
 
-/// One tag: trimmed, 1 to 32 characters.
+/// One tag: 1 to 32 characters, not starting or ending with whitespace. Refused rather than
+/// trimmed, so that two tags are duplicates exactly when their texts are equal (the OpenAPI
+/// `uniqueItems` can only say that much).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Tag(String);
@@ -388,15 +390,20 @@ impl Tag {
     pub const MAX_CHARS: usize = 32;
 
     pub fn parse(field: &str, raw: &str) -> Result<Self, FieldError> {
-        let trimmed = raw.trim();
-        let chars = trimmed.chars().count();
+        let chars = raw.chars().count();
         if chars == 0 || chars > Self::MAX_CHARS {
             return Err(FieldError::new(
                 field,
                 format!("each tag must be 1 to {} characters", Self::MAX_CHARS),
             ));
         }
-        Ok(Self(trimmed.to_owned()))
+        if raw.trim() != raw {
+            return Err(FieldError::new(
+                field,
+                "must not start or end with whitespace",
+            ));
+        }
+        Ok(Self(raw.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -486,10 +493,21 @@ impl ActivityDate {
             .ok_or_else(|| FieldError::new(field, "must be a calendar date YYYY-MM-DD"))
     }
 
-    /// Parses a date for a new or changed activity: at most one day after `today` (UTC), which
-    /// allows for users ahead of UTC but not for activities that have not happened.
+    /// The earliest day a new or changed activity may have: older dates are typing mistakes
+    /// (`0026` for `2026`) that would otherwise sit in every all-time statistic.
+    pub const EARLIEST: Date = time::macros::date!(1900 - 01 - 01);
+
+    /// Parses a date for a new or changed activity: from [`Self::EARLIEST`] to one day after
+    /// `today` (UTC), which allows for users ahead of UTC but not for activities that have not
+    /// happened.
     pub fn parse(raw: &str, today: Date) -> Result<Self, FieldError> {
         let date = Self::parse_any("activity_date", raw)?;
+        if date.0 < Self::EARLIEST {
+            return Err(FieldError::new(
+                "activity_date",
+                "must not be before 1900-01-01",
+            ));
+        }
         match today.next_day() {
             Some(limit) if date.0 > limit => Err(FieldError::new(
                 "activity_date",
@@ -647,6 +665,13 @@ mod tests {
         assert_eq!(ActivityTitle::parse("   ").unwrap_err().field, "title");
         assert!(ActivityTitle::parse(&"é".repeat(200)).is_ok());
         assert!(ActivityTitle::parse(&"é".repeat(201)).is_err());
+        // The limit is on the text as sent (what OpenAPI's maxLength measures), padding included.
+        assert!(ActivityTitle::parse(&format!(" {} ", "é".repeat(199))).is_err());
+        assert!(ActivityTitle::parse(&format!(" {}", "é".repeat(199))).is_ok());
+        assert!(
+            ActivityTitle::parse("\u{85}\u{3000}").is_err(),
+            "Unicode whitespace is blank"
+        );
     }
 
     #[test]
@@ -683,6 +708,11 @@ mod tests {
         assert_eq!(Tags::parse(&["ok", ""]).unwrap_err().field, "tags[1]");
         assert_eq!(Tags::parse(&["a", "a"]).unwrap_err().field, "tags[1]");
         assert!(Tags::parse(&["x".repeat(33)]).is_err());
+        // Surrounding whitespace is refused, not trimmed: equal texts are the only duplicates.
+        assert!(Tags::parse(&[" a"]).is_err());
+        assert!(Tags::parse(&["a\t"]).is_err());
+        assert!(Tags::parse(&["a b"]).is_ok());
+        assert!(Tags::parse(&["a", "A"]).is_ok());
     }
 
     #[test]
@@ -690,6 +720,9 @@ mod tests {
         let today = date!(2026 - 11 - 26);
         assert!(ActivityDate::parse("2026-11-27", today).is_ok());
         assert!(ActivityDate::parse("2026-11-28", today).is_err());
+        assert!(ActivityDate::parse("1900-01-01", today).is_ok());
+        assert!(ActivityDate::parse("1899-12-31", today).is_err());
+        assert!(ActivityDate::parse("0026-11-27", today).is_err());
         assert!(ActivityDate::parse("2026-02-30", today).is_err());
         assert!(ActivityDate::parse("2026-W48-1", today).is_err());
         assert_eq!(

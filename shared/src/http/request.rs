@@ -174,16 +174,29 @@ pub fn activity_id(request: &Request) -> Result<ActivityId, HttpError> {
     Ok(ActivityId::parse(raw)?)
 }
 
-/// `If-Match`: a version the client expects; `*` (or none) expects nothing.
+/// `If-Match`: a version the client expects, as a strong entity tag (`"3"`); `*` (or none)
+/// expects nothing. Exactly what the OpenAPI pattern says: digits in quotes, nothing else (no
+/// sign, no weak tag, no list).
 pub fn if_match(request: &Request) -> Result<Option<Version>, HttpError> {
     let Some(value) = request.headers().get(lambda_http::http::header::IF_MATCH) else {
         return Ok(None);
     };
-    let raw = value.to_str().unwrap_or("");
-    if raw.trim() == "*" {
+    let raw = value.to_str().unwrap_or("").trim_matches([' ', '\t']);
+    if raw == "*" {
         return Ok(None);
     }
-    Ok(Some(Version::parse_entity_tag(raw)?))
+    let digits = raw
+        .strip_prefix('"')
+        .and_then(|s| s.strip_suffix('"'))
+        .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+        .ok_or_else(|| {
+            FieldError::new("If-Match", "must be a quoted version such as \"3\", or *")
+        })?;
+    // Digits past u64 name no version any activity has or will have: a well-formed tag that
+    // matches nothing (412), never a wrapped or malformed one.
+    Ok(Some(Version::new(
+        digits.parse::<u64>().unwrap_or(u64::MAX),
+    )))
 }
 
 /// `Idempotency-Key`, fingerprinted with the body it came with. The fingerprint is of the
@@ -316,11 +329,6 @@ pub fn list_request(request: &Request) -> Result<ListRequest, HttpError> {
     {
         errors.push(FieldError::new("cursor", "is not a cursor this API issued"));
     }
-    if let (Some(from), Some(to)) = (from, to)
-        && from > to
-    {
-        errors.push(FieldError::new("from", "must not be after `to`"));
-    }
     errors.into_result().map_err(HttpError::InvalidParameters)?;
     Ok(ListRequest {
         from,
@@ -390,6 +398,40 @@ mod tests {
         let c: serde_json::Value =
             serde_json::from_str(r#"{"a":"é","b":[{"x":2,"y":1},1]}"#).unwrap();
         assert_ne!(canonical_json(&a), canonical_json(&c));
+    }
+
+    fn with_if_match(value: &str) -> Request {
+        let mut request = Request::new(lambda_http::Body::Empty);
+        request.headers_mut().insert(
+            lambda_http::http::header::IF_MATCH,
+            lambda_http::http::HeaderValue::from_str(value).unwrap(),
+        );
+        request
+    }
+
+    #[test]
+    fn if_match_is_a_quoted_version_or_a_star_and_never_wraps() {
+        let version = |raw: &str| if_match(&with_if_match(raw)).map_err(|_| raw.to_owned());
+        assert_eq!(version("\"3\""), Ok(Some(Version::new(3))));
+        assert_eq!(version(" \"3\"\t"), Ok(Some(Version::new(3))));
+        assert_eq!(version("*"), Ok(None));
+        // Beyond i64 and beyond u64: a version no activity has, not a wrapped one.
+        assert_eq!(
+            version("\"9223372036854775808\""),
+            Ok(Some(Version::new(9_223_372_036_854_775_808)))
+        );
+        assert_eq!(
+            version("\"99999999999999999999999\""),
+            Ok(Some(Version::new(u64::MAX)))
+        );
+        for refused in ["3", "\"+3\"", "\"\"", "W/\"3\"", "\"3\", \"4\"", "\"-1\""] {
+            assert!(version(refused).is_err(), "{refused}");
+        }
+        assert!(
+            if_match(&Request::new(lambda_http::Body::Empty))
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]
