@@ -5,9 +5,11 @@
 #   2. cargo fmt --check and clippy with warnings denied
 #   3. cargo test for the whole workspace: unit, property, in-memory integration, local-stack
 #      end-to-end, and the AWS adapters against a moto server the tests start on loopback
-#   4. template lint and validation (cfn-lint + serverless rules, sam validate --lint)
-#   5. every sample event through its function binary with cargo-lambda's emulator
-#   6. the benchmarks in smoke mode (they run; they are not timed here)
+#   4. the API conformance fuzzer: docs/openapi.yaml against the local stack (schemathesis, all
+#      phases including stateful, bounded examples and a fixed seed)
+#   5. template lint and validation (cfn-lint + serverless rules, sam validate --lint)
+#   6. every sample event through its function binary with cargo-lambda's emulator
+#   7. the benchmarks in smoke mode (they run; they are not timed here)
 #
 # Stops at the first failing step and exits non-zero.
 set -euo pipefail
@@ -28,6 +30,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "tests"
 cargo test --workspace --locked
+
+step "API conformance fuzzing (docs/openapi.yaml against the local stack)"
+bash scripts/fuzz-api.sh
 
 step "template lint and validation"
 bash scripts/lint-template.sh
