@@ -8,15 +8,14 @@ use std::time::Duration;
 
 use activelog::adapters::dynamodb::{DynamoDbStore, MARKER_RETENTION};
 use activelog::adapters::eventbridge::{EventBridgePublisher, RetryPolicy};
-use activelog::adapters::memory::{
-    BatchHandler, ManualClock, MemoryActivityStore, MemoryStatsStore,
-};
+use activelog::adapters::memory::{ManualClock, MemoryActivityStore, MemoryStatsStore};
 use activelog::adapters::sqs::{DeadLetterQueue, RedriveOutcome, SqsPoller};
 use activelog::application::{
     ActivityStore, ApplyError, ApplyOutcome, EventOutcome, EventPublisher, IdempotencyKey,
     IdempotencyRecord, LIST_READ_BUDGET, ListQuery, Outbox, OutboxRecord, PagePosition, StatsStore,
     StatsUpdater, StoreError,
 };
+use activelog::consumer::BatchHandler;
 use activelog::domain::{ActivityDate, ActivityType, EventId, PeriodKey, StatsDelta, Version};
 use activelog_tests::activity_fixtures::{activity, created_event, created_record, user};
 use activelog_tests::moto::{Clients, unique};

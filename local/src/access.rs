@@ -20,7 +20,7 @@ use axum::http::{Method, Response, StatusCode};
 use axum::middleware::Next;
 use serde_json::json;
 
-use crate::server::json_response;
+use crate::json_response::json_response;
 
 /// The header that carries the operator token in `--aws` mode.
 pub const TOKEN_HEADER: &str = "x-activelog-local-token";

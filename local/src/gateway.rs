@@ -66,7 +66,7 @@ pub fn route(
     Ok(RoutedRequest {
         route,
         request_id,
-        event: activelog::http::gateway_event::request_from_event(event),
+        event: activelog::http::request_from_event(event),
     })
 }
 

@@ -7,6 +7,7 @@ mod access;
 mod aws_mode;
 mod cli;
 mod gateway;
+mod json_response;
 mod operator;
 mod pipeline;
 mod server;

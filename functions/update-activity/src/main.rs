@@ -9,7 +9,7 @@ async fn main() -> Result<(), Error> {
     telemetry::init(LogFormat::Json);
     let service = activelog::startup::activity_service().await?;
     // Our own event conversion, not lambda_http::run: its conversion panics on some events.
-    activelog::http::gateway_event::run(|request: Request| {
+    activelog::http::run_on_lambda(|request: Request| {
         activelog::http::update_activity(&service, request)
     })
     .await

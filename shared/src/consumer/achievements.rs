@@ -4,15 +4,13 @@
 use async_trait::async_trait;
 use tracing::Instrument;
 
-use crate::adapters::memory::BatchHandler;
 use crate::application::{AchievementRecorder, Counting};
+use crate::functions::ConsumerFunction;
 
+use super::batch_handler::BatchHandler;
 use super::message::Received;
 use super::report::{BatchReport, MessageOutcome};
 use super::{SqsBatchResponse, SqsEvent};
-
-/// The function name metrics are reported under.
-const FUNCTION: &str = "record-achievements";
 
 #[derive(Clone)]
 pub struct AchievementsConsumer {
@@ -53,7 +51,7 @@ impl AchievementsConsumer {
                 .span
                 .in_scope(|| report.record(index, &received.message_id, outcome));
         }
-        report.emit_metrics(FUNCTION);
+        report.emit_metrics(ConsumerFunction::RecordAchievements.name());
         report
     }
 }

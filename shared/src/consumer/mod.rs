@@ -2,8 +2,8 @@
 //!
 //! Each SQS message body is the event EventBridge delivered (`version`, `id`, `detail-type`,
 //! `source`, `time`, `detail`, ...) whose `detail` is activelog's versioned envelope. The edge
-//! reads every message ([`message`]), hands the events to a use case, and decides in one place
-//! ([`report`]) what becomes of each message:
+//! reads every message (`message.rs`), hands the events to a use case, and decides in one place
+//! (`report.rs`) what becomes of each message:
 //!
 //! - **poison** — a body that will never be processed whatever the retries (not JSON, not an
 //!   EventBridge event, unknown event type, unsupported version, invalid data): logged at error
@@ -15,22 +15,20 @@
 //!
 //! One bad message never fails its batch, and a batch in which every message fails still answers
 //! with the full list instead of crashing the invocation (which would retry all of them alike).
+//!
+//! The consumers implement [`BatchHandler`], which every event source (the in-memory poller, the
+//! SQS poller, Lambda's event source mapping through the functions' `main.rs`) drives; none of
+//! them is known here. The modules are private; everything is re-exported here.
 
-pub mod achievements;
-pub mod message;
-pub mod report;
-pub mod stats;
+mod achievements;
+mod batch_handler;
+mod message;
+mod report;
+mod stats;
 
 pub use achievements::AchievementsConsumer;
 pub use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+pub use batch_handler::{BatchHandler, deletable_messages};
 pub use message::{DeliveredEvent, Poison};
 pub use report::{BatchReport, FailedMessage, MessageFailure, MessageOutcome};
 pub use stats::StatsConsumer;
-
-/// Which consumer function reads which queue: (queue logical id in `template.yaml`, function).
-/// The local stack wires its pollers from this table; the template consistency test checks that
-/// the template's SQS event sources say the same.
-pub const QUEUE_CONSUMERS: &[(&str, &str)] = &[
-    ("StatsQueue", "update-stats"),
-    ("AchievementsQueue", "record-achievements"),
-];

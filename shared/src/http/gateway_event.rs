@@ -27,8 +27,8 @@ use lambda_runtime::{Context, LambdaEvent};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UndecodableBody;
 
-/// Serves one HTTP function on the Lambda runtime: every event through [`answer`].
-pub async fn run<F, Fut>(handler: F) -> Result<(), lambda_runtime::Error>
+/// Serves one HTTP function on the Lambda runtime: every event through [`answer_event`].
+pub async fn run_on_lambda<F, Fut>(handler: F) -> Result<(), lambda_runtime::Error>
 where
     F: Fn(Request) -> Fut,
     Fut: Future<Output = Response<Body>> + Send,
@@ -45,7 +45,7 @@ where
 }
 
 /// The API Gateway response to one event: converted, handled, converted back.
-pub async fn answer<F, Fut>(
+pub async fn answer_event<F, Fut>(
     event: ApiGatewayV2httpRequest,
     context: Option<Context>,
     handler: &F,

@@ -6,37 +6,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
-use async_trait::async_trait;
-use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use tokio::sync::watch;
 
+use crate::consumer::{BatchHandler, deletable_messages};
+
 use super::queue::{MemoryQueue, ReceivedMessage};
-
-/// A consumer of SQS batches: the same function a Lambda SQS trigger invokes.
-#[async_trait]
-pub trait BatchHandler: Send + Sync {
-    async fn handle_batch(&self, event: SqsEvent) -> SqsBatchResponse;
-}
-
-/// The indices of the messages a batch response lets the event source delete, as Lambda reads
-/// it: every message not reported as failed — unless a reported identifier is empty or names no
-/// message of the batch, which Lambda treats as a failure of the whole batch (delete nothing).
-pub fn deletable_messages(message_ids: &[&str], response: &SqsBatchResponse) -> Vec<usize> {
-    let failed: Vec<&str> = response
-        .batch_item_failures
-        .iter()
-        .map(|f| f.item_identifier.as_str())
-        .collect();
-    if failed
-        .iter()
-        .any(|id| id.is_empty() || !message_ids.contains(id))
-    {
-        return Vec::new();
-    }
-    (0..message_ids.len())
-        .filter(|&i| !failed.contains(&message_ids[i]))
-        .collect()
-}
 
 pub struct Poller {
     queue: Arc<MemoryQueue>,
@@ -134,34 +109,4 @@ impl Poller {
 
 fn millis(at: time::OffsetDateTime) -> i128 {
     at.unix_timestamp_nanos() / 1_000_000
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use aws_lambda_events::sqs::BatchItemFailure;
-
-    fn response(failed: &[&str]) -> SqsBatchResponse {
-        let mut response = SqsBatchResponse::default();
-        for id in failed {
-            let mut failure = BatchItemFailure::default();
-            failure.item_identifier = (*id).to_owned();
-            response.batch_item_failures.push(failure);
-        }
-        response
-    }
-
-    #[test]
-    fn only_unreported_messages_are_deleted() {
-        let ids = ["a", "b", "c"];
-        assert_eq!(deletable_messages(&ids, &response(&[])), vec![0, 1, 2]);
-        assert_eq!(deletable_messages(&ids, &response(&["b"])), vec![0, 2]);
-    }
-
-    #[test]
-    fn an_unknown_or_empty_identifier_fails_the_whole_batch_as_in_lambda() {
-        let ids = ["a", "b"];
-        assert!(deletable_messages(&ids, &response(&["zzz"])).is_empty());
-        assert!(deletable_messages(&ids, &response(&["a", ""])).is_empty());
-    }
 }

@@ -16,7 +16,7 @@ use aws_sdk_sqs::types::{
 use tokio::sync::watch;
 
 use crate::adapters::aws_error::classify;
-use crate::adapters::memory::{BatchHandler, deletable_messages};
+use crate::consumer::{BatchHandler, deletable_messages};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SqsPollerError {
