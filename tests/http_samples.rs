@@ -118,13 +118,16 @@ fn every_function_has_a_success_and_writing_routes_have_bad_input_samples() {
     }
 }
 
+/// A change that turns a good event into one `lambda_http` cannot convert.
+type Mutation = fn(&mut serde_json::Value);
+
 /// Events `lambda_http`'s own conversion panics on (a body flagged base64 that does not decode;
 /// a `Host` or path that makes no URI), made from every function's success sample. Each must be
 /// answered — by the handler, never a 5xx — because a panic under `panic = "abort"` kills the
 /// execution environment.
 #[tokio::test]
 async fn every_function_answers_events_that_make_no_valid_request() {
-    let mutations: [(&str, fn(&mut serde_json::Value)); 4] = [
+    let mutations: [(&str, Mutation); 4] = [
         ("undecodable base64 body", |e| {
             e["body"] = "not base64 at all!".into();
             e["isBase64Encoded"] = true.into();

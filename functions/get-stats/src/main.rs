@@ -9,8 +9,6 @@ async fn main() -> Result<(), Error> {
     telemetry::init(LogFormat::Json);
     let stats = activelog::startup::stats_queries().await?;
     // Our own event conversion, not lambda_http::run: its conversion panics on some events.
-    activelog::http::run_on_lambda(|request: Request| {
-        activelog::http::get_stats(&stats, request)
-    })
-    .await
+    activelog::http::run_on_lambda(|request: Request| activelog::http::get_stats(&stats, request))
+        .await
 }

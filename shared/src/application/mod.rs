@@ -25,9 +25,8 @@ pub use pagination::CursorCodec;
 pub use ports::{
     AchievementStanding, AchievementStore, ActivityPage, ActivityStore, ApplyError, ApplyOutcome,
     Award, AwardOutcome, Clock, EventPublisher, FailedEntry, IdGenerator, IdempotencyKey,
-    IdempotencyRecord, LIST_READ_BUDGET, ListQuery, Outbox, OutboxRecord, PagePosition, PublishError,
-    PublishReport,
-    StatsStore, StoreError,
+    IdempotencyRecord, LIST_READ_BUDGET, ListQuery, Outbox, OutboxRecord, PagePosition,
+    PublishError, PublishReport, StatsStore, StoreError,
 };
 pub use request_context::RequestContext;
 pub use stats::StatsQueries;

@@ -18,7 +18,9 @@ pub fn parse(raw: &str) -> Result<Version, FieldError> {
         .strip_prefix('"')
         .and_then(|s| s.strip_suffix('"'))
         .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
-        .ok_or_else(|| FieldError::new("If-Match", "must be a quoted version such as \"3\", or *"))?;
+        .ok_or_else(|| {
+            FieldError::new("If-Match", "must be a quoted version such as \"3\", or *")
+        })?;
     Ok(Version::new(digits.parse::<u64>().unwrap_or(u64::MAX)))
 }
 
@@ -37,7 +39,10 @@ mod tests {
             parse("\"9223372036854775808\"").unwrap(),
             Version::new(9_223_372_036_854_775_808)
         );
-        assert_eq!(parse("\"99999999999999999999999\"").unwrap(), Version::new(u64::MAX));
+        assert_eq!(
+            parse("\"99999999999999999999999\"").unwrap(),
+            Version::new(u64::MAX)
+        );
         for refused in ["\"+3\"", "\"\"", "\"3\", \"4\"", "\"-1\"", "\"3 \""] {
             assert!(parse(refused).is_err(), "{refused}");
         }

@@ -37,7 +37,7 @@ where
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: LambdaEvent<ApiGatewayV2httpRequest>| async move {
             Ok::<_, lambda_runtime::Error>(
-                answer(event.payload, Some(event.context), handler).await,
+                answer_event(event.payload, Some(event.context), handler).await,
             )
         },
     ))
