@@ -154,6 +154,25 @@ mod tests {
         serde_json::from_value(event).expect("a payload 2.0 event")
     }
 
+    /// Why this module exists: `lambda_http`'s own conversion panics on these events (with the
+    /// release profile's `panic = "abort"`, the process dies). If a release of lambda_http stops
+    /// panicking, this test says so and the module can be reconsidered.
+    #[test]
+    fn lambda_http_panics_where_this_conversion_answers() {
+        for extra in [
+            serde_json::json!({"body": "%%%", "isBase64Encoded": true}),
+            serde_json::json!({"headers": {"host": "not a host name"}}),
+        ] {
+            let event = serde_json::to_string(&event(extra.clone())).unwrap();
+            let converted = std::panic::catch_unwind(|| lambda_http::request::from_str(&event));
+            assert!(
+                converted.is_err(),
+                "lambda_http no longer panics on {extra}"
+            );
+            let _ = request_from_event(serde_json::from_str(&event).unwrap());
+        }
+    }
+
     #[test]
     fn an_undecodable_base64_body_is_marked_not_a_panic() {
         let request = request_from_event(event(
