@@ -16,7 +16,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TEMPLATE="${1:-$ROOT/template.yaml}"
 VENV="${ACTIVELOG_VENV:-$ROOT/.venv}"
 
-bash "$ROOT/scripts/install-tools.sh"
+# Run on its own, it installs its tools; under scripts/test.sh they are installed already.
+[ "${ACTIVELOG_TOOLS_INSTALLED:-}" = 1 ] || bash "$ROOT/scripts/install-tools.sh"
 
 export SAM_CLI_TELEMETRY=0
 export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}" AWS_REGION="${AWS_REGION:-${AWS_DEFAULT_REGION:-us-east-1}}"

@@ -2,13 +2,16 @@
 //! published with the correlation id of the request that recorded the activity, and recovery from
 //! a crash or a failed publish.
 
+// Test helpers as well as tests: a setup that fails is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 
-use activelog::adapters::memory::{AchievementStoreCall, ManualClock, SequentialIds};
+use activelog::adapters::memory::{AchievementStoreCall, ManualClock};
 use activelog::application::{PublishError, RequestContext, StoreError};
 use activelog::consumer::AchievementsConsumer;
 use activelog::domain::{ActivityType, CorrelationId, Milestone, Progress, UserId};
-use activelog::startup::{InMemoryStack, QueueOptions};
+use activelog::startup::InMemoryStack;
 use activelog_tests::consumer::{batch_of, created, expected_failures, facts, failed_ids, sample};
 use time::macros::datetime;
 
@@ -19,13 +22,7 @@ fn stack() -> (InMemoryStack, AchievementsConsumer) {
 
 fn stack_with_clock() -> (InMemoryStack, AchievementsConsumer, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::new(datetime!(2026-11-26 12:00 UTC)));
-    let stack = InMemoryStack::new(
-        &[],
-        &QueueOptions::default(),
-        clock.clone(),
-        Arc::new(SequentialIds::default()),
-    )
-    .unwrap();
+    let stack = activelog_tests::stack::in_memory(&[], clock.clone());
     let consumer = AchievementsConsumer::new(stack.achievement_recorder.clone());
     (stack, consumer, clock)
 }

@@ -8,6 +8,9 @@
 //! `#[cfg(test)]` modules (unit tests may use any adapter). A `mod.rs` naming its own children
 //! (declaring and re-exporting them) is not a dependency: that is how a folder shows its contents.
 
+// Test helpers as well as tests: a setup that fails is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 

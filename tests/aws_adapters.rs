@@ -3,6 +3,9 @@
 //! create, stale version, duplicate stats batch, refused PutEvents entries) and what each
 //! operation costs in AWS calls.
 
+// Test helpers as well as tests: a setup that fails is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 

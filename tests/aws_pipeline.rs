@@ -3,6 +3,9 @@
 //! into the stats store — and what each step costs in AWS calls. The fault test proves the
 //! outbox: a publish that fails after the transaction loses nothing.
 
+// Test helpers as well as tests: a setup that fails is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,25 +26,11 @@ use activelog_tests::activity_fixtures::{activity, created_record, draft, user};
 use activelog_tests::moto::{Clients, unique};
 use time::macros::date;
 
-/// The template's routing rules when `template.yaml` is in the workspace, else the same two
-/// rules written out (the template is being written on another branch).
+/// The template's routing rules: the moto bus routes exactly as the deployed one does.
 fn routing_rules() -> Vec<RoutingRule> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
-    match std::fs::read_to_string(&path) {
-        Ok(template) => rules_from_template(&template).expect("template rules"),
-        Err(_) => vec![
-            RoutingRule {
-                name: "StatsRule".into(),
-                event_pattern: serde_json::json!({"source": ["activelog.activities"], "detail-type": ["activity.created", "activity.updated", "activity.deleted"]}),
-                target_queue: "StatsQueue".into(),
-            },
-            RoutingRule {
-                name: "AchievementsRule".into(),
-                event_pattern: serde_json::json!({"source": ["activelog.activities"], "detail-type": ["activity.created"]}),
-                target_queue: "AchievementsQueue".into(),
-            },
-        ],
-    }
+    let template = std::fs::read_to_string(&path).expect("template.yaml is readable");
+    rules_from_template(&template).expect("template rules")
 }
 
 /// Table, bus, the template's rules and their queues (with DLQs), and the use cases over them.

@@ -3,6 +3,9 @@
 //! client at a local endpoint. One test in its own binary, because it sets the process
 //! environment.
 
+// Test helpers as well as tests: a setup that fails is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use activelog::application::{CreateOutcome, Outbox, RequestContext};
 use activelog::configuration::{ConfigError, TABLE_NAME};
 use activelog::domain::{ActivityType, CorrelationId};
@@ -14,7 +17,10 @@ use time::macros::date;
 fn set(name: &str, value: &str) {
     // SAFETY: this binary's only test sets the environment before it starts any SDK client or
     // other thread that reads it.
-    unsafe { std::env::set_var(name, value) }
+    #[allow(unsafe_code)]
+    unsafe {
+        std::env::set_var(name, value)
+    }
 }
 
 #[tokio::test]

@@ -2,27 +2,27 @@
 //! fresh system (as `expected.json` says), and what the caller sees once the achievements consumer
 //! has awarded milestones — their own, never another user's.
 
+// Test helpers as well as tests: a setup that fails is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use activelog::adapters::memory::{ManualClock, SequentialIds};
+use activelog::adapters::memory::ManualClock;
 use activelog::consumer::AchievementsConsumer;
 use activelog::domain::ActivityType;
 use activelog::http::get_achievements;
-use activelog::startup::{InMemoryStack, QueueOptions};
+use activelog::startup::InMemoryStack;
 use activelog_tests::consumer::{batch_of, created, facts, samples_dir};
 use lambda_http::Body;
 use serde_json::{Value, json};
 use time::macros::datetime;
 
 fn stack() -> InMemoryStack {
-    InMemoryStack::new(
+    activelog_tests::stack::in_memory(
         &[],
-        &QueueOptions::default(),
         Arc::new(ManualClock::new(datetime!(2026-11-26 12:00 UTC))),
-        Arc::new(SequentialIds::default()),
     )
-    .unwrap()
 }
 
 fn sample(name: &str) -> Value {

@@ -2,6 +2,9 @@
 //! concurrency, idempotent creates, and the events each change publishes — all through the
 //! handlers, over the whole system in memory.
 
+// Test helpers as well as tests: a setup that fails is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use activelog::application::{PublishError, StoreError};
 use activelog::domain::DomainEvent;
 use activelog_tests::http::{

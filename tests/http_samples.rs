@@ -3,6 +3,9 @@
 //! system seeded with `events/seed.json`, and answers as `expected.json` says. A sample without an
 //! expectation, or an expectation without a sample, fails the test.
 
+// Test helpers as well as tests: a setup that fails is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use activelog::http::ROUTES;
 use activelog_tests::http::{Sample, contains, samples};
 

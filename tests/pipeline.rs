@@ -4,11 +4,12 @@
 //! the consumers the way Lambda's SQS event source mappings do. A manual clock passes visibility
 //! timeouts, so redelivery and dead-lettering happen as they would in AWS, without waiting.
 
+// Test helpers as well as tests: a setup that fails is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 
-use activelog::adapters::memory::{
-    ManualClock, MemoryQueue, Poller, SequentialIds, rules_from_template,
-};
+use activelog::adapters::memory::{ManualClock, MemoryQueue, Poller, rules_from_template};
 use activelog::application::{ApplyError, RequestContext, StatsStore};
 use activelog::consumer::{AchievementsConsumer, StatsConsumer};
 use activelog::domain::{
@@ -33,16 +34,14 @@ struct Pipeline {
 fn pipeline() -> Pipeline {
     let rules = rules_from_template(include_str!("../template.yaml")).unwrap();
     let clock = Arc::new(ManualClock::new(datetime!(2026-11-26 12:00 UTC)));
-    let stack = InMemoryStack::new(
+    let stack = activelog_tests::stack::in_memory_with(
         &rules,
         &QueueOptions {
             visibility_timeout: VISIBILITY,
             max_receive_count: MAX_RECEIVES,
         },
         clock.clone(),
-        Arc::new(SequentialIds::default()),
-    )
-    .unwrap();
+    );
     let stats_queue = stack.queue("StatsQueue").unwrap().clone();
     let stats_poller = Poller::new(
         stats_queue.clone(),

@@ -2,6 +2,9 @@
 //! in the in-memory store. Every checked-in sample runs through it; the write-cost and fallback
 //! tests count the store's calls.
 
+// Test helpers as well as tests: a setup that fails is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 
 use activelog::adapters::memory::{MemoryStatsStore, StatsStoreCall};

@@ -4,16 +4,19 @@
 //! in-memory bus delivers EventBridge-shaped events, and the stats updater applies them in
 //! shuffled, duplicated batches.
 
+// Test helpers as well as tests: a setup that fails is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use activelog::adapters::memory::{ManualClock, SequentialIds};
+use activelog::adapters::memory::ManualClock;
 use activelog::application::RequestContext;
 use activelog::domain::{
     ActivityDate, ActivityDraft, ActivityPatch, ActivityTitle, ActivityType, Calories, Change,
     CorrelationId, Distance, DomainEvent, DurationMinutes, PeriodKey, Tags, UserId, UserStats,
 };
-use activelog::startup::{InMemoryStack, QueueOptions};
+use activelog::startup::InMemoryStack;
 use proptest::prelude::*;
 use time::Duration;
 use time::macros::datetime;
@@ -85,13 +88,7 @@ fn ctx(user: usize) -> RequestContext {
 
 async fn run(ops: Vec<Op>, delivery: Delivery) -> Result<(), TestCaseError> {
     let clock = Arc::new(ManualClock::new(datetime!(2026-11-26 12:00 UTC)));
-    let stack = InMemoryStack::new(
-        &[],
-        &QueueOptions::default(),
-        clock.clone(),
-        Arc::new(SequentialIds::default()),
-    )
-    .unwrap();
+    let stack = activelog_tests::stack::in_memory(&[], clock.clone());
     let today = clock_today(&clock);
     let date = |days_ago: i64| ActivityDate::from_date(today - Duration::days(days_ago));
 

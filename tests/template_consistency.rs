@@ -3,6 +3,9 @@
 //! variable the code does not read, a route, rule or queue that the code routes differently, a
 //! table key the DynamoDB adapter does not use, a function without sample events.
 
+// Test helpers as well as tests: a setup that fails is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
@@ -303,13 +306,7 @@ fn rules_route_the_published_event_types_to_the_consumers_that_handle_them() {
     assert_eq!(names, BTreeSet::from(["AchievementsRule", "StatsRule"]));
 
     let clock = std::sync::Arc::new(ManualClock::new(time::OffsetDateTime::UNIX_EPOCH));
-    let stack = activelog::startup::InMemoryStack::new(
-        &rules,
-        &Default::default(),
-        clock.clone(),
-        std::sync::Arc::new(activelog::adapters::memory::SequentialIds::default()),
-    )
-    .unwrap();
+    let stack = activelog_tests::stack::in_memory(&rules, clock.clone());
     let expected: BTreeMap<&str, BTreeSet<EventType>> = BTreeMap::from([
         (
             "StatsQueue",
@@ -482,6 +479,7 @@ async fn every_function_starts_with_the_environment_the_template_gives_it() {
     use activelog::startup::{ReadScope, aws};
     // SDK clients are built, never called: an unroutable endpoint and fake credentials suffice.
     // SAFETY: no other test in this binary reads the process environment.
+    #[allow(unsafe_code)]
     unsafe {
         std::env::set_var("AWS_REGION", "eu-west-1");
         std::env::set_var("AWS_ACCESS_KEY_ID", "testing");

@@ -5,10 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use activelog::adapters::memory::{ManualClock, SequentialIds};
+use activelog::adapters::memory::ManualClock;
 use activelog::functions::HttpFunction;
 use activelog::http;
-use activelog::startup::{InMemoryStack, QueueOptions, load_seed};
+use activelog::startup::{InMemoryStack, load_seed};
 use lambda_http::http::HeaderMap;
 use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
@@ -134,13 +134,7 @@ pub struct TestApi {
 impl TestApi {
     pub fn empty() -> Self {
         let clock = Arc::new(ManualClock::new(SAMPLES_NOW));
-        let stack = InMemoryStack::new(
-            &[],
-            &QueueOptions::default(),
-            clock.clone(),
-            Arc::new(SequentialIds::default()),
-        )
-        .expect("in-memory stack");
+        let stack = crate::stack::in_memory(&[], clock.clone());
         Self { stack, clock }
     }
 

@@ -1,6 +1,11 @@
 //! Helpers shared by the integration tests.
 
+// Test helpers: a setup that cannot be done is the test failing, so they unwrap. (The library
+// crate is compiled without cfg(test), where clippy.toml's allowance does not reach.)
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 pub mod activity_fixtures;
 pub mod consumer;
 pub mod http;
 pub mod moto;
+pub mod stack;

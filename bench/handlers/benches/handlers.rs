@@ -6,6 +6,9 @@
 //! it posts back, with the production JSON log subscriber installed (log lines go to stdout, as on
 //! Lambda; `scripts/bench.sh` sends them to a file).
 
+// A benchmark whose setup fails has nothing to measure: it stops, as a test would.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

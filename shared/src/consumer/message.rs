@@ -33,24 +33,15 @@ pub enum Poison {
 /// The fields of an EventBridge event this edge relies on; the others are not needed.
 #[derive(Deserialize)]
 struct EventBridgeEvent {
-    id: String,
     #[serde(rename = "detail-type")]
     detail_type: String,
     source: String,
     detail: serde_json::Value,
 }
 
-/// A domain event and the EventBridge event it arrived in.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DeliveredEvent {
-    /// The EventBridge event id (a new one per publish; the domain `event_id` is stable).
-    pub eventbridge_id: String,
-    pub event: DomainEvent,
-}
-
 /// Reads a message body: JSON, an EventBridge event, an activelog envelope of a known type and
 /// version whose header agrees with it.
-pub fn decode(body: Option<&str>) -> Result<DeliveredEvent, Poison> {
+fn decode(body: Option<&str>) -> Result<DomainEvent, Poison> {
     let body = body.ok_or(Poison::MissingBody)?;
     let json: serde_json::Value =
         serde_json::from_str(body).map_err(|e| Poison::NotJson(e.to_string()))?;
@@ -70,10 +61,7 @@ pub fn decode(body: Option<&str>) -> Result<DeliveredEvent, Poison> {
             event_type: event_type.as_str().to_owned(),
         });
     }
-    Ok(DeliveredEvent {
-        eventbridge_id: delivered.id,
-        event,
-    })
+    Ok(event)
 }
 
 /// One message of a batch, with the span its logs are written in.
@@ -112,8 +100,7 @@ impl Received {
     }
 
     pub fn read(&self, message: &SqsMessage) -> Result<DomainEvent, Poison> {
-        let delivered = decode(message.body.as_deref())?;
-        let event = delivered.event;
+        let event = decode(message.body.as_deref())?;
         self.span
             .record("event_id", tracing::field::display(event.event_id));
         self.span.record("event_type", event.event_type().as_str());
@@ -158,12 +145,8 @@ mod tests {
 
     #[test]
     fn reads_an_eventbridge_event_with_an_envelope() {
-        let delivered = decode(Some(&eventbridge(deleted()))).unwrap();
-        assert_eq!(
-            delivered.eventbridge_id,
-            "6a7e8feb-b491-4cf7-a9f1-bf3703467718"
-        );
-        assert_eq!(delivered.event.user_id.as_str(), "alice");
+        let event = decode(Some(&eventbridge(deleted()))).unwrap();
+        assert_eq!(event.user_id.as_str(), "alice");
     }
 
     #[test]

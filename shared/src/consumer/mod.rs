@@ -29,6 +29,6 @@ mod stats;
 pub use achievements::AchievementsConsumer;
 pub use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 pub use batch_handler::{BatchHandler, deletable_messages};
-pub use message::{DeliveredEvent, Poison};
+pub use message::Poison;
 pub use report::{BatchReport, FailedMessage, MessageFailure, MessageOutcome};
 pub use stats::StatsConsumer;

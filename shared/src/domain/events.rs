@@ -104,14 +104,6 @@ impl EventType {
             _ => 1,
         }
     }
-
-    /// Every version consumers must still read.
-    pub fn readable_versions(self) -> &'static [u32] {
-        match self {
-            Self::ActivityCreated => &[1, 2],
-            _ => &[1],
-        }
-    }
 }
 
 impl fmt::Display for EventType {

@@ -75,11 +75,6 @@ impl MemoryAchievementStore {
     pub fn fail_next_award(&self, error: StoreError) {
         self.lock().award_faults.push(error);
     }
-
-    /// Every award of every user.
-    pub fn all_awards(&self) -> Vec<Award> {
-        self.lock().awards.values().cloned().collect()
-    }
 }
 
 #[async_trait]

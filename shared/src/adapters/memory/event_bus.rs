@@ -77,11 +77,6 @@ impl MemoryEventBus {
             .clone()
     }
 
-    /// How many `PutEvents`-like calls were made.
-    pub fn publish_calls(&self) -> usize {
-        *self.calls.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// The next `count` entries are refused with `code`, as `PutEvents` reports per entry.
     pub fn refuse_next_entries(&self, count: usize, code: &str) {
         let mut faults = self.faults.lock().unwrap_or_else(|e| e.into_inner());

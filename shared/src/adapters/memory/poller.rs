@@ -31,11 +31,6 @@ impl Poller {
         }
     }
 
-    pub fn with_idle_interval(mut self, interval: StdDuration) -> Self {
-        self.idle_interval = interval;
-        self
-    }
-
     /// The SQS event Lambda would pass for these messages.
     pub fn sqs_event(queue_name: &str, messages: &[ReceivedMessage]) -> SqsEvent {
         let records = messages

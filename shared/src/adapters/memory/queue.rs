@@ -197,20 +197,6 @@ impl MemoryQueue {
         key.and_then(|k| messages.remove(&k)).is_some()
     }
 
-    /// Makes a received message visible again after `timeout` (0 = at once).
-    pub fn change_visibility(&self, receipt_handle: &str, timeout: Duration) {
-        let now = self.clock.now();
-        let mut messages = self.lock();
-        if let Some(message) = messages
-            .values_mut()
-            .find(|m| m.receipt_handle.as_deref() == Some(receipt_handle))
-        {
-            message.visible_at = now + timeout;
-        }
-        drop(messages);
-        self.arrived.notify_one();
-    }
-
     /// Every message, visible or not, without receiving it (ids and bodies).
     pub fn peek_all(&self) -> Vec<(String, String, u32)> {
         self.lock()

@@ -75,12 +75,6 @@ impl SqsPoller {
         })
     }
 
-    /// Messages per batch (clamped to SQS's 1 to 10).
-    pub fn with_batch_size(mut self, batch_size: u8) -> Self {
-        self.batch_size = i32::from(batch_size.clamp(1, 10));
-        self
-    }
-
     /// Long-poll wait per receive (clamped to SQS's 0 to 20 seconds).
     pub fn with_wait_time(mut self, wait_time: Duration) -> Self {
         self.wait_time = wait_time.min(Duration::from_secs(20));

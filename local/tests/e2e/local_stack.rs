@@ -1,6 +1,9 @@
 //! End-to-end tests of `activelog-local`: start the real binary on a free loopback port, speak HTTP
 //! to it as a user and an operator would, and read its JSON logs.
 
+// The helpers below set up a running stack; a setup that fails is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};

@@ -3,6 +3,9 @@
 //! the code runs. Table, bus, rules (read from template.yaml) and queues are created here first,
 //! as `sam deploy` would.
 
+// Test helpers as well as tests: a setup that fails is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -37,7 +40,10 @@ async fn call(
     if let Some(body) = body {
         request = request.json(&body);
     }
-    let response = request.send().await.expect("the stack answers");
+    let response = match request.send().await {
+        Ok(response) => response,
+        Err(error) => panic!("the stack does not answer: {error}"),
+    };
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
 }

@@ -1,0 +1,6 @@
+//! The local stack's end-to-end tests in one binary (zero-to-production's `tests/api/main.rs`
+//! shape): the real `activelog-local` binary started and spoken to over HTTP, in memory and, with
+//! `--aws`, against moto.
+
+mod aws_mode;
+mod local_stack;

@@ -1,0 +1,15 @@
+//! The integration tests of `tests/`, one module per concern, linked into one test binary (the
+//! AWS SDK is linked once, not once per file). `aws_startup.rs` and `template_consistency.rs` are
+//! binaries of their own because they set the process environment.
+
+mod achievements;
+mod architecture;
+mod aws_adapters;
+mod aws_pipeline;
+mod get_achievements;
+mod http_api;
+mod http_samples;
+mod openapi;
+mod pipeline;
+mod stats_consumer;
+mod stats_convergence;
