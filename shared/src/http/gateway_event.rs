@@ -19,9 +19,9 @@ use lambda_http::aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV
 use lambda_http::aws_lambda_events::query_map::QueryMap;
 use lambda_http::http::header::{COOKIE, SET_COOKIE};
 use lambda_http::http::{HeaderMap, HeaderValue, Uri};
+use lambda_http::lambda_runtime::{self, Context, LambdaEvent};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
-use lambda_runtime::{Context, LambdaEvent};
 
 /// Marks a request whose body was flagged base64 but did not decode; its body is left empty.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
