@@ -36,7 +36,8 @@ wanted="$( { sha256sum "$REQUIREMENTS" | cut -d' ' -f1; "$PYTHON" -c 'import sys
 
 tools_present() {
   [ -x "$VENV/bin/python" ] && [ -x "$VENV/bin/cfn-lint" ] && [ -x "$VENV/bin/sam" ] \
-    && [ -x "$VENV/bin/cargo-lambda" ] && [ -x "$VENV/bin/moto_server" ] && [ -x "$VENV/bin/zig" ]
+    && [ -x "$VENV/bin/cargo-lambda" ] && [ -x "$VENV/bin/moto_server" ] && [ -x "$VENV/bin/zig" ] \
+    && [ -x "$VENV/bin/schemathesis" ]
 }
 
 up_to_date() {

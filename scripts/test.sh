@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # The whole test suite, exactly as CI runs it (.ci/run calls this script and nothing else).
 #
-#   1. installs the pinned tools the tests need into .venv/ (moto, cfn-lint, SAM CLI, cargo-lambda)
+#   1. installs the pinned tools the tests need into .venv/ (moto, cfn-lint, SAM CLI, cargo-lambda,
+#      schemathesis)
 #   2. cargo fmt --check and clippy with warnings denied
 #   3. cargo test for the whole workspace: unit, property, in-memory integration, local-stack
 #      end-to-end, and the AWS adapters against a moto server the tests start on loopback
 #   4. the dependency policy of deny.toml, and the layering (tests/architecture.rs, with step 3)
-#   5. template lint and validation (cfn-lint + serverless rules, sam validate --lint)
-#   6. every sample event through its function binary with cargo-lambda's emulator
-#   7. the benchmarks in smoke mode (they run; they are not timed here)
+#   5. the API conformance fuzzer: docs/openapi.yaml against the local stack (schemathesis, all
+#      phases including stateful, bounded examples and a fixed seed)
+#   6. template lint and validation (cfn-lint + serverless rules, sam validate --lint)
+#   7. every sample event through its function binary with cargo-lambda's emulator
+#   8. the benchmarks in smoke mode (they run; they are not timed here)
 #
 # Stops at the first failing step and exits non-zero.
 set -euo pipefail
@@ -34,6 +37,9 @@ cargo test --workspace --locked
 
 step "dependency policy (deny.toml: licences, bans, duplicates, sources; offline)"
 python3 scripts/dependency-policy.py
+
+step "API conformance fuzzing (docs/openapi.yaml against the local stack)"
+bash scripts/fuzz-api.sh
 
 step "template lint and validation"
 bash scripts/lint-template.sh

@@ -11,12 +11,12 @@ use std::time::Duration;
 
 use activelog::adapters::dynamodb::{DynamoDbStore, MARKER_RETENTION};
 use activelog::adapters::eventbridge::{EventBridgePublisher, RetryPolicy};
-use activelog::adapters::memory::{ManualClock, MemoryStatsStore};
+use activelog::adapters::memory::{ManualClock, MemoryActivityStore, MemoryStatsStore};
 use activelog::adapters::sqs::{DeadLetterQueue, RedriveOutcome, SqsPoller};
 use activelog::application::{
     ActivityStore, ApplyError, ApplyOutcome, EventOutcome, EventPublisher, IdempotencyKey,
-    IdempotencyRecord, ListQuery, Outbox, OutboxRecord, PagePosition, StatsStore, StatsUpdater,
-    StoreError,
+    IdempotencyRecord, LIST_READ_BUDGET, ListQuery, Outbox, OutboxRecord, PagePosition, StatsStore,
+    StatsUpdater, StoreError,
 };
 use activelog::consumer::BatchHandler;
 use activelog::domain::{ActivityDate, ActivityType, EventId, PeriodKey, StatsDelta, Version};
@@ -131,6 +131,82 @@ async fn a_change_is_one_transaction_and_its_conditions_become_domain_errors() {
         .await
         .unwrap();
     assert_eq!(pending.len(), 3);
+}
+
+/// One yoga session under more running than one request may read: the filtered listing stops
+/// at the read budget with an empty page and a cursor, and the cursor leads to the session. The
+/// same on DynamoDB and in memory, so the local stack pages as AWS does.
+async fn a_filtered_listing_reads_at_most_the_budget(store: &dyn ActivityStore) {
+    let alice = user("alice");
+    let yoga = activity(&alice, ActivityType::Yoga, date!(2025 - 12 - 01), 60);
+    store
+        .create(&yoga, &created_record(&yoga), None)
+        .await
+        .unwrap();
+    for day in 0..=LIST_READ_BUDGET as i64 {
+        let run = activity(
+            &alice,
+            ActivityType::Running,
+            date!(2026 - 01 - 01) + TimeDuration::days(day),
+            30,
+        );
+        store
+            .create(&run, &created_record(&run), None)
+            .await
+            .unwrap();
+    }
+    let query = ListQuery {
+        from: None,
+        to: None,
+        activity_type: Some(ActivityType::Yoga),
+        limit: 20,
+        after: None,
+    };
+    let first = store.list(&alice, &query).await.unwrap();
+    assert!(first.items.is_empty(), "the budget ran out on running");
+    let next = first.next.expect("a short page still continues");
+    let second = store
+        .list(
+            &alice,
+            &ListQuery {
+                after: Some(next),
+                ..query.clone()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(second.items, vec![yoga]);
+    assert_eq!(second.next, None);
+    // An unfiltered page is never cut short by the budget.
+    let full = store
+        .list(
+            &alice,
+            &ListQuery {
+                activity_type: None,
+                limit: 100,
+                ..query
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(full.items.len(), 100);
+    assert!(full.next.is_some());
+}
+
+#[tokio::test]
+async fn a_filtered_listing_reads_at_most_the_budget_on_dynamodb() {
+    let clients = Clients::new();
+    let store = store(&clients).await;
+    a_filtered_listing_reads_at_most_the_budget(&store).await;
+    let queries = clients.calls.count("DynamoDB.Query");
+    // Budget 200 in pages of at least 50: at most 4 Query calls for the first page, 1 for the
+    // rest of the partition, 1 for the unfiltered page.
+    assert!(queries <= 6, "{queries} Query calls");
+}
+
+#[tokio::test]
+async fn a_filtered_listing_reads_at_most_the_budget_in_memory() {
+    a_filtered_listing_reads_at_most_the_budget(&MemoryActivityStore::new()).await;
 }
 
 #[tokio::test]

@@ -24,7 +24,6 @@ use activelog::domain::{
 };
 use activelog_tests::activity_fixtures::{activity, created_record, draft, user};
 use activelog_tests::moto::{Clients, unique};
-use aws_lambda_events::eventbridge::EventBridgeEvent;
 use time::macros::date;
 
 /// The template's routing rules: the moto bus routes exactly as the deployed one does.
@@ -522,9 +521,9 @@ async fn the_scheduled_sample_event_runs_the_relay_as_expected() {
             .unwrap();
     let stack = Stack::new().await;
     for (case, outcome) in expected.as_object().unwrap() {
-        let event: EventBridgeEvent<serde_json::Value> =
+        // The relay takes any JSON (its schedule's event carries nothing it needs).
+        let _event: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(root.join(case)).unwrap()).unwrap();
-        assert_eq!(event.detail_type, "Scheduled Event");
         let report = activelog::relay::run(&stack.relay(), None).await.unwrap();
         assert_eq!(&serde_json::to_value(report).unwrap(), outcome, "{case}");
     }

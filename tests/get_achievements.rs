@@ -32,7 +32,7 @@ fn sample(name: &str) -> Value {
 
 /// Status, headers and JSON body of the handler's answer to a sample.
 async fn call(stack: &InMemoryStack, event: &Value) -> (u16, BTreeMap<String, String>, Value) {
-    let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+    let request = activelog_tests::http::request_from_json(event);
     let response = get_achievements(&stack.achievements, request).await;
     let headers = response
         .headers()

@@ -120,3 +120,56 @@ fn every_function_has_a_success_and_writing_routes_have_bad_input_samples() {
         }
     }
 }
+
+/// A change that turns a good event into one `lambda_http` cannot convert.
+type Mutation = fn(&mut serde_json::Value);
+
+/// Events `lambda_http`'s own conversion panics on (a body flagged base64 that does not decode;
+/// a `Host` or path that makes no URI), made from every function's success sample. Each must be
+/// answered — by the handler, never a 5xx — because a panic under `panic = "abort"` kills the
+/// execution environment.
+#[tokio::test]
+async fn every_function_answers_events_that_make_no_valid_request() {
+    let mutations: [(&str, Mutation); 4] = [
+        ("undecodable base64 body", |e| {
+            e["body"] = "not base64 at all!".into();
+            e["isBase64Encoded"] = true.into();
+        }),
+        ("host that makes no URI", |e| {
+            e["headers"]["host"] = "not a host name".into();
+        }),
+        ("path that makes no URI", |e| {
+            e["rawPath"] = "/activities/a b\\c".into();
+            e["requestContext"]["domainName"] = "bad domain".into();
+        }),
+        ("query that makes no URI", |e| {
+            e["rawQueryString"] = "limit=1 2&type=\"x\"".into();
+        }),
+    ];
+    let samples = samples();
+    for route in ROUTES {
+        let sample = samples
+            .iter()
+            .find(|s| s.function == route.function && s.expected["status"].as_u64() < Some(300))
+            .unwrap_or_else(|| panic!("{} has a success sample", route.function.name()));
+        for (what, mutate) in &mutations {
+            let mut event = sample.event.clone();
+            mutate(&mut event);
+            let hostile = Sample {
+                function: sample.function,
+                name: format!("{} ({what})", sample.name),
+                event,
+                expected: sample.expected.clone(),
+            };
+            let response = hostile.run().await;
+            assert!(
+                response.status < 500,
+                "{} {}: {} {}",
+                route.function.name(),
+                hostile.name,
+                response.status,
+                response.text
+            );
+        }
+    }
+}

@@ -180,6 +180,75 @@ fn http_routes_match_the_route_table() {
     );
 }
 
+/// The headers `docs/openapi.yaml` declares: request header parameters and response headers,
+/// lower-cased as CORS compares them.
+fn openapi_headers() -> (BTreeSet<String>, BTreeSet<String>) {
+    let text = std::fs::read_to_string(root().join("docs/openapi.yaml")).expect("openapi.yaml");
+    let doc: serde_json::Value = serde_norway::from_str(&text).expect("openapi.yaml is YAML");
+    let resolve = |value: &serde_json::Value| -> serde_json::Value {
+        match value.get("$ref").and_then(|r| r.as_str()) {
+            Some(reference) => doc
+                .pointer(reference.trim_start_matches('#'))
+                .cloned()
+                .unwrap_or_else(|| panic!("dangling {reference}")),
+            None => value.clone(),
+        }
+    };
+    let (mut request, mut response) = (BTreeSet::new(), BTreeSet::new());
+    for item in doc["paths"].as_object().expect("paths").values() {
+        for operation in item.as_object().expect("path item").values() {
+            for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                let parameter = resolve(parameter);
+                if parameter["in"] == "header" {
+                    request.insert(parameter["name"].as_str().unwrap().to_ascii_lowercase());
+                }
+            }
+            for answer in operation["responses"].as_object().into_iter().flatten() {
+                let answer = resolve(answer.1);
+                for name in answer["headers"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|h| h.0)
+                {
+                    response.insert(name.to_ascii_lowercase());
+                }
+            }
+        }
+    }
+    (request, response)
+}
+
+/// A browser may send only the headers CORS allows and read only the ones it exposes: every
+/// header the API documents (If-Match and ETag for optimistic concurrency, Idempotency-Key and
+/// Idempotent-Replayed, Location) must be in the HTTP API's CORS configuration.
+#[test]
+fn cors_allows_every_documented_request_header_and_exposes_every_response_header() {
+    let template = template();
+    let cors = &template["Resources"]["HttpApi"]["Properties"]["CorsConfiguration"];
+    let Value::Tagged(condition) = cors else {
+        panic!("CorsConfiguration is an !If on HasCors: {cors:?}");
+    };
+    let configuration = &condition.value[1];
+    let list = |key: &str| -> BTreeSet<String> {
+        configuration[key]
+            .as_sequence()
+            .unwrap_or_else(|| panic!("CorsConfiguration.{key}"))
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (request, response) = openapi_headers();
+    let mut wanted_allowed = request;
+    wanted_allowed.extend(["authorization".to_owned(), "content-type".to_owned()]);
+    assert_eq!(list("AllowHeaders"), wanted_allowed);
+    // `content-type` is a CORS-safelisted response header: readable without being exposed.
+    let mut wanted_exposed = response;
+    wanted_exposed.remove("content-type");
+    assert_eq!(list("ExposeHeaders"), wanted_exposed);
+    assert!(wanted_exposed.contains("etag") && list("AllowHeaders").contains("if-match"));
+}
+
 #[test]
 fn queues_feed_the_consumers_the_code_wires_and_report_partial_failures() {
     let template = template();

@@ -14,7 +14,8 @@ pub struct Options {
     #[arg(long, env = "PORT", default_value_t = 3000)]
     pub port: u16,
 
-    /// Address to bind. Loopback by default: local mode does not authenticate anyone.
+    /// Address to bind. Loopback by default: local mode does not authenticate anyone. With
+    /// `--aws` only a loopback address is accepted.
     #[arg(long, env = "BIND_ADDRESS", default_value = "127.0.0.1")]
     pub bind: IpAddr,
 
@@ -22,6 +23,11 @@ pub struct Options {
     /// (region, credentials, AWS_ENDPOINT_URL) instead of the in-memory ones.
     #[arg(long, env = "ACTIVELOG_LOCAL_AWS", default_value_t = false)]
     pub aws: bool,
+
+    /// The token the operator endpoints (`/_local/`) then require in `x-activelog-local-token`.
+    /// With `--aws` there is always one: a fresh random token, printed at start, unless given here.
+    #[arg(long, env = "ACTIVELOG_LOCAL_TOKEN", hide_env_values = true)]
+    pub operator_token: Option<String>,
 
     /// Human-readable logs instead of JSON lines.
     #[arg(long, default_value_t = false)]

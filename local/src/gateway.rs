@@ -1,6 +1,7 @@
 //! What API Gateway does in front of the functions: match the route, take the caller from the
 //! token, and hand the function an HTTP API payload 2.0 event. The event is built as JSON and
-//! parsed with `lambda_http`'s own parser, so a handler sees exactly what it would see in Lambda.
+//! converted as the functions convert it in Lambda (`http::gateway_event`), so a handler sees
+//! exactly what it would see there.
 //!
 //! Local mode authenticates nobody: the `x-user-id` header becomes the authorizer's `sub` claim.
 
@@ -55,7 +56,7 @@ pub fn route(
         body,
         &path_parameters,
     );
-    let event = lambda_http::request::from_str(&event.to_string()).map_err(|error| {
+    let event = serde_json::from_value(event).map_err(|error| {
         tracing::error!(%error, "could not build the API Gateway event");
         GatewayResponse {
             status: StatusCode::INTERNAL_SERVER_ERROR,
@@ -65,7 +66,7 @@ pub fn route(
     Ok(RoutedRequest {
         route,
         request_id,
-        event,
+        event: activelog::http::request_from_event(event),
     })
 }
 

@@ -3,6 +3,7 @@
 //! queues with dead-letter queues, consumers, outbox relay) in memory — or, with `--aws`, on the
 //! real AWS adapters and queues.
 
+mod access;
 mod aws_mode;
 mod cli;
 mod gateway;
@@ -21,6 +22,7 @@ use activelog::telemetry::{self, LogFormat};
 use clap::Parser;
 use time::Duration;
 
+use crate::access::OperatorAccess;
 use crate::cli::Options;
 use crate::operator::MemoryOperator;
 use crate::pipeline::Pipeline;
@@ -54,10 +56,12 @@ async fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
     }
 }
 
-/// Binds the API port and says so, loudly noting that local mode authenticates nobody.
+/// Binds the API port and says so, loudly noting that local mode authenticates nobody, with the
+/// operator token when there is one (the one place it is printed).
 async fn listen(
     options: &Options,
     adapters: &str,
+    operator_access: &OperatorAccess,
 ) -> Result<tokio::net::TcpListener, Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind((options.bind, options.port)).await?;
     let address = listener.local_addr()?;
@@ -65,14 +69,45 @@ async fn listen(
         header = gateway::USER_HEADER,
         "local mode does not authenticate: the x-user-id header is taken as the caller's identity; never expose this port"
     );
-    tracing::info!(%address, adapters, "activelog-local listening");
+    match &operator_access.token {
+        Some(token) => tracing::info!(
+            %address,
+            adapters,
+            operator_token = %token,
+            operator_token_header = access::TOKEN_HEADER,
+            "activelog-local listening"
+        ),
+        None => tracing::info!(%address, adapters, "activelog-local listening"),
+    }
     Ok(listener)
 }
 
+/// The operator endpoints' token: the one given, else with `--aws` a fresh one, else none.
+fn operator_access(options: &Options) -> OperatorAccess {
+    match (&options.operator_token, options.aws) {
+        (Some(token), _) => OperatorAccess::with_token(token.clone()),
+        (None, true) => OperatorAccess::with_new_token(),
+        (None, false) => OperatorAccess::default(),
+    }
+}
+
 async fn run_on_aws(options: Options) -> Result<(), Box<dyn std::error::Error>> {
+    // The operator endpoints drive real queues here: never from another machine.
+    if !options.bind.is_loopback() {
+        return Err(format!(
+            "--aws serves only a loopback address; refusing to bind {}",
+            options.bind
+        )
+        .into());
+    }
+    let access = operator_access(&options);
     let stack = aws_mode::AwsStack::start(StdDuration::from_secs(options.relay_interval)).await?;
-    let app = server::router(stack.services.clone(), stack.operator.clone());
-    let listener = listen(&options, "aws").await?;
+    let app = server::router(
+        stack.services.clone(),
+        stack.operator.clone(),
+        access.clone(),
+    );
+    let listener = listen(&options, "aws", &access).await?;
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
@@ -99,18 +134,16 @@ async fn run_in_memory(options: Options) -> Result<(), Box<dyn std::error::Error
         stats: stack.stats.clone(),
         achievements: stack.achievements.clone(),
     };
+    tracing::info!(rules = ?rules.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), "local bus rules from template.yaml");
+    let access = operator_access(&options);
     let app = server::router(
         services,
         Arc::new(MemoryOperator {
             stack: stack.clone(),
         }),
+        access.clone(),
     );
-
-    tracing::info!(
-        rules = ?rules.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
-        "event routing from template.yaml"
-    );
-    let listener = listen(&options, "memory").await?;
+    let listener = listen(&options, "memory", &access).await?;
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;

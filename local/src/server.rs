@@ -13,6 +13,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, Response, Uri};
 
+use crate::access::{self, OperatorAccess};
 use crate::gateway;
 use crate::json_response::json_response;
 use crate::operator::{self, Operator};
@@ -34,10 +35,21 @@ struct AppState {
 /// API Gateway accepts bodies up to 10 MB; the functions refuse more than 64 KiB themselves.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
 
-pub fn router(services: Services, operator: Arc<dyn Operator>) -> Router {
+/// The API and the operator endpoints, behind the checks of [`access`]: a local `Host` for
+/// everything, and for `/_local/` a JSON content type on POSTs and, when set, the token.
+pub fn router(
+    services: Services,
+    operator: Arc<dyn Operator>,
+    operator_access: OperatorAccess,
+) -> Router {
+    let operator = operator::router(operator).layer(axum::middleware::from_fn_with_state(
+        operator_access,
+        access::operator_only,
+    ));
     Router::new()
-        .nest("/_local", operator::router(operator))
+        .nest("/_local", operator)
         .fallback(api)
+        .layer(axum::middleware::from_fn(access::local_host_only))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(AppState { services })
 }

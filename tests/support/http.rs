@@ -77,9 +77,9 @@ impl Sample {
     /// Runs the sample through its function's handler on a freshly seeded stack, as a function
     /// started with `ACTIVELOG_SEED_FILE=events/seed.json` would.
     pub async fn run(&self) -> TestResponse {
-        let request = lambda_http::request::from_str(&self.event.to_string())
-            .expect("lambda_http reads the sample");
-        TestApi::seeded().invoke(self.function, request).await
+        TestApi::seeded()
+            .invoke(self.function, request_from_json(&self.event))
+            .await
     }
 }
 
@@ -396,8 +396,15 @@ impl ApiRequest {
     }
 
     pub fn build(&self) -> Request {
-        lambda_http::request::from_str(&self.event().to_string()).expect("a valid HTTP API event")
+        request_from_json(&self.event())
     }
+}
+
+/// The request a function's handler gets for an event, converted as the functions convert it
+/// in Lambda (`http::gateway_event`), so tests see what production sees.
+pub fn request_from_json(event: &Value) -> Request {
+    let event = serde_json::from_value(event.clone()).expect("a payload 2.0 event");
+    http::request_from_event(event)
 }
 
 /// Percent-encodes a query component (everything but unreserved characters).

@@ -2,14 +2,15 @@
 //! environment and hands every request to `activelog::http::get_achievements`.
 
 use activelog::telemetry::{self, LogFormat};
-use lambda_http::{Error, Request, service_fn};
+use lambda_http::{Error, Request};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init(LogFormat::Json);
     let achievements = activelog::startup::achievement_queries().await?;
-    lambda_http::run(service_fn(|request: Request| async {
-        Ok::<_, Error>(activelog::http::get_achievements(&achievements, request).await)
-    }))
+    // Our own event conversion, not lambda_http::run: its conversion panics on some events.
+    activelog::http::run_on_lambda(|request: Request| {
+        activelog::http::get_achievements(&achievements, request)
+    })
     .await
 }

@@ -3,14 +3,15 @@
 
 use activelog::startup::ReadScope;
 use activelog::telemetry::{self, LogFormat};
-use lambda_http::{Error, Request, service_fn};
+use lambda_http::{Error, Request};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init(LogFormat::Json);
     let service = activelog::startup::activity_queries(ReadScope::ById).await?;
-    lambda_http::run(service_fn(|request: Request| async {
-        Ok::<_, Error>(activelog::http::get_activity(&service, request).await)
-    }))
+    // Our own event conversion, not lambda_http::run: its conversion panics on some events.
+    activelog::http::run_on_lambda(|request: Request| {
+        activelog::http::get_activity(&service, request)
+    })
     .await
 }

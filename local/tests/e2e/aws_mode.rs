@@ -115,19 +115,39 @@ async fn the_local_stack_runs_on_aws_adapters_against_moto() {
             if let Ok(entry) = serde_json::from_str::<Value>(&line)
                 && entry["message"] == "activelog-local listening"
             {
-                let _ = tx.send(entry["address"].as_str().unwrap_or_default().to_owned());
+                let _ = tx.send((
+                    entry["address"].as_str().unwrap_or_default().to_owned(),
+                    entry["operator_token"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                ));
             }
         }
     });
-    let address = rx
+    let (address, token) = rx
         .recv_timeout(Duration::from_secs(60))
         .expect("the stack listens");
+    assert_eq!(
+        token.len(),
+        40,
+        "--aws prints a fresh operator token at start"
+    );
     let running = Running {
         child,
         base: format!("http://{address}"),
     };
-    let client = reqwest::Client::new();
     let url = |path: &str| format!("{}{path}", running.base);
+    let anonymous = reqwest::Client::new();
+    let response = anonymous.get(url("/_local/queues")).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 401, "/_local/ needs the token");
+    let client = reqwest::Client::builder()
+        .default_headers(reqwest::header::HeaderMap::from_iter([(
+            reqwest::header::HeaderName::from_static("x-activelog-local-token"),
+            reqwest::header::HeaderValue::from_str(&token).unwrap(),
+        )]))
+        .build()
+        .unwrap();
 
     let (status, created) = call(
         &client,
@@ -182,7 +202,7 @@ async fn the_local_stack_runs_on_aws_adapters_against_moto() {
         reqwest::Method::POST,
         url("/_local/queues/StatsQueue/redrive"),
         None,
-        None,
+        Some(json!({})),
     )
     .await;
     assert_eq!(status, 200, "{redriven}");

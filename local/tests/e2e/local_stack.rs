@@ -22,6 +22,11 @@ struct LocalStack {
 impl LocalStack {
     /// Starts the stack on a free port with short queue timings (1 s visibility, 2 receives).
     fn start(relay_interval_secs: u64) -> Self {
+        Self::start_with(relay_interval_secs, &[])
+    }
+
+    /// [`LocalStack::start`] with more command-line arguments.
+    fn start_with(relay_interval_secs: u64, extra: &[&str]) -> Self {
         let relay_interval = relay_interval_secs.to_string();
         let mut child = Command::new(env!("CARGO_BIN_EXE_activelog-local"))
             .args(["--port", "0", "--visibility-timeout", "1"])
@@ -31,6 +36,7 @@ impl LocalStack {
                 "--relay-interval",
                 &relay_interval,
             ])
+            .args(extra)
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -310,7 +316,7 @@ async fn a_poison_message_is_dead_lettered_and_can_be_redriven() {
             Method::POST,
             "/_local/queues/StatsQueue/redrive",
             None,
-            None,
+            Some(json!({})),
         )
         .await;
     assert_eq!((status, redriven["redriven"].clone()), (200, json!(1)));
@@ -327,7 +333,7 @@ async fn a_poison_message_is_dead_lettered_and_can_be_redriven() {
             Method::POST,
             "/_local/queues/NoSuchQueue/redrive",
             None,
-            None,
+            Some(json!({})),
         )
         .await;
     assert_eq!(status, 404);
@@ -392,5 +398,115 @@ async fn sigterm_with_work_in_flight_loses_no_accepted_activity_or_event() {
         summary["counted_activities"],
         json!(accepted),
         "every event reached the stats: {summary}"
+    );
+}
+
+/// DNS rebinding: a page whose name resolves to 127.0.0.1 reaches the server with its own name
+/// in `Host`. Only localhost and IP literals are served, on the API and `/_local/` alike.
+#[tokio::test]
+async fn requests_for_foreign_host_names_are_refused() {
+    let stack = LocalStack::start(1);
+    for path in ["/activities", "/_local/queues"] {
+        for (host, expected) in [
+            ("attacker.example", 403),
+            ("attacker.example:3000", 403),
+            ("localhost.attacker.example", 403),
+            ("localhost:3000", 200),
+            ("127.0.0.1", 200),
+            ("[::1]:3000", 200),
+        ] {
+            let response = stack
+                .client
+                .get(format!("{}{path}", stack.base))
+                .header("host", host)
+                .header("x-user-id", "dana")
+                .send()
+                .await
+                .expect("the stack answers");
+            assert_eq!(
+                response.status().as_u16(),
+                expected,
+                "{path} with Host {host}"
+            );
+        }
+    }
+}
+
+/// A cross-site form or `text/plain` POST needs no preflight; a JSON one does, and the local
+/// server grants none. So operator POSTs must be declared JSON.
+#[tokio::test]
+async fn operator_posts_must_be_declared_json() {
+    let stack = LocalStack::start(1);
+    let url = format!("{}/_local/queues/StatsQueue/redrive", stack.base);
+    for content_type in [
+        None,
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+    ] {
+        let mut request = stack.client.post(&url).body("{}");
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let response = request.send().await.expect("the stack answers");
+        assert_eq!(response.status().as_u16(), 415, "{content_type:?}");
+    }
+    let response = stack
+        .client
+        .post(&url)
+        .header("content-type", "application/json; charset=utf-8")
+        .body("{}")
+        .send()
+        .await
+        .expect("the stack answers");
+    assert_eq!(response.status().as_u16(), 200);
+}
+
+/// With a token (always so with `--aws`), `/_local/` answers only requests that carry it; the
+/// public API is unaffected.
+#[tokio::test]
+async fn a_token_guards_the_operator_endpoints() {
+    let stack = LocalStack::start_with(1, &["--operator-token", "per-run-secret"]);
+    let listening = stack
+        .log_with_message("activelog-local listening")
+        .expect("the listening line");
+    assert_eq!(
+        listening["operator_token"], "per-run-secret",
+        "printed at start"
+    );
+    let get = |token: Option<&str>| {
+        let mut request = stack.client.get(format!("{}/_local/queues", stack.base));
+        if let Some(token) = token {
+            request = request.header("x-activelog-local-token", token);
+        }
+        request.send()
+    };
+    assert_eq!(get(None).await.unwrap().status().as_u16(), 401);
+    assert_eq!(
+        get(Some("per-run-secreT")).await.unwrap().status().as_u16(),
+        401
+    );
+    assert_eq!(
+        get(Some("per-run-secret")).await.unwrap().status().as_u16(),
+        200
+    );
+    let (status, _) = stack
+        .call(reqwest::Method::GET, "/activities", Some("dana"), None)
+        .await;
+    assert_eq!(status, 200);
+}
+
+/// `--aws` drives real queues: it must not listen beyond this machine. Refused before any AWS call.
+#[test]
+fn aws_mode_refuses_a_non_loopback_bind() {
+    let output = Command::new(env!("CARGO_BIN_EXE_activelog-local"))
+        .args(["--aws", "--bind", "0.0.0.0", "--port", "0"])
+        .env("RUST_LOG", "info")
+        .output()
+        .expect("the binary runs");
+    assert!(!output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("refusing to bind 0.0.0.0"),
+        "says why: {stdout}"
     );
 }

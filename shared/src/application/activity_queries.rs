@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::domain::{Activity, ActivityDate, ActivityId, ActivityType, FieldError};
+use crate::domain::{Activity, ActivityDate, ActivityId, ActivityType};
 
 use super::errors::UseCaseError;
 use super::pagination::CursorCodec;
@@ -72,13 +72,6 @@ impl ActivityQueries {
                 "this process was built to read by id only; listing needs CURSOR_SECRET".into(),
             ));
         };
-        if let (Some(from), Some(to)) = (request.from, request.to)
-            && from > to
-        {
-            return Err(UseCaseError::Invalid(
-                FieldError::new("from", "must not be after `to`").into(),
-            ));
-        }
         let mut query = ListQuery {
             from: request.from,
             to: request.to,
@@ -91,6 +84,16 @@ impl ActivityQueries {
                 .open(&ctx.user_id, &query, cursor)
                 .ok_or(UseCaseError::InvalidCursor)?;
             query.after = Some(position);
+        }
+        // A range that holds no day holds no activity: an empty last page, nothing read. (Not
+        // an error: no schema can say "from ≤ to", and the answer is well defined.)
+        if let (Some(from), Some(to)) = (request.from, request.to)
+            && from > to
+        {
+            return Ok(ListedActivities {
+                items: Vec::new(),
+                next_cursor: None,
+            });
         }
         let page = self.store.list(&ctx.user_id, &query).await?;
         let next_cursor = page

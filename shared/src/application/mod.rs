@@ -26,8 +26,8 @@ pub use pagination::{CursorCodec, CursorKey, CursorKeys, KeyRingError, MIN_KEY_B
 pub use ports::{
     AchievementStanding, AchievementStore, ActivityPage, ActivityStore, ApplyError, ApplyOutcome,
     Award, AwardOutcome, Clock, EventPublisher, FailedEntry, IdGenerator, IdempotencyKey,
-    IdempotencyRecord, ListQuery, Outbox, OutboxRecord, PagePosition, PublishError, PublishReport,
-    StatsStore, StoreError,
+    IdempotencyRecord, LIST_READ_BUDGET, ListQuery, Outbox, OutboxRecord, PagePosition,
+    PublishError, PublishReport, StatsStore, StoreError,
 };
 pub use publishing::PUBLISH_BUDGET;
 pub use request_context::RequestContext;

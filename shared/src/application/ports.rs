@@ -59,6 +59,13 @@ pub struct ActivityPage {
     pub next: Option<PagePosition>,
 }
 
+/// The most activities one listing reads, matching or not. A filter (`type`) is applied after
+/// the read, so without a bound one request for a rare type could read a whole partition: at
+/// the bound a store stops and answers the items found so far (possibly none) with the position
+/// of the last activity it read, so the client continues from there. Twice the largest page,
+/// so an unfiltered page (limit + 1 reads) never reaches it.
+pub const LIST_READ_BUDGET: usize = 200;
+
 /// The key a client sends in `Idempotency-Key`: 1 to 255 visible ASCII characters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct IdempotencyKey(String);

@@ -94,13 +94,21 @@ fn required<T>(field: &str, value: Option<T>) -> Result<T, FieldError> {
     value.ok_or_else(|| FieldError::new(field, "is required"))
 }
 
-/// A JSON number as a whole, non-negative count; the domain type then checks the range.
+/// A JSON number as a whole, non-negative count; the domain type then checks the range. A whole
+/// number written with a fraction (`30.0`) is that number: JSON Schema's `integer`, which the
+/// OpenAPI document promises, includes it.
 fn whole_number(field: &str, number: &serde_json::Number) -> Result<u32, FieldError> {
-    match (number.as_u64(), number.as_i64()) {
+    let whole_float = number
+        .as_f64()
+        .filter(|f| number.is_f64() && f.fract() == 0.0);
+    match (number.as_u64(), number.as_i64(), whole_float) {
         // Saturating keeps a huge number huge, so the domain's range message applies.
-        (Some(n), _) => Ok(u32::try_from(n).unwrap_or(u32::MAX)),
-        (None, Some(_)) => Err(FieldError::new(field, "must not be negative")),
-        (None, None) => Err(FieldError::new(field, "must be a whole number")),
+        (Some(n), _, _) => Ok(u32::try_from(n).unwrap_or(u32::MAX)),
+        (None, Some(_), _) => Err(FieldError::new(field, "must not be negative")),
+        (None, None, Some(f)) if f < 0.0 => Err(FieldError::new(field, "must not be negative")),
+        // Float to int casts saturate in Rust: a huge whole number stays out of range.
+        (None, None, Some(f)) => Ok(f as u32),
+        (None, None, None) => Err(FieldError::new(field, "must be a whole number")),
     }
 }
 
@@ -320,5 +328,16 @@ mod tests {
             serde_json::from_str(r#"{"title":null,"duration_minutes":null}"#).unwrap();
         let errors = clearing_required.into_patch(TODAY).unwrap_err();
         assert_eq!(errors.errors().len(), 2);
+    }
+
+    #[test]
+    fn a_whole_number_may_be_written_with_a_fraction() {
+        let number = |text: &str| serde_json::from_str::<serde_json::Number>(text).unwrap();
+        assert_eq!(whole_number("n", &number("30")), Ok(30));
+        assert_eq!(whole_number("n", &number("30.0")), Ok(30));
+        assert_eq!(whole_number("n", &number("3e1")), Ok(30));
+        assert!(whole_number("n", &number("30.5")).is_err());
+        assert!(whole_number("n", &number("-1.0")).is_err());
+        assert_eq!(whole_number("n", &number("1e30")), Ok(u32::MAX));
     }
 }

@@ -4,6 +4,8 @@
 //!
 //! Dependencies run one way, from the handlers down:
 //!
+//! - `gateway_event`: API Gateway's event in and its response out, in Lambda, without anything
+//!   that can panic; it hands the request to a handler.
 //! - `handlers`: one function per route; each answers, whatever happens.
 //! - `request` (body limits, JSON, query, path and header parameters), `identity` (the caller:
 //!   the JWT authorizer's `sub` claim) and `response` (JSON and problem responses with the
@@ -20,6 +22,7 @@
 mod achievements_json;
 mod activity_json;
 mod entity_tag;
+mod gateway_event;
 mod handlers;
 mod identity;
 mod problem;
@@ -29,6 +32,9 @@ mod response;
 mod routes;
 mod stats_json;
 
+pub use gateway_event::{
+    UndecodableBody, answer_event, gateway_response, request_from_event, run_on_lambda,
+};
 pub use handlers::{
     MERGE_PATCH_JSON, create_activity, delete_activity, get_achievements, get_activity, get_stats,
     list_activities, update_activity,

@@ -74,6 +74,15 @@ pub fn json_body<'r, T: DeserializeOwned>(
         });
     }
     check_content_type(request, extra_media_types)?;
+    if request
+        .extensions()
+        .get::<super::gateway_event::UndecodableBody>()
+        .is_some()
+    {
+        return Err(HttpError::MalformedBody(
+            "The request body is flagged base64 but is not valid base64.".into(),
+        ));
+    }
     // serde would read a struct from a JSON array too (by position); only an object is accepted.
     match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
         None => {
@@ -102,13 +111,15 @@ pub fn activity_id(request: &Request) -> Result<ActivityId, HttpError> {
     Ok(ActivityId::parse(raw)?)
 }
 
-/// `If-Match`: a version the client expects; `*` (or none) expects nothing.
+/// `If-Match`: a version the client expects, as a strong entity tag (`"3"`); `*` (or none)
+/// expects nothing. Exactly what the OpenAPI pattern says: digits in quotes, nothing else (no
+/// sign, no weak tag, no list).
 pub fn if_match(request: &Request) -> Result<Option<Version>, HttpError> {
     let Some(value) = request.headers().get(lambda_http::http::header::IF_MATCH) else {
         return Ok(None);
     };
-    let raw = value.to_str().unwrap_or("");
-    if raw.trim() == "*" {
+    let raw = value.to_str().unwrap_or("").trim_matches([' ', '\t']);
+    if raw == "*" {
         return Ok(None);
     }
     Ok(Some(entity_tag::parse(raw)?))
@@ -150,7 +161,25 @@ fn canonical_json(value: &serde_json::Value) -> String {
             let inner: Vec<String> = items.iter().map(canonical_json).collect();
             format!("[{}]", inner.join(","))
         }
+        serde_json::Value::Number(number) => canonical_number(number),
         other => other.to_string(),
+    }
+}
+
+/// One spelling per number: `5`, `5.0` and `5e0` are the same value to every JSON reader (and to
+/// the activity they describe), so a retry that re-serialises `5` as `5.0` is the same request.
+/// Whole numbers that f64 holds exactly are written as integers; others as serde_json writes them.
+fn canonical_number(number: &serde_json::Number) -> String {
+    /// 2^53: below it every whole f64 is exact.
+    const EXACT_WHOLE: f64 = 9_007_199_254_740_992.0;
+    match number.as_f64() {
+        Some(value) if value.fract() == 0.0 && value.abs() < EXACT_WHOLE => {
+            format!("{}", value as i64)
+        }
+        Some(value) if number.is_f64() => serde_json::Number::from_f64(value)
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| number.to_string()),
+        _ => number.to_string(),
     }
 }
 
@@ -226,11 +255,6 @@ pub fn list_request(request: &Request) -> Result<ListRequest, HttpError> {
     {
         errors.push(FieldError::new("cursor", "is not a cursor this API issued"));
     }
-    if let (Some(from), Some(to)) = (from, to)
-        && from > to
-    {
-        errors.push(FieldError::new("from", "must not be after `to`"));
-    }
     errors.into_result().map_err(HttpError::InvalidParameters)?;
     Ok(ListRequest {
         from,
@@ -300,5 +324,59 @@ mod tests {
         let c: serde_json::Value =
             serde_json::from_str(r#"{"a":"é","b":[{"x":2,"y":1},1]}"#).unwrap();
         assert_ne!(canonical_json(&a), canonical_json(&c));
+    }
+
+    fn with_if_match(value: &str) -> Request {
+        let mut request = Request::new(lambda_http::Body::Empty);
+        request.headers_mut().insert(
+            lambda_http::http::header::IF_MATCH,
+            lambda_http::http::HeaderValue::from_str(value).unwrap(),
+        );
+        request
+    }
+
+    #[test]
+    fn if_match_is_a_quoted_version_or_a_star_and_never_wraps() {
+        let version = |raw: &str| if_match(&with_if_match(raw)).map_err(|_| raw.to_owned());
+        assert_eq!(version("\"3\""), Ok(Some(Version::new(3))));
+        assert_eq!(version(" \"3\"\t"), Ok(Some(Version::new(3))));
+        assert_eq!(version("*"), Ok(None));
+        // Beyond i64 and beyond u64: a version no activity has, not a wrapped one.
+        assert_eq!(
+            version("\"9223372036854775808\""),
+            Ok(Some(Version::new(9_223_372_036_854_775_808)))
+        );
+        assert_eq!(
+            version("\"99999999999999999999999\""),
+            Ok(Some(Version::new(u64::MAX)))
+        );
+        for refused in ["3", "\"+3\"", "\"\"", "W/\"3\"", "\"3\", \"4\"", "\"-1\""] {
+            assert!(version(refused).is_err(), "{refused}");
+        }
+        assert!(
+            if_match(&Request::new(lambda_http::Body::Empty))
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn canonical_json_spells_each_number_one_way() {
+        let canonical =
+            |text: &str| canonical_json(&serde_json::from_str::<serde_json::Value>(text).unwrap());
+        let five = canonical(r#"{"distance_km": 5}"#);
+        for same in [
+            r#"{"distance_km": 5.0}"#,
+            r#"{"distance_km": 5e0}"#,
+            r#"{"distance_km": 0.5e1}"#,
+            r#"{"distance_km": 5.000}"#,
+        ] {
+            assert_eq!(canonical(same), five, "{same}");
+        }
+        assert_eq!(canonical("-0.0"), canonical("0"));
+        assert_ne!(canonical("5.5"), five);
+        assert_ne!(canonical("5.25"), canonical("5.2"));
+        // Beyond 2^53 integers stay exact rather than collide through f64.
+        assert_ne!(canonical("9007199254740993"), canonical("9007199254740992"));
     }
 }

@@ -15,8 +15,8 @@ use time::OffsetDateTime;
 use super::items::{self, Item, attributes::*, indexes::GSI2, n, s};
 use super::{DynamoDbStore, Reason, store_error, unexplained_cancellation};
 use crate::application::{
-    ActivityPage, ActivityStore, IdempotencyKey, IdempotencyRecord, ListQuery, Outbox,
-    OutboxRecord, PagePosition, StoreError,
+    ActivityPage, ActivityStore, IdempotencyKey, IdempotencyRecord, LIST_READ_BUDGET, ListQuery,
+    Outbox, OutboxRecord, PagePosition, StoreError,
 };
 use crate::domain::{Activity, ActivityId, EventId, UserId, Version};
 
@@ -127,7 +127,7 @@ impl DynamoDbStore {
     fn version_condition_values(
         expected: Version,
     ) -> HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
-        HashMap::from([(":expected".to_owned(), n(expected.get() as i64))])
+        HashMap::from([(":expected".to_owned(), n(expected.get()))])
     }
 }
 
@@ -232,6 +232,10 @@ impl ActivityStore for DynamoDbStore {
         // a cursor to an empty page.
         let wanted = query.limit + 1;
         let mut found: Vec<Item> = Vec::new();
+        // Items read so far, matching the filter or not (`ScannedCount`), and where the read
+        // stopped when the budget ran out before the page filled.
+        let mut read = 0usize;
+        let mut stopped_at: Option<Item> = None;
         loop {
             let remaining = wanted - found.len();
             let page_size = if filter.is_some() {
@@ -239,6 +243,8 @@ impl ActivityStore for DynamoDbStore {
             } else {
                 remaining
             };
+            // `Limit` counts items read before the filter, so this bounds the request's reads.
+            let page_size = page_size.min(LIST_READ_BUDGET - read);
             let output = self
                 .client
                 .query()
@@ -254,18 +260,26 @@ impl ActivityStore for DynamoDbStore {
                 .send()
                 .await
                 .map_err(|e| store_error(&e))?;
+            read += usize::try_from(output.scanned_count).unwrap_or(page_size);
             found.extend(output.items.unwrap_or_default());
-            // A filter can leave a page short or empty: keep reading until the page is full or
-            // the partition is exhausted.
+            // A filter can leave a page short or empty: keep reading until the page is full, the
+            // partition is exhausted, or the read budget is spent.
             match output.last_evaluated_key {
+                Some(key) if found.len() < wanted && read >= LIST_READ_BUDGET => {
+                    stopped_at = Some(key);
+                    break;
+                }
                 Some(key) if found.len() < wanted => start = Some(key),
                 _ => break,
             }
         }
         let more = found.len() > query.limit;
         found.truncate(query.limit);
-        let next = match found.last() {
-            Some(last) if more => Some(PagePosition(items::position_of(last))),
+        let next = match (found.last(), stopped_at) {
+            (Some(last), _) if more => Some(PagePosition(items::position_of(last))),
+            // A short (or empty) page: the client continues after the last item read. The
+            // key holds the table and index keys, exactly what a position holds.
+            (_, Some(key)) => Some(PagePosition(items::position_of(&key))),
             _ => None,
         };
         let items = found
@@ -463,5 +477,20 @@ impl ShardReader {
         }
         records.truncate(limit);
         Ok(records)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::types::AttributeValue;
+
+    #[test]
+    fn a_version_beyond_i64_is_written_as_it_is_not_wrapped() {
+        let values = DynamoDbStore::version_condition_values(Version::new(u64::MAX));
+        assert_eq!(
+            values[":expected"],
+            AttributeValue::N("18446744073709551615".into())
+        );
     }
 }

@@ -65,8 +65,10 @@ pub(super) fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
-pub(super) fn n(value: i64) -> AttributeValue {
-    AttributeValue::N(value.to_string())
+/// A DynamoDB number. Takes any integer that widens losslessly to `i128` (DynamoDB numbers hold
+/// 38 digits), so no caller needs a cast that could wrap, e.g. a `u64` version above `i64::MAX`.
+pub(super) fn n(value: impl Into<i128>) -> AttributeValue {
+    AttributeValue::N(value.into().to_string())
 }
 
 pub(super) fn user_pk(user_id: &UserId) -> String {

@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::application::{
-    ActivityPage, ActivityStore, IdempotencyKey, IdempotencyRecord, ListQuery, Outbox,
-    OutboxRecord, PagePosition, StoreError,
+    ActivityPage, ActivityStore, IdempotencyKey, IdempotencyRecord, LIST_READ_BUDGET, ListQuery,
+    Outbox, OutboxRecord, PagePosition, StoreError,
 };
 use crate::domain::{Activity, ActivityDate, ActivityId, EventId, UserId, Version};
 
@@ -176,32 +176,50 @@ impl ActivityStore for MemoryActivityStore {
             ),
             None => None,
         };
-        let mut mine: Vec<&Activity> = tables
+        // What DynamoDB's key condition selects (user, date range, after the position), newest
+        // first; the type filter then applies to what is read, under the same read budget.
+        let mut selected: Vec<&Activity> = tables
             .activities
             .range((user_id.clone(), ActivityId::from_ulid(ulid::Ulid::nil()))..)
             .take_while(|((owner, _), _)| owner == user_id)
             .map(|(_, activity)| activity)
             .filter(|a| query.from.is_none_or(|from| a.activity_date >= from))
             .filter(|a| query.to.is_none_or(|to| a.activity_date <= to))
-            .filter(|a| query.activity_type.is_none_or(|t| a.activity_type == t))
             .filter(|a| {
                 after
                     .as_ref()
                     .is_none_or(|p| (a.activity_date, a.id) < (p.date, p.id))
             })
             .collect();
-        mine.sort_by_key(|a| std::cmp::Reverse((a.activity_date, a.id)));
-        let more = mine.len() > query.limit;
-        let items: Vec<Activity> = mine.into_iter().take(query.limit).cloned().collect();
-        let next = match items.last() {
-            Some(last) if more => Some(PagePosition(
-                serde_json::to_value(Position {
-                    date: last.activity_date,
-                    id: last.id,
-                })
-                .map_err(|e| StoreError::Failed(e.to_string()))?,
+        selected.sort_by_key(|a| std::cmp::Reverse((a.activity_date, a.id)));
+        let mut items: Vec<Activity> = Vec::new();
+        let mut continue_after: Option<(ActivityDate, ActivityId)> = None;
+        for (read, activity) in selected.iter().enumerate() {
+            if read == LIST_READ_BUDGET {
+                // Out of budget with more to read: a short page, continued after the last read.
+                let last = selected[read.saturating_sub(1)];
+                continue_after = Some((last.activity_date, last.id));
+                break;
+            }
+            if query
+                .activity_type
+                .is_some_and(|t| activity.activity_type != t)
+            {
+                continue;
+            }
+            if items.len() == query.limit {
+                // One more matches than the page holds: continue after the page's last item.
+                continue_after = items.last().map(|last| (last.activity_date, last.id));
+                break;
+            }
+            items.push((*activity).clone());
+        }
+        let next = match continue_after {
+            Some((date, id)) => Some(PagePosition(
+                serde_json::to_value(Position { date, id })
+                    .map_err(|e| StoreError::Failed(e.to_string()))?,
             )),
-            _ => None,
+            None => None,
         };
         Ok(ActivityPage { items, next })
     }

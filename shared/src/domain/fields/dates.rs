@@ -21,10 +21,21 @@ impl ActivityDate {
             .ok_or_else(|| FieldError::new(field, "must be a calendar date YYYY-MM-DD"))
     }
 
-    /// Parses a date for a new or changed activity: at most one day after `today` (UTC), which
-    /// allows for users ahead of UTC but not for activities that have not happened.
+    /// The earliest day a new or changed activity may have: older dates are typing mistakes
+    /// (`0026` for `2026`) that would otherwise sit in every all-time statistic.
+    pub const EARLIEST: Date = time::macros::date!(1900 - 01 - 01);
+
+    /// Parses a date for a new or changed activity: from [`Self::EARLIEST`] to one day after
+    /// `today` (UTC), which allows for users ahead of UTC but not for activities that have not
+    /// happened.
     pub fn parse(raw: &str, today: Date) -> Result<Self, FieldError> {
         let date = Self::parse_any("activity_date", raw)?;
+        if date.0 < Self::EARLIEST {
+            return Err(FieldError::new(
+                "activity_date",
+                "must not be before 1900-01-01",
+            ));
+        }
         match today.next_day() {
             Some(limit) if date.0 > limit => Err(FieldError::new(
                 "activity_date",
@@ -88,6 +99,9 @@ mod tests {
         let today = date!(2026 - 11 - 26);
         assert!(ActivityDate::parse("2026-11-27", today).is_ok());
         assert!(ActivityDate::parse("2026-11-28", today).is_err());
+        assert!(ActivityDate::parse("1900-01-01", today).is_ok());
+        assert!(ActivityDate::parse("1899-12-31", today).is_err());
+        assert!(ActivityDate::parse("0026-11-27", today).is_err());
         assert!(ActivityDate::parse("2026-02-30", today).is_err());
         assert!(ActivityDate::parse("2026-W48-1", today).is_err());
         assert_eq!(

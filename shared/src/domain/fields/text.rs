@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::validation::FieldError;
 
-/// An activity's title: trimmed, 1 to 200 characters.
+/// An activity's title: at most 200 characters as sent, not blank, kept trimmed. The limit
+/// applies to the text as sent so that the OpenAPI `maxLength` says exactly what is accepted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct ActivityTitle(String);
@@ -15,11 +16,10 @@ impl ActivityTitle {
 
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
         let trimmed = raw.trim();
-        let chars = trimmed.chars().count();
-        if chars == 0 {
+        if trimmed.is_empty() {
             return Err(FieldError::new("title", "must not be empty"));
         }
-        if chars > Self::MAX_CHARS {
+        if raw.chars().count() > Self::MAX_CHARS {
             return Err(FieldError::new(
                 "title",
                 format!("must be at most {} characters", Self::MAX_CHARS),
@@ -82,7 +82,9 @@ impl From<FreeText> for String {
     }
 }
 
-/// One tag: trimmed, 1 to 32 characters.
+/// One tag: 1 to 32 characters, not starting or ending with whitespace. Refused rather than
+/// trimmed, so that two tags are duplicates exactly when their texts are equal (the OpenAPI
+/// `uniqueItems` can only say that much).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Tag(String);
@@ -91,15 +93,20 @@ impl Tag {
     pub const MAX_CHARS: usize = 32;
 
     pub fn parse(field: &str, raw: &str) -> Result<Self, FieldError> {
-        let trimmed = raw.trim();
-        let chars = trimmed.chars().count();
+        let chars = raw.chars().count();
         if chars == 0 || chars > Self::MAX_CHARS {
             return Err(FieldError::new(
                 field,
                 format!("each tag must be 1 to {} characters", Self::MAX_CHARS),
             ));
         }
-        Ok(Self(trimmed.to_owned()))
+        if raw.trim() != raw {
+            return Err(FieldError::new(
+                field,
+                "must not start or end with whitespace",
+            ));
+        }
+        Ok(Self(raw.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -186,6 +193,13 @@ mod tests {
         assert_eq!(ActivityTitle::parse("   ").unwrap_err().field, "title");
         assert!(ActivityTitle::parse(&"é".repeat(200)).is_ok());
         assert!(ActivityTitle::parse(&"é".repeat(201)).is_err());
+        // The limit is on the text as sent (what OpenAPI's maxLength measures), padding included.
+        assert!(ActivityTitle::parse(&format!(" {} ", "é".repeat(199))).is_err());
+        assert!(ActivityTitle::parse(&format!(" {}", "é".repeat(199))).is_ok());
+        assert!(
+            ActivityTitle::parse("\u{85}\u{3000}").is_err(),
+            "Unicode whitespace is blank"
+        );
     }
 
     #[test]
@@ -197,5 +211,10 @@ mod tests {
         assert_eq!(Tags::parse(&["ok", ""]).unwrap_err().field, "tags[1]");
         assert_eq!(Tags::parse(&["a", "a"]).unwrap_err().field, "tags[1]");
         assert!(Tags::parse(&["x".repeat(33)]).is_err());
+        // Surrounding whitespace is refused, not trimmed: equal texts are the only duplicates.
+        assert!(Tags::parse(&[" a"]).is_err());
+        assert!(Tags::parse(&["a\t"]).is_err());
+        assert!(Tags::parse(&["a b"]).is_ok());
+        assert!(Tags::parse(&["a", "A"]).is_ok());
     }
 }
