@@ -2,6 +2,7 @@
 //! published with the correlation id of the request that recorded the activity, and recovery from
 //! a crash or a failed publish.
 
+use activelog::consumer::sqs::raw_messages;
 use std::sync::Arc;
 
 use activelog::adapters::memory::{AchievementStoreCall, ManualClock, SequentialIds};
@@ -132,7 +133,7 @@ async fn the_same_batch_twice_awards_nothing_more() {
         .await;
     let before = (standing(&stack, "alice").await, unlocked_events(&stack));
     let report = consumer
-        .process(sample("record-achievements", "batch.json"))
+        .process(&raw_messages(&sample("record-achievements", "batch.json")))
         .await;
     assert!(report.failures.is_empty());
     assert_eq!(report.duplicates, 3, "the three created events");
@@ -177,7 +178,7 @@ async fn a_crash_between_counting_and_awarding_is_repaired_by_the_redelivery() {
     assert_eq!(progress.activities, 1, "counted once already");
     assert!(awards.is_empty());
 
-    let retry = consumer.process(batch_of(&[event])).await;
+    let retry = consumer.process(&raw_messages(&batch_of(&[event]))).await;
     assert!(retry.failures.is_empty());
     assert_eq!(retry.duplicates, 1);
     let (progress, awards) = standing(&stack, "alice").await;

@@ -10,12 +10,11 @@
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
-use activelog::adapters::memory::BatchHandler;
 use activelog::adapters::sqs::{DeadLetterQueue, RedriveOutcome, SqsPoller};
 use activelog::configuration::{
     ACHIEVEMENTS_DLQ_URL, ACHIEVEMENTS_QUEUE_URL, STATS_DLQ_URL, STATS_QUEUE_URL, Settings,
 };
-use activelog::consumer::{AchievementsConsumer, QUEUE_CONSUMERS, StatsConsumer};
+use activelog::consumer::{AchievementsConsumer, BatchHandler, QUEUE_CONSUMERS, StatsConsumer};
 use activelog::startup::{ReadScope, aws};
 use async_trait::async_trait;
 use aws_sdk_sqs::types::QueueAttributeName;

@@ -6,9 +6,9 @@
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
-use activelog::adapters::memory::{BatchHandler, Poller};
+use activelog::adapters::memory::Poller;
 use activelog::application::OutboxRelay;
-use activelog::consumer::{AchievementsConsumer, QUEUE_CONSUMERS, StatsConsumer};
+use activelog::consumer::{AchievementsConsumer, BatchHandler, QUEUE_CONSUMERS, StatsConsumer};
 use activelog::startup::InMemoryStack;
 use time::Duration;
 use tokio::sync::watch;

@@ -1,42 +1,17 @@
-//! Drives a consumer from an in-memory queue the way a Lambda SQS event source mapping does:
-//! receive a batch, invoke the handler with an SQS-shaped event, delete the messages the handler
-//! did not report in `batchItemFailures`, and leave the rest to their visibility timeout.
+//! The in-memory queue as an event source: receive a batch the way a Lambda SQS event source
+//! mapping does, hand it to the consumer, delete the messages it settled, and leave the rest
+//! (retryable or poison) to their visibility timeout and, after `max_receive_count` receives,
+//! the dead-letter queue.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
-use async_trait::async_trait;
-use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use tokio::sync::watch;
 
 use super::queue::{MemoryQueue, ReceivedMessage};
-
-/// A consumer of SQS batches: the same function a Lambda SQS trigger invokes.
-#[async_trait]
-pub trait BatchHandler: Send + Sync {
-    async fn handle_batch(&self, event: SqsEvent) -> SqsBatchResponse;
-}
-
-/// The indices of the messages a batch response lets the event source delete, as Lambda reads
-/// it: every message not reported as failed — unless a reported identifier is empty or names no
-/// message of the batch, which Lambda treats as a failure of the whole batch (delete nothing).
-pub fn deletable_messages(message_ids: &[&str], response: &SqsBatchResponse) -> Vec<usize> {
-    let failed: Vec<&str> = response
-        .batch_item_failures
-        .iter()
-        .map(|f| f.item_identifier.as_str())
-        .collect();
-    if failed
-        .iter()
-        .any(|id| id.is_empty() || !message_ids.contains(id))
-    {
-        return Vec::new();
-    }
-    (0..message_ids.len())
-        .filter(|&i| !failed.contains(&message_ids[i]))
-        .collect()
-}
+use crate::consumer::{BatchHandler, RawMessage};
 
 pub struct Poller {
     queue: Arc<MemoryQueue>,
@@ -99,15 +74,26 @@ impl Poller {
         if messages.is_empty() {
             return 0;
         }
-        let event = Self::sqs_event(self.queue.name(), &messages);
-        let response = self.handler.handle_batch(event).await;
-        let ids: Vec<&str> = messages.iter().map(|m| m.message_id.as_str()).collect();
-        let deletable = deletable_messages(&ids, &response);
-        for &index in &deletable {
-            self.queue.delete(&messages[index].receipt_handle);
+        let batch: Vec<RawMessage> = messages
+            .iter()
+            .map(|m| RawMessage {
+                message_id: m.message_id.clone(),
+                body: Some(m.body.clone()),
+                delivery_count: m.receive_count,
+            })
+            .collect();
+        let verdicts = self.handler.handle_batch(&batch).await;
+        let mut failed = 0;
+        for (index, message) in messages.iter().enumerate() {
+            // A missing verdict is a failure: the message comes back rather than being lost.
+            if verdicts.get(index).is_some_and(|v| v.is_settled()) {
+                self.queue.delete(&message.receipt_handle);
+            } else {
+                failed += 1;
+            }
         }
-        if deletable.len() < messages.len() {
-            tracing::warn!(queue = %self.queue.name(), failed = messages.len() - deletable.len(), received = messages.len(), "batch had failures; they return after the visibility timeout");
+        if failed > 0 {
+            tracing::warn!(queue = %self.queue.name(), failed, received = messages.len(), "batch had failures; they return after the visibility timeout");
         }
         messages.len()
     }
@@ -134,34 +120,4 @@ impl Poller {
 
 fn millis(at: time::OffsetDateTime) -> i128 {
     at.unix_timestamp_nanos() / 1_000_000
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use aws_lambda_events::sqs::BatchItemFailure;
-
-    fn response(failed: &[&str]) -> SqsBatchResponse {
-        let mut response = SqsBatchResponse::default();
-        for id in failed {
-            let mut failure = BatchItemFailure::default();
-            failure.item_identifier = (*id).to_owned();
-            response.batch_item_failures.push(failure);
-        }
-        response
-    }
-
-    #[test]
-    fn only_unreported_messages_are_deleted() {
-        let ids = ["a", "b", "c"];
-        assert_eq!(deletable_messages(&ids, &response(&[])), vec![0, 1, 2]);
-        assert_eq!(deletable_messages(&ids, &response(&["b"])), vec![0, 2]);
-    }
-
-    #[test]
-    fn an_unknown_or_empty_identifier_fails_the_whole_batch_as_in_lambda() {
-        let ids = ["a", "b"];
-        assert!(deletable_messages(&ids, &response(&["zzz"])).is_empty());
-        assert!(deletable_messages(&ids, &response(&["a", ""])).is_empty());
-    }
 }
