@@ -184,11 +184,8 @@ pub fn ctx(user: &UserId) -> RequestContext {
 }
 
 pub fn new_user() -> UserId {
-    UserId::parse(&format!(
-        "u{}",
-        ulid::Ulid::new().to_string().to_lowercase()
-    ))
-    .expect("user id")
+    let name = format!("u{}", ulid::Ulid::new().to_string().to_lowercase());
+    UserId::parse(&name).expect("user id")
 }
 
 /// A consumer as the transport sees it, recording every delivery and verdict, and able to be
