@@ -12,8 +12,8 @@ use activelog::adapters::memory::{RoutingRule, rules_from_template};
 use activelog::adapters::sqs::SqsPoller;
 use activelog::adapters::system::{RandomIds, SystemClock};
 use activelog::application::{
-    AchievementRecorder, AchievementStore, ActivityError, ActivityService, Outbox, OutboxRelay,
-    RelayReport, RequestContext, StatsStore, StatsUpdater,
+    AchievementRecorder, AchievementStore, ActivityService, Outbox, OutboxRelay, RelayReport,
+    RequestContext, StatsStore, StatsUpdater, UseCaseError,
 };
 use activelog::consumer::{AchievementsConsumer, StatsConsumer};
 use activelog::domain::{
@@ -225,7 +225,7 @@ async fn each_change_costs_one_transaction_one_put_events_and_one_outbox_delete(
         .update(&alice, created.id, &patch, Some(Version::FIRST))
         .await;
     assert!(
-        matches!(stale, Err(ActivityError::PreconditionFailed { current }) if current == updated.version),
+        matches!(stale, Err(UseCaseError::PreconditionFailed { current }) if current == updated.version),
         "{stale:?}"
     );
     assert!(
@@ -238,7 +238,7 @@ async fn each_change_costs_one_transaction_one_put_events_and_one_outbox_delete(
     // Bob cannot see or delete alice's activity.
     assert!(matches!(
         stack.service.delete(&ctx("bob"), created.id, None).await,
-        Err(ActivityError::NotFound)
+        Err(UseCaseError::NotFound)
     ));
 
     calls.clear();
@@ -258,7 +258,7 @@ async fn each_change_costs_one_transaction_one_put_events_and_one_outbox_delete(
     );
     assert!(matches!(
         stack.service.get(&alice, created.id).await,
-        Err(ActivityError::NotFound)
+        Err(UseCaseError::NotFound)
     ));
 }
 

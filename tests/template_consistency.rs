@@ -9,9 +9,9 @@ use std::path::Path;
 use activelog::adapters::memory::{ManualClock, MemoryEventBus, rules_from_template};
 use activelog::application::OutboxRecord;
 use activelog::configuration::ALL_VARIABLES;
-use activelog::consumer::QUEUE_CONSUMERS;
+use activelog::domain::ACTIVITY_SOURCE;
 use activelog::domain::EventType;
-use activelog::domain::events::ACTIVITY_SOURCE;
+use activelog::functions::ConsumerFunction;
 use serde_norway::Value;
 
 fn root() -> &'static Path {
@@ -213,13 +213,13 @@ fn queues_feed_the_consumers_the_code_wires_and_report_partial_failures() {
             declared.insert((queue, name.clone()));
         }
     }
-    let wired: BTreeSet<(String, String)> = QUEUE_CONSUMERS
+    let wired: BTreeSet<(String, String)> = ConsumerFunction::ALL
         .iter()
-        .map(|(q, f)| (q.to_string(), f.to_string()))
+        .map(|c| (c.queue().to_string(), c.name().to_string()))
         .collect();
     assert_eq!(
         declared, wired,
-        "template SQS event sources and consumer::QUEUE_CONSUMERS differ"
+        "template SQS event sources and functions::ConsumerFunction differ"
     );
 }
 

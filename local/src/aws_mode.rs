@@ -14,7 +14,8 @@ use activelog::adapters::sqs::{DeadLetterQueue, RedriveOutcome, SqsPoller};
 use activelog::configuration::{
     ACHIEVEMENTS_DLQ_URL, ACHIEVEMENTS_QUEUE_URL, STATS_DLQ_URL, STATS_QUEUE_URL, Settings,
 };
-use activelog::consumer::{AchievementsConsumer, BatchHandler, QUEUE_CONSUMERS, StatsConsumer};
+use activelog::consumer::{AchievementsConsumer, BatchHandler, StatsConsumer};
+use activelog::functions::ConsumerFunction;
 use activelog::startup::{ReadScope, aws};
 use async_trait::async_trait;
 use aws_sdk_sqs::types::QueueAttributeName;
@@ -71,19 +72,15 @@ impl AwsStack {
         let (stop, stopped) = watch::channel(false);
         let mut tasks = Vec::new();
         for queue in &queues {
-            let function = QUEUE_CONSUMERS
-                .iter()
-                .find(|(q, _)| *q == queue.name)
-                .map(|(_, f)| *f)
+            let function = ConsumerFunction::for_queue(queue.name)
                 .ok_or_else(|| format!("queue {} has no consumer", queue.name))?;
             let handler: Arc<dyn BatchHandler> = match function {
-                "update-stats" => {
+                ConsumerFunction::UpdateStats => {
                     Arc::new(StatsConsumer::new(aws::stats_updater(&settings).await?))
                 }
-                "record-achievements" => Arc::new(AchievementsConsumer::new(
+                ConsumerFunction::RecordAchievements => Arc::new(AchievementsConsumer::new(
                     aws::achievement_recorder(&settings).await?,
                 )),
-                other => return Err(format!("no consumer function {other}").into()),
             };
             let poller = SqsPoller::connect(sqs.clone(), &queue.url, handler).await?;
             tasks.push(tokio::spawn(poller.run(stopped.clone())));

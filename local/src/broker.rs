@@ -16,12 +16,12 @@ use activelog::adapters::rabbitmq::{
     SubscriberSettings, Topology,
 };
 use activelog::adapters::system::{RandomIds, SystemClock};
-use activelog::application::achievements::AchievementQueries;
 use activelog::application::{
-    AchievementRecorder, ActivityQueries, ActivityService, CursorCodec, EventPublisher,
-    OutboxRelay, StatsQueries, StatsUpdater,
+    AchievementQueries, AchievementRecorder, ActivityQueries, ActivityService, CursorCodec,
+    EventPublisher, OutboxRelay, StatsQueries, StatsUpdater,
 };
-use activelog::consumer::{AchievementsConsumer, BatchHandler, QUEUE_CONSUMERS, StatsConsumer};
+use activelog::consumer::{AchievementsConsumer, BatchHandler, StatsConsumer};
+use activelog::functions::ConsumerFunction;
 use async_trait::async_trait;
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -119,25 +119,22 @@ impl RabbitMqStack {
         let (stop, stopped) = watch::channel(false);
         let mut tasks = Vec::new();
         for queue in &topology.queues {
-            let function = QUEUE_CONSUMERS
-                .iter()
-                .find(|(q, _)| *q == queue.logical_id)
-                .map(|(_, f)| *f);
-            let handler: Arc<dyn BatchHandler> = match function {
-                Some("update-stats") => {
-                    Arc::new(StatsConsumer::new(StatsUpdater::new(stats_store.clone())))
-                }
-                Some("record-achievements") => {
-                    Arc::new(AchievementsConsumer::new(AchievementRecorder::new(
-                        achievement_store.clone(),
-                        activity_store.clone(),
-                        publisher.clone(),
-                        Arc::new(SystemClock),
-                        Arc::new(RandomIds),
-                    )))
-                }
-                _ => return Err(BrokerError::NoConsumer(queue.logical_id.clone())),
-            };
+            let handler: Arc<dyn BatchHandler> =
+                match ConsumerFunction::for_queue(&queue.logical_id) {
+                    Some(ConsumerFunction::UpdateStats) => {
+                        Arc::new(StatsConsumer::new(StatsUpdater::new(stats_store.clone())))
+                    }
+                    Some(ConsumerFunction::RecordAchievements) => {
+                        Arc::new(AchievementsConsumer::new(AchievementRecorder::new(
+                            achievement_store.clone(),
+                            activity_store.clone(),
+                            publisher.clone(),
+                            Arc::new(SystemClock),
+                            Arc::new(RandomIds),
+                        )))
+                    }
+                    None => return Err(BrokerError::NoConsumer(queue.logical_id.clone())),
+                };
             let subscriber = RabbitMqSubscriber::new(
                 url.clone(),
                 topology.clone(),

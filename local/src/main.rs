@@ -7,6 +7,7 @@ mod aws_mode;
 mod broker;
 mod cli;
 mod gateway;
+mod json_response;
 mod operator;
 mod pipeline;
 mod server;

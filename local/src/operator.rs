@@ -13,7 +13,7 @@ use axum::http::{Response, StatusCode};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-use crate::server::json_response;
+use crate::json_response::json_response;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OperatorError {

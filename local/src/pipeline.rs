@@ -8,7 +8,8 @@ use std::time::Duration as StdDuration;
 
 use activelog::adapters::memory::Poller;
 use activelog::application::OutboxRelay;
-use activelog::consumer::{AchievementsConsumer, BatchHandler, QUEUE_CONSUMERS, StatsConsumer};
+use activelog::consumer::{AchievementsConsumer, BatchHandler, StatsConsumer};
+use activelog::functions::ConsumerFunction;
 use activelog::startup::InMemoryStack;
 use time::Duration;
 use tokio::sync::watch;
@@ -30,16 +31,14 @@ pub struct Pipeline {
 pub struct UnknownQueue(String);
 
 fn consumer_for(stack: &InMemoryStack, queue: &str) -> Result<Arc<dyn BatchHandler>, UnknownQueue> {
-    match QUEUE_CONSUMERS
-        .iter()
-        .find(|(q, _)| *q == queue)
-        .map(|(_, f)| *f)
-    {
-        Some("update-stats") => Ok(Arc::new(StatsConsumer::new(stack.stats_updater.clone()))),
-        Some("record-achievements") => Ok(Arc::new(AchievementsConsumer::new(
+    match ConsumerFunction::for_queue(queue) {
+        Some(ConsumerFunction::UpdateStats) => {
+            Ok(Arc::new(StatsConsumer::new(stack.stats_updater.clone())))
+        }
+        Some(ConsumerFunction::RecordAchievements) => Ok(Arc::new(AchievementsConsumer::new(
             stack.achievement_recorder.clone(),
         ))),
-        _ => Err(UnknownQueue(queue.to_owned())),
+        None => Err(UnknownQueue(queue.to_owned())),
     }
 }
 

@@ -4,15 +4,17 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use activelog::application::achievements::AchievementQueries;
+use activelog::application::AchievementQueries;
 use activelog::application::{ActivityQueries, ActivityService, StatsQueries};
-use activelog::http::{self, HttpFunction};
+use activelog::functions::HttpFunction;
+use activelog::http;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, Response, StatusCode, Uri};
+use axum::http::{HeaderMap, Method, Response, Uri};
 
 use crate::gateway;
+use crate::json_response::json_response;
 use crate::operator::{self, Operator};
 
 /// The use cases behind the HTTP functions.
@@ -93,12 +95,4 @@ fn into_axum(response: lambda_http::Response<lambda_http::Body>) -> Response<Bod
         _ => Body::empty(),
     };
     Response::from_parts(parts, body)
-}
-
-pub fn json_response(status: StatusCode, body: serde_json::Value) -> Response<Body> {
-    Response::builder()
-        .status(status)
-        .header("content-type", "application/json")
-        .body(Body::from(body.to_string()))
-        .unwrap_or_default()
 }

@@ -7,12 +7,14 @@
 //! - [`consumer`]: the SQS edge of the event consumers (SQS batches → use cases).
 //! - [`configuration`], [`telemetry`], [`startup`]: how a process reads its settings, logs, and
 //!   builds its adapters once.
+//! - [`functions`]: the Lambda functions' names, spelled once.
 
 pub mod adapters;
 pub mod application;
 pub mod configuration;
 pub mod consumer;
 pub mod domain;
+pub mod functions;
 pub mod http;
 pub mod startup;
 pub mod telemetry;

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use activelog::adapters::memory::{ManualClock, SequentialIds};
-use activelog::http::{self, HttpFunction};
+use activelog::functions::HttpFunction;
+use activelog::http;
 use activelog::startup::{InMemoryStack, QueueOptions, load_seed};
 use lambda_http::http::HeaderMap;
 use lambda_http::{Body, Request, Response};
@@ -245,7 +246,7 @@ impl TestResponse {
     pub fn problem(&self) -> Option<&str> {
         self.body["type"]
             .as_str()
-            .and_then(|t| t.strip_prefix(activelog::http::problem::PROBLEM_BASE))
+            .and_then(|t| t.strip_prefix(activelog::http::PROBLEM_BASE))
     }
 
     /// Asserts the status and, for errors, that the answer is a problem of type `slug`.

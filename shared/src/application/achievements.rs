@@ -16,15 +16,16 @@ use std::sync::Arc;
 
 use crate::domain::{DomainEvent, EventId, EventPayload, Milestone, Progress};
 
-use super::achievement_store::{AchievementStanding, AchievementStore, Award, AwardOutcome};
-use super::activities::RequestContext;
-use super::errors::ActivityError;
+use super::errors::UseCaseError;
+use super::ports::{AchievementStanding, AchievementStore, Award, AwardOutcome};
 use super::ports::{
     ApplyOutcome, Clock, EventPublisher, IdGenerator, Outbox, OutboxRecord, StoreError,
 };
+use super::request_context::RequestContext;
+use crate::functions::ConsumerFunction;
 
 /// The name the achievements consumer's processed-event markers are kept under.
-pub const ACHIEVEMENTS_CONSUMER: &str = "record-achievements";
+const ACHIEVEMENTS_CONSUMER: &str = ConsumerFunction::RecordAchievements.name();
 
 /// What step 1 did with an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,7 +171,7 @@ impl AchievementQueries {
         Self { store }
     }
 
-    pub async fn get(&self, ctx: &RequestContext) -> Result<AchievementStanding, ActivityError> {
+    pub async fn get(&self, ctx: &RequestContext) -> Result<AchievementStanding, UseCaseError> {
         Ok(self.store.standing(&ctx.user_id).await?)
     }
 }

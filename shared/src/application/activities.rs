@@ -8,30 +8,21 @@ use sha2::{Digest, Sha256};
 use time::Duration;
 
 use crate::domain::{
-    Activity, ActivityDraft, ActivityId, ActivityPatch, CorrelationId, DomainEvent, EventId,
-    EventPayload, UserId, Version,
+    Activity, ActivityDraft, ActivityId, ActivityPatch, DomainEvent, EventId, EventPayload, Version,
 };
 
-use super::errors::ActivityError;
+use super::errors::UseCaseError;
 use super::ports::{
     ActivityStore, Clock, EventPublisher, IdGenerator, IdempotencyKey, IdempotencyRecord, Outbox,
     OutboxRecord, StoreError,
 };
+use super::request_context::RequestContext;
 
 /// How long an `Idempotency-Key` is remembered.
 pub const IDEMPOTENCY_RETENTION: Duration = Duration::hours(24);
 
 /// How often an update without `If-Match` re-reads and retries after losing a race.
 const UPDATE_ATTEMPTS: usize = 3;
-
-/// Who is asking and how to tie what follows to this request.
-#[derive(Debug, Clone)]
-pub struct RequestContext {
-    pub user_id: UserId,
-    pub correlation_id: CorrelationId,
-    /// The X-Ray trace header, carried into the events this request causes.
-    pub trace_header: Option<String>,
-}
 
 /// An `Idempotency-Key` with a fingerprint of the body it came with.
 #[derive(Debug, Clone)]
@@ -93,7 +84,7 @@ impl ActivityService {
         ctx: &RequestContext,
         draft: ActivityDraft,
         idempotency: Option<IdempotentRequest>,
-    ) -> Result<CreateOutcome, ActivityError> {
+    ) -> Result<CreateOutcome, UseCaseError> {
         if let Some(request) = &idempotency
             && let Some(outcome) = self.replay(ctx, request).await?
         {
@@ -137,7 +128,7 @@ impl ActivityService {
                 {
                     return Ok(outcome);
                 }
-                return Err(ActivityError::Conflict);
+                return Err(UseCaseError::Conflict);
             }
             Err(error) => return Err(error.into()),
         }
@@ -150,7 +141,7 @@ impl ActivityService {
         &self,
         ctx: &RequestContext,
         request: &IdempotentRequest,
-    ) -> Result<Option<CreateOutcome>, ActivityError> {
+    ) -> Result<Option<CreateOutcome>, UseCaseError> {
         let Some(record) = self
             .store
             .find_idempotency(&ctx.user_id, &request.key)
@@ -162,7 +153,7 @@ impl ActivityService {
             return Ok(None);
         }
         if record.request_fingerprint != request.fingerprint {
-            return Err(ActivityError::IdempotencyKeyReused);
+            return Err(UseCaseError::IdempotencyKeyReused);
         }
         tracing::info!(activity_id = %record.activity.id, "idempotent create replayed");
         Ok(Some(CreateOutcome::Replayed(record.activity)))
@@ -173,8 +164,8 @@ impl ActivityService {
         &self,
         ctx: &RequestContext,
         id: ActivityId,
-    ) -> Result<Activity, ActivityError> {
-        super::ActivityQueries::by_id(self.store.clone())
+    ) -> Result<Activity, UseCaseError> {
+        super::activity_queries::ActivityQueries::by_id(self.store.clone())
             .get(ctx, id)
             .await
     }
@@ -187,13 +178,13 @@ impl ActivityService {
         id: ActivityId,
         patch: &ActivityPatch,
         if_match: Option<Version>,
-    ) -> Result<Activity, ActivityError> {
+    ) -> Result<Activity, UseCaseError> {
         for _ in 0..UPDATE_ATTEMPTS {
             let current = self.get(ctx, id).await?;
             if let Some(expected) = if_match
                 && expected != current.version
             {
-                return Err(ActivityError::PreconditionFailed {
+                return Err(UseCaseError::PreconditionFailed {
                     current: current.version,
                 });
             }
@@ -219,14 +210,14 @@ impl ActivityService {
                 Err(StoreError::VersionConflict) if if_match.is_none() => continue,
                 Err(StoreError::VersionConflict) => {
                     let current = self.get(ctx, id).await?;
-                    return Err(ActivityError::PreconditionFailed {
+                    return Err(UseCaseError::PreconditionFailed {
                         current: current.version,
                     });
                 }
                 Err(error) => return Err(error.into()),
             }
         }
-        Err(ActivityError::Conflict)
+        Err(UseCaseError::Conflict)
     }
 
     pub async fn delete(
@@ -234,13 +225,13 @@ impl ActivityService {
         ctx: &RequestContext,
         id: ActivityId,
         if_match: Option<Version>,
-    ) -> Result<(), ActivityError> {
+    ) -> Result<(), UseCaseError> {
         for _ in 0..UPDATE_ATTEMPTS {
             let current = self.get(ctx, id).await?;
             if let Some(expected) = if_match
                 && expected != current.version
             {
-                return Err(ActivityError::PreconditionFailed {
+                return Err(UseCaseError::PreconditionFailed {
                     current: current.version,
                 });
             }
@@ -264,14 +255,14 @@ impl ActivityService {
                 // that named a version learns it is stale.
                 Err(StoreError::VersionConflict) => {
                     let current = self.get(ctx, id).await?;
-                    return Err(ActivityError::PreconditionFailed {
+                    return Err(UseCaseError::PreconditionFailed {
                         current: current.version,
                     });
                 }
                 Err(error) => return Err(error.into()),
             }
         }
-        Err(ActivityError::Conflict)
+        Err(UseCaseError::Conflict)
     }
 
     fn event(

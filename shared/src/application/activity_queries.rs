@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use crate::domain::{Activity, ActivityDate, ActivityId, ActivityType, FieldError};
 
-use super::activities::RequestContext;
-use super::errors::ActivityError;
+use super::errors::UseCaseError;
 use super::pagination::CursorCodec;
 use super::ports::{ActivityStore, ListQuery};
+use super::request_context::RequestContext;
 
 /// A list request as the HTTP edge parsed it; `cursor` is still the client's opaque string.
 #[derive(Debug, Clone)]
@@ -55,27 +55,27 @@ impl ActivityQueries {
         &self,
         ctx: &RequestContext,
         id: ActivityId,
-    ) -> Result<Activity, ActivityError> {
+    ) -> Result<Activity, UseCaseError> {
         self.store
             .get(&ctx.user_id, id)
             .await?
-            .ok_or(ActivityError::NotFound)
+            .ok_or(UseCaseError::NotFound)
     }
 
     pub async fn list(
         &self,
         ctx: &RequestContext,
         request: ListRequest,
-    ) -> Result<ListedActivities, ActivityError> {
+    ) -> Result<ListedActivities, UseCaseError> {
         let Some(cursors) = &self.cursors else {
-            return Err(ActivityError::Internal(
+            return Err(UseCaseError::Internal(
                 "this process was built to read by id only; listing needs CURSOR_SECRET".into(),
             ));
         };
         if let (Some(from), Some(to)) = (request.from, request.to)
             && from > to
         {
-            return Err(ActivityError::Invalid(
+            return Err(UseCaseError::Invalid(
                 FieldError::new("from", "must not be after `to`").into(),
             ));
         }
@@ -89,7 +89,7 @@ impl ActivityQueries {
         if let Some(cursor) = &request.cursor {
             let position = cursors
                 .open(&ctx.user_id, &query, cursor)
-                .ok_or(ActivityError::InvalidCursor)?;
+                .ok_or(UseCaseError::InvalidCursor)?;
             query.after = Some(position);
         }
         let page = self.store.list(&ctx.user_id, &query).await?;

@@ -1,12 +1,14 @@
-//! The use cases' errors, in words a caller can act on. The HTTP edge maps each variant to one
-//! problem type in one place (`http::problem`).
+//! The one error every use case answers with (activities, statistics, achievements), in words a
+//! caller can act on. The HTTP edge maps each variant to one problem type in one place
+//! (`http::problem`).
 
 use crate::domain::{ValidationErrors, Version};
 
 use super::ports::StoreError;
 
+/// Why a use case did not do what it was asked.
 #[derive(Debug, thiserror::Error)]
-pub enum ActivityError {
+pub enum UseCaseError {
     #[error("invalid input: {0}")]
     Invalid(ValidationErrors),
     #[error("activity not found")]
@@ -30,7 +32,7 @@ pub enum ActivityError {
     Internal(String),
 }
 
-impl From<StoreError> for ActivityError {
+impl From<StoreError> for UseCaseError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::NotFound => Self::NotFound,

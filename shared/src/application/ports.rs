@@ -1,5 +1,6 @@
-//! Ports: what the use cases need from the outside world, as small traits. Each has an in-memory
-//! adapter (`adapters::memory`) and an AWS adapter (`adapters::{dynamodb,eventbridge}`).
+//! Ports: what the use cases need from the outside world, as small traits, all in this one file.
+//! Each has an in-memory adapter (`adapters::memory`) and an AWS adapter
+//! (`adapters::{dynamodb,eventbridge}`).
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -7,8 +8,8 @@ use time::OffsetDateTime;
 use ulid::Ulid;
 
 use crate::domain::{
-    Activity, ActivityDate, ActivityId, ActivityType, DomainEvent, EventId, EventType, PeriodKey,
-    StatsDelta, UserId, UserStats, Version,
+    Activity, ActivityDate, ActivityId, ActivityType, DomainEvent, EventId, EventType, Milestone,
+    PeriodKey, Progress, StatsDelta, UserId, UserStats, Version,
 };
 
 /// Why a store operation failed, in the terms the use cases decide on.
@@ -296,4 +297,67 @@ pub trait Clock: Send + Sync {
 /// New unique, time-sortable ids for activities and events.
 pub trait IdGenerator: Send + Sync {
     fn next_ulid(&self) -> Ulid;
+}
+
+// The achievements consumer keeps its state behind this port: per-user progress, the awards made,
+// and which events were counted. Its two writes are each atomic, which is what lets the recorder
+// survive a crash between them (see `application::achievements`).
+
+/// A milestone awarded to a user, once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Award {
+    pub user_id: UserId,
+    pub milestone: Milestone,
+    /// The `achievement.unlocked` event the award was announced with.
+    pub event_id: EventId,
+    #[serde(with = "time::serde::rfc3339")]
+    pub awarded_at: OffsetDateTime,
+}
+
+/// Where a user stands: their progress and what they were awarded, oldest award first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AchievementStanding {
+    pub progress: Progress,
+    pub awards: Vec<Award>,
+}
+
+impl AchievementStanding {
+    pub fn has(&self, milestone: Milestone) -> bool {
+        self.awards.iter().any(|a| a.milestone == milestone)
+    }
+
+    /// Milestones reached and not awarded yet.
+    pub fn due(&self) -> Vec<Milestone> {
+        Milestone::reached_by(&self.progress)
+            .filter(|m| !self.has(*m))
+            .collect()
+    }
+}
+
+/// What an award write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AwardOutcome {
+    Awarded,
+    /// The user had this award already; nothing was written.
+    AlreadyAwarded,
+}
+
+#[async_trait]
+pub trait AchievementStore: Send + Sync {
+    /// Records `event_id` as processed by `consumer` and adds `added` to the user's progress, all
+    /// or nothing; `Duplicate` (and no change) when the event was recorded before.
+    async fn record_progress(
+        &self,
+        consumer: &str,
+        event_id: EventId,
+        user_id: &UserId,
+        added: &Progress,
+    ) -> Result<ApplyOutcome, StoreError>;
+
+    async fn standing(&self, user_id: &UserId) -> Result<AchievementStanding, StoreError>;
+
+    /// Writes the award and the outbox record of its event, all or nothing, unless the user has
+    /// the award already (then `AlreadyAwarded`, nothing written).
+    async fn award(&self, award: &Award, outbox: &OutboxRecord)
+    -> Result<AwardOutcome, StoreError>;
 }

@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use crate::domain::{PeriodKey, UserStats};
 
-use super::activities::RequestContext;
-use super::errors::ActivityError;
+use super::errors::UseCaseError;
 use super::ports::StatsStore;
+use super::request_context::RequestContext;
 
 #[derive(Clone)]
 pub struct StatsQueries {
@@ -22,7 +22,7 @@ impl StatsQueries {
         &self,
         ctx: &RequestContext,
         period: PeriodKey,
-    ) -> Result<UserStats, ActivityError> {
+    ) -> Result<UserStats, UseCaseError> {
         Ok(self.store.get(&ctx.user_id, period).await?)
     }
 }

@@ -13,9 +13,10 @@ use std::sync::Arc;
 use crate::domain::{DomainEvent, EventId, StatsDelta, UserId};
 
 use super::ports::{ApplyError, ApplyOutcome, StatsStore};
+use crate::functions::ConsumerFunction;
 
 /// The name the stats consumer's processed-event markers are kept under.
-pub const STATS_CONSUMER: &str = "update-stats";
+const STATS_CONSUMER: &str = ConsumerFunction::UpdateStats.name();
 
 /// A DynamoDB transaction holds at most 100 items; a chunk stays below that.
 const MAX_ITEMS_PER_WRITE: usize = 100;

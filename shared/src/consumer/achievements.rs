@@ -5,14 +5,12 @@ use async_trait::async_trait;
 use tracing::Instrument;
 
 use crate::application::{AchievementRecorder, Counting};
+use crate::functions::ConsumerFunction;
 
 use super::event_source::{BatchHandler, RawMessage, Verdict};
 use super::message::Received;
 use super::report::{BatchReport, MessageOutcome};
 use super::{SqsBatchResponse, SqsEvent, sqs};
-
-/// The function name metrics are reported under.
-const FUNCTION: &str = "record-achievements";
 
 #[derive(Clone)]
 pub struct AchievementsConsumer {
@@ -53,7 +51,7 @@ impl AchievementsConsumer {
                 .span
                 .in_scope(|| report.record(index, &received.message_id, outcome));
         }
-        report.emit_metrics(FUNCTION);
+        report.emit_metrics(ConsumerFunction::RecordAchievements.name());
         report
     }
 }

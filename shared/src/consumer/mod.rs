@@ -1,15 +1,14 @@
 //! The edge of the event consumers: a batch of delivered messages in, one verdict per message out.
 //!
-//! Every transport feeds the consumers through one contract ([`event_source`]): the in-memory
+//! Every transport feeds the consumers through one contract (`event_source.rs`): the in-memory
 //! queue's poller, the SQS poller, the RabbitMQ subscriber, and the Lambda triggers (SQS with
 //! partial batch responses, [`sqs`]; Amazon MQ, [`amazon_mq`]) hand over [`RawMessage`]s and
 //! settle each by its [`Verdict`]. The consumers do not know which transport fed them.
 //!
-//! Each message body is the event EventBridge delivers (on every transport: brokers carry the
-//! same shape) (`version`, `id`, `detail-type`,
-//! `source`, `time`, `detail`, ...) whose `detail` is activelog's versioned envelope. The edge
-//! reads every message ([`message`]), hands the events to a use case, and decides in one place
-//! ([`report`]) what becomes of each message:
+//! Each message body is the event EventBridge delivers (`version`, `id`, `detail-type`, `source`,
+//! `time`, `detail`, ...), on every transport, whose `detail` is activelog's versioned envelope. The edge
+//! reads every message (`message.rs`), hands the events to a use case, and decides in one place
+//! (`report.rs`) what becomes of each message:
 //!
 //! - **poison** — a body that will never be processed whatever the retries (not JSON, not an
 //!   EventBridge event, unknown event type, unsupported version, invalid data): logged at error
@@ -22,14 +21,20 @@
 //!
 //! One bad message never fails its batch, and a batch in which every message fails still answers
 //! with the full list instead of crashing the invocation (which would retry all of them alike).
+//!
+//! The consumers implement [`BatchHandler`], which every event source (the in-memory poller, the
+//! SQS poller, the RabbitMQ subscriber, Lambda's event source mappings through the functions'
+//! `main.rs` and [`trigger`]) drives; none of them is known here. The modules are private and
+//! re-exported here, except the Lambda trigger shapes ([`sqs`], [`amazon_mq`], [`trigger`]),
+//! which are used by path.
 
-pub mod achievements;
+mod achievements;
 pub mod amazon_mq;
-pub mod event_source;
-pub mod message;
-pub mod report;
+mod event_source;
+mod message;
+mod report;
 pub mod sqs;
-pub mod stats;
+mod stats;
 pub mod trigger;
 
 pub use achievements::AchievementsConsumer;
@@ -38,11 +43,3 @@ pub use event_source::{BatchHandler, RawMessage, Verdict};
 pub use message::{DeliveredEvent, Poison};
 pub use report::{BatchReport, FailedMessage, MessageFailure, MessageOutcome};
 pub use stats::StatsConsumer;
-
-/// Which consumer function reads which queue: (queue logical id in `template.yaml`, function).
-/// The local stack wires its pollers from this table; the template consistency test checks that
-/// the template's SQS event sources say the same.
-pub const QUEUE_CONSUMERS: &[(&str, &str)] = &[
-    ("StatsQueue", "update-stats"),
-    ("AchievementsQueue", "record-achievements"),
-];

@@ -6,14 +6,12 @@ use tracing::Instrument;
 
 use crate::application::{EventOutcome, StatsUpdater};
 use crate::domain::DomainEvent;
+use crate::functions::ConsumerFunction;
 
 use super::event_source::{BatchHandler, RawMessage, Verdict};
 use super::message::Received;
 use super::report::{BatchReport, MessageOutcome};
 use super::{SqsBatchResponse, SqsEvent, sqs};
-
-/// The function name metrics are reported under.
-const FUNCTION: &str = "update-stats";
 
 #[derive(Clone)]
 pub struct StatsConsumer {
@@ -66,7 +64,7 @@ impl StatsConsumer {
                 .span
                 .in_scope(|| report.record(received.index, &received.message_id, outcome));
         }
-        report.emit_metrics(FUNCTION);
+        report.emit_metrics(ConsumerFunction::UpdateStats.name());
         report
     }
 }

@@ -1,19 +1,25 @@
 //! The domain: what an activity is, which values are valid, what happened to it (events) and what
 //! the statistics are. Nothing here is async, talks to AWS or knows about HTTP; every type that can
 //! hold a value can only hold a valid one (parse, don't validate).
+//!
+//! The modules are private: every type is re-exported here, so each has one import path
+//! (`activelog::domain::ActivityTitle`, never `domain::fields::…`).
 
-pub mod achievements;
-pub mod activity;
-pub mod events;
-pub mod fields;
-pub mod stats;
-pub mod validation;
+mod achievements;
+mod activity;
+mod events;
+mod fields;
+mod stats;
+mod validation;
 
 pub use achievements::{Milestone, Progress};
 pub use activity::{Activity, ActivityDraft, ActivityPatch, Change};
 pub use events::{
-    ActivityFacts, DomainEvent, EventDecodeError, EventEnvelope, EventId, EventPayload, EventType,
+    ACHIEVEMENT_SOURCE, ACTIVITY_SOURCE, AchievementUnlockedV1, ActivityCreatedV1,
+    ActivityCreatedV2, ActivityDeletedV1, ActivityFacts, ActivityUpdatedV1, DomainEvent,
+    EventDecodeError, EventEnvelope, EventId, EventPayload, EventType, InvalidEventId,
 };
+pub(crate) use fields::parse_ulid;
 pub use fields::{
     ActivityDate, ActivityId, ActivityTitle, ActivityType, Calories, CorrelationId, Distance,
     DurationMinutes, FreeText, Tag, Tags, UserId, Version,

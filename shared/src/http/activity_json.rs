@@ -1,11 +1,9 @@
-//! The JSON shapes of the API, in snake_case and in the domain's words: what a client sends to
-//! create or change an activity, and what it gets back (an activity, a page of them, statistics).
+//! The JSON shapes of activities, in snake_case and in the domain's words: what a client sends to
+//! create or change an activity, and what it gets back (an activity, a page of them).
 //!
 //! Incoming shapes are deliberately loose in *values* and strict in *structure*: unknown fields
 //! and wrong JSON types fail serde (400), while every field is read as an `Option` so that all
 //! missing and out-of-range values are collected into one 422 answer instead of one per retry.
-
-use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer, Serialize};
 use time::{Date, OffsetDateTime};
@@ -13,8 +11,7 @@ use time::{Date, OffsetDateTime};
 use crate::application::ListedActivities;
 use crate::domain::{
     Activity, ActivityDate, ActivityDraft, ActivityPatch, ActivityTitle, ActivityType, Calories,
-    Change, Distance, DurationMinutes, FieldError, FreeText, Tags, Totals, UserStats,
-    ValidationErrors,
+    Change, Distance, DurationMinutes, FieldError, FreeText, Tags, ValidationErrors,
 };
 
 /// An activity as the API returns it.
@@ -70,49 +67,6 @@ impl From<&ListedActivities> for ActivityPageJson {
         Self {
             items: page.items.iter().map(ActivityJson::from).collect(),
             next_cursor: page.next_cursor.clone(),
-        }
-    }
-}
-
-/// Sums over a period, in the units clients use.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TotalsJson {
-    pub activities: i64,
-    pub duration_minutes: i64,
-    pub distance_km: f64,
-    pub calories_burned: i64,
-}
-
-impl From<&Totals> for TotalsJson {
-    fn from(t: &Totals) -> Self {
-        Self {
-            activities: t.activities,
-            duration_minutes: t.minutes,
-            // Metres are exact integers; the division happens once, here.
-            distance_km: t.distance_m as f64 / 1000.0,
-            calories_burned: t.calories,
-        }
-    }
-}
-
-/// A user's statistics for one period (`all`, `2026-W48` or `2026-11`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct StatsJson {
-    pub period: String,
-    pub totals: TotalsJson,
-    pub by_type: BTreeMap<&'static str, TotalsJson>,
-}
-
-impl From<&UserStats> for StatsJson {
-    fn from(s: &UserStats) -> Self {
-        Self {
-            period: s.period.to_string(),
-            totals: TotalsJson::from(&s.totals),
-            by_type: s
-                .by_type
-                .iter()
-                .map(|(t, totals)| (t.as_str(), TotalsJson::from(totals)))
-                .collect(),
         }
     }
 }

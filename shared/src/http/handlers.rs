@@ -6,20 +6,25 @@
 use lambda_http::{Body, Request, Response};
 use tracing::Instrument;
 
-use crate::application::{ActivityQueries, ActivityService, CreateOutcome, StatsQueries};
+use crate::application::{
+    AchievementQueries, ActivityQueries, ActivityService, CreateOutcome, StatsQueries,
+};
+use crate::functions::HttpFunction;
 use crate::telemetry::{self, Metric};
 
-use super::HttpFunction;
-use super::activity_json::{ActivityPageJson, ActivityPatchJson, NewActivityJson, StatsJson};
+use super::achievements_json::AchievementsJson;
+use super::activity_json::{ActivityPageJson, ActivityPatchJson, NewActivityJson};
 use super::identity::caller;
 use super::problem::HttpError;
-use super::request::{self, RequestMeta, json_body};
+use super::request::{self, json_body};
+use super::request_meta::RequestMeta;
 use super::response;
+use super::stats_json::StatsJson;
 
 /// The media type of a JSON merge patch, accepted besides `application/json` on PATCH.
 pub const MERGE_PATCH_JSON: &str = "application/merge-patch+json";
 
-pub(super) fn request_span(function: &'static str, meta: &RequestMeta) -> tracing::Span {
+fn request_span(function: &'static str, meta: &RequestMeta) -> tracing::Span {
     tracing::info_span!(
         "request",
         function,
@@ -31,7 +36,7 @@ pub(super) fn request_span(function: &'static str, meta: &RequestMeta) -> tracin
 
 /// Turns the outcome into the response, logs one line per request with its status, and emits the
 /// function's request metrics (one EMF line: requests, client and server errors, latency).
-pub(super) fn finish(
+fn finish(
     result: Result<Response<Body>, HttpError>,
     meta: &RequestMeta,
     span: &tracing::Span,
@@ -44,7 +49,7 @@ pub(super) fn finish(
         Err(error) => {
             let (problem_type, detail, _) = error.problem();
             (
-                error.into_response(meta),
+                response::error(error, meta),
                 Some((problem_type.slug(), detail)),
             )
         }
@@ -66,9 +71,10 @@ pub(super) fn finish(
     response
 }
 
-/// Runs a handler's body inside the request's span and answers whatever it returns. A macro, not
-/// a function taking an async closure: the body borrows the request and `meta`, and the future
-/// must stay `Send` for the Lambda runtime, which a generic async-closure bound cannot promise.
+/// Runs a handler's body inside the request's span and answers whatever it returns; every handler
+/// below is written with it. A macro, not a function taking an async closure: the body borrows
+/// the request and `meta`, and the future must stay `Send` for the Lambda runtime, which a generic
+/// async-closure bound cannot promise.
 macro_rules! serve {
     ($function:expr, $request:expr, |$meta:ident| $body:expr) => {{
         let started = std::time::Instant::now();
@@ -79,7 +85,7 @@ macro_rules! serve {
     }};
 }
 
-pub(super) fn identify(request: &Request) -> Result<crate::domain::UserId, HttpError> {
+fn identify(request: &Request) -> Result<crate::domain::UserId, HttpError> {
     let user = caller(request)?;
     tracing::Span::current().record("user_id", user.as_str());
     Ok(user)
@@ -161,5 +167,18 @@ pub async fn get_stats(stats: &StatsQueries, request: Request) -> Response<Body>
         let period = request::stats_period(&request)?;
         let stats = stats.get(&meta.context(user), period).await?;
         Ok(response::json(200, &StatsJson::from(&stats), &meta))
+    })
+}
+
+/// `GET /achievements` → 200 with the caller's progress and unlocked milestones.
+pub async fn get_achievements(queries: &AchievementQueries, request: Request) -> Response<Body> {
+    serve!(HttpFunction::GetAchievements, request, |meta| {
+        let user = identify(&request)?;
+        let standing = queries.get(&meta.context(user)).await?;
+        Ok(response::json(
+            200,
+            &AchievementsJson::from(&standing),
+            &meta,
+        ))
     })
 }

@@ -2,175 +2,42 @@
 //! out. This is the only place that sees raw JSON, query strings and headers; it parses them into
 //! domain values once and turns every failure into an RFC 9457 problem.
 //!
-//! - [`identity`]: who the caller is (the JWT authorizer's `sub` claim, nothing else).
-//! - [`request`]: body limits, JSON parsing, query, path and header parameters.
-//! - [`activity_json`]: the JSON shape of activities, lists and statistics.
-//! - [`problem`]: the one mapping from errors to status codes and problem types.
-//! - [`response`]: JSON and problem responses with the headers every answer carries.
-//! - [`handlers`]: one function per route; each answers, whatever happens.
-//! - [`achievements`]: `GET /achievements`, the achievements consumer's read side.
+//! Dependencies run one way, from the handlers down:
 //!
-//! Routing is API Gateway's job: each function serves one route, so an unknown path or method
-//! never reaches a handler. [`ROUTES`] is the single table of which function serves which route;
-//! the OpenAPI test and the local stack both read it.
+//! - `handlers`: one function per route; each answers, whatever happens.
+//! - `request` (body limits, JSON, query, path and header parameters), `identity` (the caller:
+//!   the JWT authorizer's `sub` claim) and `response` (JSON and problem responses with the
+//!   headers every answer carries).
+//! - `activity_json`, `stats_json`, `achievements_json`: the JSON shapes of the API.
+//! - `problem`: the one mapping from errors to status codes and problem types.
+//! - `request_meta` (request and correlation ids, trace header) and `entity_tag` (versions as
+//!   `ETag` and `If-Match`), which depend on nothing else here.
+//! - `routes`: [`ROUTES`], the single table of which function serves which route; the OpenAPI
+//!   test, the template test and the local stack read it.
+//!
+//! The modules are private; what other crates use is re-exported here, one path per item.
 
-pub mod achievements;
-pub mod activity_json;
-pub mod handlers;
-pub mod identity;
-pub mod problem;
-pub mod request;
-pub mod response;
+mod achievements_json;
+mod activity_json;
+mod entity_tag;
+mod handlers;
+mod identity;
+mod problem;
+mod request;
+mod request_meta;
+mod response;
+mod routes;
+mod stats_json;
 
-pub use achievements::get_achievements;
 pub use handlers::{
-    create_activity, delete_activity, get_activity, get_stats, list_activities, update_activity,
+    MERGE_PATCH_JSON, create_activity, delete_activity, get_achievements, get_activity, get_stats,
+    list_activities, update_activity,
 };
-pub use identity::caller;
-pub use problem::{HttpError, Problem, ProblemType};
-pub use request::RequestMeta;
-
-/// A Lambda function that serves HTTP requests; the name is its folder under `functions/`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum HttpFunction {
-    CreateActivity,
-    GetActivity,
-    ListActivities,
-    UpdateActivity,
-    DeleteActivity,
-    GetStats,
-    GetAchievements,
-}
-
-impl HttpFunction {
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::CreateActivity => "create-activity",
-            Self::GetActivity => "get-activity",
-            Self::ListActivities => "list-activities",
-            Self::UpdateActivity => "update-activity",
-            Self::DeleteActivity => "delete-activity",
-            Self::GetStats => "get-stats",
-            Self::GetAchievements => "get-achievements",
-        }
-    }
-}
-
-/// One API Gateway route and the function behind it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Route {
-    /// Upper-case HTTP method, as in an API Gateway route key.
-    pub method: &'static str,
-    /// The path template as API Gateway and OpenAPI write it: `/activities/{id}`.
-    pub path: &'static str,
-    pub function: HttpFunction,
-}
-
-impl Route {
-    /// The API Gateway route key, e.g. `GET /activities/{id}`.
-    pub fn route_key(&self) -> String {
-        format!("{} {}", self.method, self.path)
-    }
-
-    /// The path parameters when `path` matches this route's template, `None` otherwise.
-    pub fn match_path(&self, path: &str) -> Option<Vec<(&'static str, String)>> {
-        let mut template = self.path.split('/');
-        let mut actual = path.split('/');
-        let mut parameters = Vec::new();
-        loop {
-            match (template.next(), actual.next()) {
-                (None, None) => return Some(parameters),
-                (Some(expected), Some(segment)) => {
-                    match expected.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                        Some(name) if !segment.is_empty() => {
-                            parameters.push((name, segment.to_owned()));
-                        }
-                        Some(_) => return None,
-                        None if expected == segment => {}
-                        None => return None,
-                    }
-                }
-                _ => return None,
-            }
-        }
-    }
-}
-
-/// Every route of the API. `template.yaml`, `docs/openapi.yaml` and the local stack follow this.
-pub const ROUTES: &[Route] = &[
-    Route {
-        method: "POST",
-        path: "/activities",
-        function: HttpFunction::CreateActivity,
-    },
-    Route {
-        method: "GET",
-        path: "/activities",
-        function: HttpFunction::ListActivities,
-    },
-    Route {
-        method: "GET",
-        path: "/activities/{id}",
-        function: HttpFunction::GetActivity,
-    },
-    Route {
-        method: "PATCH",
-        path: "/activities/{id}",
-        function: HttpFunction::UpdateActivity,
-    },
-    Route {
-        method: "DELETE",
-        path: "/activities/{id}",
-        function: HttpFunction::DeleteActivity,
-    },
-    Route {
-        method: "GET",
-        path: "/stats",
-        function: HttpFunction::GetStats,
-    },
-    Route {
-        method: "GET",
-        path: "/achievements",
-        function: HttpFunction::GetAchievements,
-    },
-];
-
-/// The route a method and concrete path are served by, with its path parameters.
-pub fn route_for(method: &str, path: &str) -> Option<(Route, Vec<(&'static str, String)>)> {
-    ROUTES.iter().find_map(|route| {
-        if !route.method.eq_ignore_ascii_case(method) {
-            return None;
-        }
-        route
-            .match_path(path)
-            .map(|parameters| (*route, parameters))
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn paths_match_templates_exactly() {
-        let (route, parameters) = route_for("GET", "/activities/01ABC").unwrap();
-        assert_eq!(route.function, HttpFunction::GetActivity);
-        assert_eq!(parameters, vec![("id", "01ABC".to_owned())]);
-        assert_eq!(
-            route_for("get", "/activities").unwrap().0.function,
-            HttpFunction::ListActivities
-        );
-        assert!(route_for("GET", "/activities/").is_none());
-        assert!(route_for("GET", "/activities/a/b").is_none());
-        assert!(route_for("PUT", "/activities/a").is_none());
-        assert!(route_for("GET", "/nope").is_none());
-    }
-
-    #[test]
-    fn every_route_key_is_unique() {
-        let mut keys: Vec<String> = ROUTES.iter().map(Route::route_key).collect();
-        keys.sort();
-        keys.dedup();
-        assert_eq!(keys.len(), ROUTES.len());
-    }
-}
+pub use identity::{SUBJECT_CLAIM, caller};
+pub use problem::{HttpError, PROBLEM_BASE, Problem, ProblemType};
+pub use request::{DEFAULT_LIMIT, IDEMPOTENCY_KEY_HEADER, MAX_BODY_BYTES, MAX_LIMIT};
+pub use request_meta::{
+    CORRELATION_ID_HEADER, IDEMPOTENT_REPLAYED_HEADER, RequestMeta, TRACE_HEADER,
+};
+pub use response::{JSON, PROBLEM_JSON};
+pub use routes::{ROUTES, Route, route_for};

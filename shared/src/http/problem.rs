@@ -7,11 +7,10 @@
 
 use serde::Serialize;
 
-use crate::application::ActivityError;
+use crate::application::UseCaseError;
 use crate::domain::{FieldError, ValidationErrors};
 
-use super::request::RequestMeta;
-use super::response;
+use super::entity_tag;
 
 /// The base of every problem `type` URI.
 pub const PROBLEM_BASE: &str = "https://activelog.dev/problems/";
@@ -38,7 +37,7 @@ pub enum ProblemType {
     Conflict,
     /// The `Idempotency-Key` was used before with a different body.
     IdempotencyKeyReused,
-    /// The body exceeds [`super::request::MAX_BODY_BYTES`].
+    /// The body exceeds [`super::MAX_BODY_BYTES`].
     PayloadTooLarge,
     /// The body is not declared as JSON.
     UnsupportedMediaType,
@@ -137,7 +136,7 @@ pub enum HttpError {
     #[error("invalid body: {0}")]
     InvalidBody(ValidationErrors),
     #[error(transparent)]
-    Activity(#[from] ActivityError),
+    UseCase(#[from] UseCaseError),
 }
 
 impl From<FieldError> for HttpError {
@@ -188,70 +187,51 @@ impl HttpError {
                 format!("Invalid request parameters: {errors}."),
                 fields(errors),
             ),
-            Self::InvalidBody(errors) | Self::Activity(ActivityError::Invalid(errors)) => (
+            Self::InvalidBody(errors) | Self::UseCase(UseCaseError::Invalid(errors)) => (
                 P::ValidationFailed,
                 format!("Some fields are invalid: {errors}."),
                 fields(errors),
             ),
-            Self::Activity(ActivityError::NotFound) => (
+            Self::UseCase(UseCaseError::NotFound) => (
                 P::NotFound,
                 "No activity with this id exists for the caller.".into(),
                 vec![],
             ),
-            Self::Activity(ActivityError::PreconditionFailed { current }) => (
+            Self::UseCase(UseCaseError::PreconditionFailed { current }) => (
                 P::PreconditionFailed,
                 format!(
                     "The activity is at version {current}; fetch it again and retry with If-Match: {}.",
-                    current.entity_tag()
+                    entity_tag::of(*current)
                 ),
                 vec![],
             ),
-            Self::Activity(ActivityError::Conflict) => (
+            Self::UseCase(UseCaseError::Conflict) => (
                 P::Conflict,
                 "The activity was changed concurrently; retry the request.".into(),
                 vec![],
             ),
-            Self::Activity(ActivityError::IdempotencyKeyReused) => (
+            Self::UseCase(UseCaseError::IdempotencyKeyReused) => (
                 P::IdempotencyKeyReused,
                 "This Idempotency-Key was used with a different request body.".into(),
                 vec![],
             ),
-            Self::Activity(ActivityError::InvalidCursor) => (
+            Self::UseCase(UseCaseError::InvalidCursor) => (
                 P::InvalidCursor,
                 "The cursor is not valid for this caller and these filters; start again without it."
                     .into(),
                 vec![],
             ),
-            Self::Activity(ActivityError::Unavailable(_)) => (
+            Self::UseCase(UseCaseError::Unavailable(_)) => (
                 P::ServiceUnavailable,
                 "A dependency is temporarily unavailable; retry later.".into(),
                 vec![],
             ),
-            Self::Activity(ActivityError::Internal(_)) => (
+            Self::UseCase(UseCaseError::Internal(_)) => (
                 P::InternalError,
                 "An unexpected error occurred; quote the instance when reporting it.".into(),
                 vec![],
             ),
         }
-    }
-
-    /// The problem response; server-side failures are logged here with the error's full detail.
-    pub fn into_response(self, meta: &RequestMeta) -> lambda_http::Response<lambda_http::Body> {
-        let (problem_type, detail, errors) = self.problem();
-        let status = problem_type.status();
-        // Client errors are logged once, by the handler's "request completed" line.
-        if status >= 500 {
-            tracing::error!(request_id = %meta.request_id, error = %self, problem = problem_type.slug(), status, "request failed");
-        }
-        let problem = Problem {
-            problem_type: problem_type.uri(),
-            title: problem_type.title(),
-            status,
-            detail,
-            instance: meta.request_id.clone(),
-            errors,
-        };
-        response::problem(&problem, meta)
     }
 }
 
@@ -270,12 +250,11 @@ mod tests {
 
     #[test]
     fn internal_detail_never_reaches_the_client() {
-        let error =
-            HttpError::Activity(ActivityError::Internal("table secret-table missing".into()));
+        let error = HttpError::UseCase(UseCaseError::Internal("table secret-table missing".into()));
         let (problem_type, detail, _) = error.problem();
         assert_eq!(problem_type, ProblemType::InternalError);
         assert!(!detail.contains("secret-table"));
-        let error = HttpError::Activity(ActivityError::Unavailable("throttled on secret".into()));
+        let error = HttpError::UseCase(UseCaseError::Unavailable("throttled on secret".into()));
         assert!(!error.problem().1.contains("secret"));
     }
 }

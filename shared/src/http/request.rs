@@ -1,6 +1,6 @@
-//! Reading a request: its identity for logs (request and correlation ids, trace header), its body
-//! (size limit, content type, strict JSON) and its parameters (path, query, headers). Everything
-//! here turns raw text into domain values or into an [`HttpError`] that names what is wrong.
+//! Reading a request: its body (size limit, content type, strict JSON) and its parameters (path,
+//! query, headers). Everything here turns raw text into domain values or into an [`HttpError`]
+//! that names what is wrong.
 //!
 //! Two classes of bad input answer differently: a body that is not the JSON we accept (syntax,
 //! wrong types, unknown fields) is `400 malformed-request` with serde's message, which names the
@@ -10,16 +10,15 @@
 
 use std::collections::BTreeSet;
 
-use lambda_http::request::RequestContext as LambdaRequestContext;
 use lambda_http::{Request, RequestExt};
 use serde::de::DeserializeOwned;
 
-use crate::application::{IdempotencyKey, IdempotentRequest, ListRequest, RequestContext};
+use crate::application::{IdempotencyKey, IdempotentRequest, ListRequest};
 use crate::domain::{
-    ActivityDate, ActivityId, ActivityType, CorrelationId, FieldError, PeriodKey, UserId,
-    ValidationErrors, Version,
+    ActivityDate, ActivityId, ActivityType, FieldError, PeriodKey, ValidationErrors, Version,
 };
 
+use super::entity_tag;
 use super::problem::HttpError;
 
 /// The largest body accepted. An activity is well under 30 KiB even with every text field full.
@@ -30,69 +29,7 @@ pub const DEFAULT_LIMIT: usize = 20;
 /// Longer than any cursor this API issues; anything longer is refused before decoding.
 const MAX_CURSOR_CHARS: usize = 2048;
 
-pub const CORRELATION_ID_HEADER: &str = "x-correlation-id";
-pub const TRACE_HEADER: &str = "x-amzn-trace-id";
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
-/// Set on a response that replays an earlier one for the same `Idempotency-Key`.
-pub const IDEMPOTENT_REPLAYED_HEADER: &str = "idempotent-replayed";
-/// Where Lambda puts the X-Ray trace header when the request did not carry one.
-const TRACE_ENV: &str = "_X_AMZN_TRACE_ID";
-
-/// What ties a request's logs, responses and events together.
-#[derive(Debug, Clone)]
-pub struct RequestMeta {
-    /// API Gateway's request id (the Lambda request id when there is none).
-    pub request_id: String,
-    /// From a valid `x-correlation-id` header, else the request id.
-    pub correlation_id: CorrelationId,
-    pub trace_header: Option<String>,
-}
-
-impl RequestMeta {
-    pub fn of(request: &Request) -> Self {
-        let gateway_id = match request.request_context_ref() {
-            Some(LambdaRequestContext::ApiGatewayV2(context)) => context.request_id.clone(),
-            _ => None,
-        };
-        let lambda = request.lambda_context_ref();
-        let request_id = gateway_id
-            .filter(|id| !id.is_empty())
-            .or_else(|| lambda.map(|c| c.request_id.clone()))
-            .filter(|id| !id.is_empty())
-            .unwrap_or_else(|| ulid::Ulid::new().to_string());
-        let correlation_id = header(request, CORRELATION_ID_HEADER)
-            .and_then(|raw| CorrelationId::parse(raw).ok())
-            .or_else(|| CorrelationId::parse(&request_id).ok())
-            .unwrap_or_else(CorrelationId::generate);
-        // Lambda's own trace id first; a header only when it looks like an X-Ray header and fits
-        // EventBridge's TraceHeader (at most 500 characters): a client-chosen value must never make
-        // PutEvents refuse the event.
-        let trace_header = lambda
-            .and_then(|c| c.xray_trace_id.clone())
-            .or_else(|| std::env::var(TRACE_ENV).ok())
-            .or_else(|| header(request, TRACE_HEADER).map(str::to_owned))
-            .filter(|t| is_trace_header(t));
-        Self {
-            request_id,
-            correlation_id,
-            trace_header,
-        }
-    }
-
-    /// The use cases' view of this request, for `user_id`.
-    pub fn context(&self, user_id: UserId) -> RequestContext {
-        RequestContext {
-            user_id,
-            correlation_id: self.correlation_id.clone(),
-            trace_header: self.trace_header.clone(),
-        }
-    }
-}
-
-/// A header's value, when present and visible ASCII.
-fn header<'r>(request: &'r Request, name: &str) -> Option<&'r str> {
-    request.headers().get(name).and_then(|v| v.to_str().ok())
-}
 
 /// A body parsed as `T`, with the raw bytes it came from.
 pub struct JsonBody<'r, T> {
@@ -174,7 +111,7 @@ pub fn if_match(request: &Request) -> Result<Option<Version>, HttpError> {
     if raw.trim() == "*" {
         return Ok(None);
     }
-    Ok(Some(Version::parse_entity_tag(raw)?))
+    Ok(Some(entity_tag::parse(raw)?))
 }
 
 /// `Idempotency-Key`, fingerprinted with the body it came with. The fingerprint is of the
@@ -363,25 +300,5 @@ mod tests {
         let c: serde_json::Value =
             serde_json::from_str(r#"{"a":"é","b":[{"x":2,"y":1},1]}"#).unwrap();
         assert_ne!(canonical_json(&a), canonical_json(&c));
-    }
-}
-
-/// An X-Ray trace header EventBridge accepts: `Root=1-…`, printable ASCII, 1 to 500 characters.
-fn is_trace_header(raw: &str) -> bool {
-    raw.starts_with("Root=1-") && raw.len() <= 500 && raw.bytes().all(|b| b.is_ascii_graphic())
-}
-
-#[cfg(test)]
-mod trace_header_tests {
-    use super::is_trace_header;
-
-    #[test]
-    fn only_plausible_xray_headers_are_carried_into_events() {
-        assert!(is_trace_header(
-            "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1"
-        ));
-        assert!(!is_trace_header(""));
-        assert!(!is_trace_header("anything the client likes"));
-        assert!(!is_trace_header(&format!("Root=1-{}", "a".repeat(500))));
     }
 }

@@ -1,6 +1,6 @@
-//! Building responses: JSON bodies with their content type, and the headers every response
-//! carries (`x-correlation-id`, so a client can quote it). Built without fallible builders, so a
-//! response can always be produced.
+//! Building responses: JSON bodies with their content type, problem responses for errors, and the
+//! headers every response carries (`x-correlation-id`, so a client can quote it). Built without
+//! fallible builders, so a response can always be produced.
 
 use lambda_http::http::StatusCode;
 use lambda_http::http::header::{CONTENT_TYPE, ETAG, HeaderName, HeaderValue, LOCATION};
@@ -10,8 +10,9 @@ use serde::Serialize;
 use crate::domain::Activity;
 
 use super::activity_json::ActivityJson;
-use super::problem::Problem;
-use super::request::{CORRELATION_ID_HEADER, IDEMPOTENT_REPLAYED_HEADER, RequestMeta};
+use super::entity_tag;
+use super::problem::{HttpError, Problem};
+use super::request_meta::{CORRELATION_ID_HEADER, IDEMPOTENT_REPLAYED_HEADER, RequestMeta};
 
 pub const JSON: &str = "application/json";
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -67,6 +68,26 @@ pub fn problem(problem: &Problem, meta: &RequestMeta) -> Response<Body> {
     serialised(problem.status, PROBLEM_JSON, problem, meta)
 }
 
+/// The problem response of a failed request; server-side failures are logged here with the
+/// error's full detail, which the response never carries.
+pub fn error(error: HttpError, meta: &RequestMeta) -> Response<Body> {
+    let (problem_type, detail, errors) = error.problem();
+    let status = problem_type.status();
+    // Client errors are logged once, by the handler's "request completed" line.
+    if status >= 500 {
+        tracing::error!(request_id = %meta.request_id, %error, problem = problem_type.slug(), status, "request failed");
+    }
+    let body = Problem {
+        problem_type: problem_type.uri(),
+        title: problem_type.title(),
+        status,
+        detail,
+        instance: meta.request_id.clone(),
+        errors,
+    };
+    problem(&body, meta)
+}
+
 pub fn no_content(meta: &RequestMeta) -> Response<Body> {
     with_headers(204, None, Body::Empty, meta)
 }
@@ -74,7 +95,7 @@ pub fn no_content(meta: &RequestMeta) -> Response<Body> {
 /// One activity, with its version as a strong `ETag` for a later `If-Match`.
 pub fn activity(status: u16, activity: &Activity, meta: &RequestMeta) -> Response<Body> {
     let mut response = json(status, &ActivityJson::from(activity), meta);
-    if let Ok(value) = HeaderValue::from_str(&activity.version.entity_tag()) {
+    if let Ok(value) = HeaderValue::from_str(&entity_tag::of(activity.version)) {
         response.headers_mut().insert(ETAG, value);
     }
     response

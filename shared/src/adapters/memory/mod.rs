@@ -6,20 +6,20 @@
 //! Each adapter keeps a call log, so tests can count the writes an operation costs, and can be told
 //! to fail, so tests can prove what happens when AWS does.
 
-pub mod achievement_store;
-pub mod activity_store;
-pub mod clock;
-pub mod event_bus;
-pub mod poller;
-pub mod queue;
-pub mod routing;
-pub mod stats_store;
+mod achievement_store;
+mod activity_store;
+mod clock_and_ids;
+mod event_bus;
+mod poller;
+mod queue;
+mod stats_store;
+mod template_rules;
 
 pub use achievement_store::{AchievementStoreCall, MemoryAchievementStore};
 pub use activity_store::{ActivityStoreCall, MemoryActivityStore};
-pub use clock::{ManualClock, SequentialIds};
+pub use clock_and_ids::{ManualClock, SequentialIds};
 pub use event_bus::{BusRule, MemoryEventBus, eventbridge_event};
 pub use poller::Poller;
 pub use queue::{MemoryQueue, QueueDepth, QueueSettings, ReceivedMessage};
-pub use routing::{RoutingRule, rules_from_template};
 pub use stats_store::{MemoryStatsStore, StatsStoreCall};
+pub use template_rules::{RoutingError, RoutingRule, rules_from_template};

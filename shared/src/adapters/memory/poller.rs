@@ -10,8 +10,9 @@ use std::time::Duration as StdDuration;
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use tokio::sync::watch;
 
-use super::queue::{MemoryQueue, ReceivedMessage};
 use crate::consumer::{BatchHandler, RawMessage};
+
+use super::queue::{MemoryQueue, ReceivedMessage};
 
 pub struct Poller {
     queue: Arc<MemoryQueue>,

@@ -1,17 +1,10 @@
-//! `GET /achievements`: the caller's progress and the milestones they unlocked. Achievements are
-//! written by the `record-achievements` consumer; this route only reads them.
+//! The JSON shape of `GET /achievements`: the caller's progress and the milestones they unlocked.
+//! Achievements are written by the `record-achievements` consumer; the route only reads them.
 
-use lambda_http::{Body, Request, Response};
 use serde::Serialize;
-use tracing::Instrument;
 
-use crate::application::{AchievementQueries, AchievementStanding};
+use crate::application::AchievementStanding;
 use crate::domain::Progress;
-
-use super::HttpFunction;
-use super::handlers::{finish, identify, request_span};
-use super::request::RequestMeta;
-use super::response;
 
 /// Everything the caller ever recorded, the counters milestones are measured against.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -63,23 +56,4 @@ impl From<&AchievementStanding> for AchievementsJson {
                 .collect(),
         }
     }
-}
-
-/// `GET /achievements` → 200 with the caller's progress and unlocked milestones.
-pub async fn get_achievements(queries: &AchievementQueries, request: Request) -> Response<Body> {
-    let started = std::time::Instant::now();
-    let meta = RequestMeta::of(&request);
-    let span = request_span(HttpFunction::GetAchievements.name(), &meta);
-    let result = async {
-        let user = identify(&request)?;
-        let standing = queries.get(&meta.context(user)).await?;
-        Ok(response::json(
-            200,
-            &AchievementsJson::from(&standing),
-            &meta,
-        ))
-    }
-    .instrument(span.clone())
-    .await;
-    finish(result, &meta, &span, HttpFunction::GetAchievements, started)
 }
