@@ -101,3 +101,52 @@ async fn an_event_of_neither_shape_is_refused() {
     let refused = serde_json::from_value::<Trigger>(serde_json::json!({"detail": {}}));
     assert!(refused.is_err());
 }
+
+/// `template-amazon-mq.yaml` deploys exactly the consumer functions, each on the broker queue
+/// the RabbitMQ adapter declares for it, with the Amazon MQ event source.
+#[test]
+fn the_amazon_mq_template_puts_each_consumer_on_the_queue_the_adapter_declares() {
+    use activelog::adapters::memory::rules_from_template;
+    use activelog::adapters::rabbitmq::Topology;
+    use activelog::functions::ConsumerFunction;
+
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let template: serde_norway::Value = serde_norway::from_str(
+        &std::fs::read_to_string(root.join("template-amazon-mq.yaml")).unwrap(),
+    )
+    .unwrap();
+    let rules =
+        rules_from_template(&std::fs::read_to_string(root.join("template.yaml")).unwrap()).unwrap();
+    let topology = Topology::from_rules("activelog", &rules, 5).unwrap();
+    let resources = template["Resources"].as_mapping().unwrap();
+    let mut functions = Vec::new();
+    for (_, resource) in resources {
+        if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        let binary = resource["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .unwrap();
+        let consumer = ConsumerFunction::ALL
+            .into_iter()
+            .find(|c| c.name() == binary)
+            .unwrap_or_else(|| panic!("{binary} is not a consumer function"));
+        let event = &resource["Properties"]["Events"]["Broker"];
+        assert_eq!(event["Type"].as_str(), Some("MQ"), "{binary}");
+        let parameter = match &event["Properties"]["Queues"][0] {
+            serde_norway::Value::Tagged(tagged) => tagged.value.as_str().unwrap().to_owned(),
+            other => panic!("{binary}: Queues is not [!Ref <parameter>]: {other:?}"),
+        };
+        let default = template["Parameters"][parameter.as_str()]["Default"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{binary}: queue parameter {parameter:?}"));
+        assert_eq!(
+            default,
+            topology.queue(consumer.queue()).unwrap().queue,
+            "{binary}"
+        );
+        functions.push(binary.to_owned());
+    }
+    functions.sort();
+    assert_eq!(functions, ["record-achievements", "update-stats"]);
+}

@@ -40,7 +40,7 @@ pub enum Broker {
 
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
-    #[error("unknown broker `{0}`: use `memory` or a rabbitmq:// (amqp://) URL")]
+    #[error("unknown broker `{0}`: use `memory` or a rabbitmq:// (or amqp://) URL")]
     Unknown(String),
     #[error(transparent)]
     RabbitMq(#[from] RabbitMqError),

@@ -61,6 +61,14 @@ impl Vhost {
         }
     }
 
+    /// The URL of this virtual host with its credentials, for a process started by the test.
+    pub fn amqp_url(&self) -> String {
+        let base = std::env::var("ACTIVELOG_TEST_RABBITMQ")
+            .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned());
+        let authority = base.rsplit_once('/').map_or(base.as_str(), |(a, _)| a);
+        format!("{authority}/{}", self.name)
+    }
+
     /// Closes every client connection of this virtual host, as a network failure would.
     pub fn drop_connections(&self) {
         rabbitmqctl(&[
