@@ -566,12 +566,16 @@ pub async fn a_broker_restart_during_a_stream_of_creates_loses_nothing(transport
         })
     };
     let relaying = Arc::new(Mutex::new(true));
+    let relayed = Arc::new(AtomicUsize::new(0));
     let relay = {
         let app = app.clone();
         let relaying = relaying.clone();
+        let relayed = relayed.clone();
         tokio::spawn(async move {
             while *relaying.lock().await {
-                let _ = app.relay.relay_pending().await;
+                if let Ok(report) = app.relay.relay_pending().await {
+                    relayed.fetch_add(report.published, Ordering::SeqCst);
+                }
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
         })
@@ -593,6 +597,10 @@ pub async fn a_broker_restart_during_a_stream_of_creates_loses_nothing(transport
     let _ = relay.await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(app.counted(&user), CREATES, "nothing lost, nothing twice");
+    assert!(
+        relayed.load(Ordering::SeqCst) > 0,
+        "creates made while the broker was down reached it through the outbox relay"
+    );
     stats.stop().await;
     achievements.stop().await;
 }
