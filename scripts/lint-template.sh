@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Lints and validates template.yaml without AWS: cfn-lint with the cfn-lint-serverless rules, then
+# Lints and validates the SAM templates (template.yaml, and template-amazon-mq.yaml for the
+# consumers behind Amazon MQ) without AWS: cfn-lint with the cfn-lint-serverless rules, then
 # `sam validate --lint`. Both must be clean (exit non-zero otherwise). Suppressed findings are
 # justified next to their `Metadata: cfn-lint: config: ignore_checks` in the template.
 #
@@ -9,11 +10,15 @@
 # waits on the network. SAM CLI's weekly "newer version" check goes to PyPI with a 5 s timeout at
 # most; telemetry is off.
 #
-# Usage: scripts/lint-template.sh [template.yaml]
+# Usage: scripts/lint-template.sh [template ...]   (default: both templates)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-TEMPLATE="${1:-$ROOT/template.yaml}"
+if [ "$#" -gt 0 ]; then
+  TEMPLATES=("$@")
+else
+  TEMPLATES=("$ROOT/template.yaml" "$ROOT/template-amazon-mq.yaml")
+fi
 VENV="${ACTIVELOG_VENV:-$ROOT/.venv}"
 
 # Run on its own, it installs its tools; under scripts/test.sh they are installed already.
@@ -27,20 +32,22 @@ export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-lint}" AWS_SECRET_ACCESS_KEY="${A
 
 status=0
 
-echo "== cfn-lint $(basename "$TEMPLATE") (+ cfn-lint-serverless rules)"
-if "$VENV/bin/cfn-lint" --append-rules cfn_lint_serverless.rules -- "$TEMPLATE"; then
-  echo "cfn-lint: clean"
-else
-  echo "cfn-lint: FAILED" >&2
-  status=1
-fi
+for TEMPLATE in "${TEMPLATES[@]}"; do
+  echo "== cfn-lint $(basename "$TEMPLATE") (+ cfn-lint-serverless rules)"
+  if "$VENV/bin/cfn-lint" --append-rules cfn_lint_serverless.rules -- "$TEMPLATE"; then
+    echo "cfn-lint: clean"
+  else
+    echo "cfn-lint: FAILED" >&2
+    status=1
+  fi
 
-echo "== sam validate --lint $(basename "$TEMPLATE")"
-if timeout 300 "$VENV/bin/sam" validate --lint --region "$AWS_DEFAULT_REGION" --template "$TEMPLATE" </dev/null; then
-  echo "sam validate --lint: clean"
-else
-  echo "sam validate --lint: FAILED" >&2
-  status=1
-fi
+  echo "== sam validate --lint $(basename "$TEMPLATE")"
+  if timeout 300 "$VENV/bin/sam" validate --lint --region "$AWS_DEFAULT_REGION" --template "$TEMPLATE" </dev/null; then
+    echo "sam validate --lint: clean"
+  else
+    echo "sam validate --lint: FAILED" >&2
+    status=1
+  fi
+done
 
 exit "$status"

@@ -5,7 +5,9 @@
 #      schemathesis)
 #   2. cargo fmt --check and clippy with warnings denied
 #   3. cargo test for the whole workspace: unit, property, in-memory integration, local-stack
-#      end-to-end, and the AWS adapters against a moto server the tests start on loopback
+#      end-to-end, the AWS adapters against a moto server the tests start on loopback, and the
+#      transport conformance suite on memory, SQS (moto) and RabbitMQ (127.0.0.1:5672, started
+#      here when it is not running)
 #   4. the dependency policy of deny.toml, and the layering (tests/architecture.rs, with step 3)
 #   5. the API conformance fuzzer: docs/openapi.yaml against the local stack (schemathesis, all
 #      phases including stateful, bounded examples and a fixed seed)
@@ -31,6 +33,12 @@ cargo fmt --all -- --check
 
 step "clippy (warnings denied)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "RabbitMQ on 127.0.0.1:5672 (for the conformance suite and the --broker tests)"
+if ! rabbitmqctl await_startup --timeout 5 >/dev/null 2>&1; then
+  rabbitmq-server -detached
+  rabbitmqctl await_startup --timeout 120
+fi
 
 step "tests"
 cargo test --workspace --locked

@@ -5,6 +5,7 @@
 // Test helpers as well as tests: a setup that fails is the test failing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use activelog::consumer::sqs::raw_messages;
 use std::sync::Arc;
 
 use activelog::adapters::memory::{AchievementStoreCall, ManualClock};
@@ -131,7 +132,7 @@ async fn the_same_batch_twice_awards_nothing_more() {
         .await;
     let before = (standing(&stack, "alice").await, unlocked_events(&stack));
     let report = consumer
-        .process(sample("record-achievements", "batch.json"))
+        .process(&raw_messages(&sample("record-achievements", "batch.json")))
         .await;
     assert!(report.failures.is_empty());
     assert_eq!(report.duplicates, 3, "the three created events");
@@ -176,7 +177,7 @@ async fn a_crash_between_counting_and_awarding_is_repaired_by_the_redelivery() {
     assert_eq!(progress.activities, 1, "counted once already");
     assert!(awards.is_empty());
 
-    let retry = consumer.process(batch_of(&[event])).await;
+    let retry = consumer.process(&raw_messages(&batch_of(&[event]))).await;
     assert!(retry.failures.is_empty());
     assert_eq!(retry.duplicates, 1);
     let (progress, awards) = standing(&stack, "alice").await;

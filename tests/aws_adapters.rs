@@ -18,12 +18,11 @@ use activelog::application::{
     IdempotencyRecord, LIST_READ_BUDGET, ListQuery, Outbox, OutboxRecord, PagePosition, StatsStore,
     StatsUpdater, StoreError,
 };
-use activelog::consumer::BatchHandler;
+use activelog::consumer::{BatchHandler, RawMessage, Verdict};
 use activelog::domain::{ActivityDate, ActivityType, EventId, PeriodKey, StatsDelta, Version};
 use activelog_tests::activity_fixtures::{activity, created_event, created_record, user};
 use activelog_tests::moto::{Clients, unique};
 use async_trait::async_trait;
-use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::{
@@ -1195,27 +1194,23 @@ struct PoisonAware {
 
 #[async_trait]
 impl BatchHandler for PoisonAware {
-    async fn handle_batch(&self, event: SqsEvent) -> SqsBatchResponse {
-        let mut response = SqsBatchResponse::default();
-        for record in event.records {
-            let body = record.body.clone().unwrap_or_default();
-            assert_eq!(record.event_source.as_deref(), Some("aws:sqs"));
+    async fn handle_batch(&self, batch: &[RawMessage]) -> Vec<Verdict> {
+        let mut verdicts = Vec::new();
+        for message in batch {
+            let body = message.body.clone().unwrap_or_default();
+            assert!(!message.message_id.is_empty());
             assert!(
-                record
-                    .event_source_arn
-                    .as_deref()
-                    .unwrap()
-                    .starts_with("arn:aws:sqs:")
+                message.delivery_count >= 1,
+                "the receive count is passed on"
             );
-            assert!(record.attributes.contains_key("ApproximateReceiveCount"));
-            if body == "poison" {
-                let mut failure = BatchItemFailure::default();
-                failure.item_identifier = record.message_id.clone().unwrap();
-                response.batch_item_failures.push(failure);
-            }
+            verdicts.push(if body == "poison" {
+                Verdict::Poison
+            } else {
+                Verdict::Applied
+            });
             self.seen.lock().unwrap().push(body);
         }
-        response
+        verdicts
     }
 }
 

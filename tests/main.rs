@@ -3,9 +3,13 @@
 //! binaries of their own because they set the process environment.
 
 mod achievements;
+mod amazon_mq;
 mod architecture;
 mod aws_adapters;
 mod aws_pipeline;
+mod conformance_memory;
+mod conformance_rabbitmq;
+mod conformance_sqs;
 mod get_achievements;
 mod http_api;
 mod http_samples;

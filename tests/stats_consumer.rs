@@ -5,6 +5,7 @@
 // Test helpers as well as tests: a setup that fails is the test failing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use activelog::consumer::sqs::raw_messages;
 use std::sync::Arc;
 
 use activelog::adapters::memory::{MemoryStatsStore, StatsStoreCall};
@@ -108,9 +109,13 @@ async fn the_normal_batch_keeps_totals_per_activity_type() {
 async fn the_same_batch_twice_changes_nothing_after_the_first() {
     for case in ["batch.json", "duplicate.json"] {
         let (store, consumer) = consumer();
-        let first = consumer.process(sample("update-stats", case)).await;
+        let first = consumer
+            .process(&raw_messages(&sample("update-stats", case)))
+            .await;
         let after_first = store.snapshot();
-        let second = consumer.process(sample("update-stats", case)).await;
+        let second = consumer
+            .process(&raw_messages(&sample("update-stats", case)))
+            .await;
         assert_eq!(store.snapshot(), after_first, "{case}");
         assert!(second.failures.is_empty(), "{case}");
         assert_eq!(second.processed, 0, "{case}");
@@ -200,7 +205,7 @@ async fn events_applied_before_are_skipped_and_the_rest_applied() {
     let (store, consumer) = consumer();
     let events = ten_events();
     consumer.handle(batch_of(&events[..3])).await;
-    let report = consumer.process(batch_of(&events)).await;
+    let report = consumer.process(&raw_messages(&batch_of(&events))).await;
     assert!(report.failures.is_empty());
     assert_eq!((report.processed, report.duplicates), (7, 3));
     assert_ten_events_counted(&store).await;
@@ -258,7 +263,9 @@ async fn poison_and_retryable_failures_are_told_apart() {
         .map(activelog_tests::consumer::eventbridge_body)
         .collect();
     bodies.push("not an event".into());
-    let report = consumer.process(batch_of_bodies(&bodies)).await;
+    let report = consumer
+        .process(&raw_messages(&batch_of_bodies(&bodies)))
+        .await;
     let kinds: Vec<(&str, bool)> = report
         .failures
         .iter()

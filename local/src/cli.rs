@@ -29,6 +29,21 @@ pub struct Options {
     #[arg(long, env = "ACTIVELOG_LOCAL_TOKEN", hide_env_values = true)]
     pub operator_token: Option<String>,
 
+    /// The event transport: `memory` (in-process queues, the default) or a RabbitMQ URL such as
+    /// `rabbitmq://guest:guest@127.0.0.1:5672/%2f` (`amqp://` works too). The password is never
+    /// logged.
+    #[arg(
+        long,
+        env = "ACTIVELOG_BROKER",
+        default_value = "memory",
+        hide_env_values = true
+    )]
+    pub broker: String,
+
+    /// Broker mode: prefix of the exchanges and queues on the broker.
+    #[arg(long, env = "ACTIVELOG_BROKER_NAMESPACE", default_value = "activelog")]
+    pub broker_namespace: String,
+
     /// Human-readable logs instead of JSON lines.
     #[arg(long, default_value_t = false)]
     pub pretty: bool,
@@ -37,7 +52,8 @@ pub struct Options {
     #[arg(long, env = "ACTIVELOG_VISIBILITY_TIMEOUT", default_value_t = 30)]
     pub visibility_timeout: u32,
 
-    /// In-memory queues: receives before a message moves to the dead-letter queue.
+    /// In-memory queues: receives before a message moves to the dead-letter queue; on a broker,
+    /// its queues' delivery limit.
     #[arg(long, env = "ACTIVELOG_MAX_RECEIVE_COUNT", default_value_t = 5)]
     pub max_receive_count: u32,
 

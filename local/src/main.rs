@@ -1,10 +1,11 @@
 //! `cargo run`: activelog on one machine. Serves the HTTP API on 127.0.0.1:3000 through the same
 //! handlers the Lambda functions run, and runs the event pipeline (bus with the template's rules,
 //! queues with dead-letter queues, consumers, outbox relay) in memory — or, with `--aws`, on the
-//! real AWS adapters and queues.
+//! real AWS adapters and queues, or, with `--broker rabbitmq://...`, through RabbitMQ.
 
 mod access;
 mod aws_mode;
+mod broker;
 mod cli;
 mod gateway;
 mod json_response;
@@ -23,6 +24,7 @@ use clap::Parser;
 use time::Duration;
 
 use crate::access::OperatorAccess;
+use crate::broker::Broker;
 use crate::cli::Options;
 use crate::operator::MemoryOperator;
 use crate::pipeline::Pipeline;
@@ -49,11 +51,46 @@ async fn main() -> ExitCode {
 }
 
 async fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
-    if options.aws {
-        run_on_aws(options).await
-    } else {
-        run_in_memory(options).await
+    match (options.aws, Broker::parse(&options.broker)?) {
+        (true, Broker::Memory) => run_on_aws(options).await,
+        (false, Broker::Memory) => run_in_memory(options).await,
+        (false, Broker::RabbitMq(url)) => run_on_rabbitmq(options, url).await,
+        (true, Broker::RabbitMq(_)) => {
+            Err("--aws with --broker is not supported yet: the AWS mode's transport is EventBridge and SQS".into())
+        }
     }
+}
+
+async fn run_on_rabbitmq(
+    options: Options,
+    url: activelog::adapters::rabbitmq::BrokerUrl,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let rules = rules_from_template(TEMPLATE)?;
+    tracing::info!(broker = %url, "connecting to RabbitMQ");
+    let stack = broker::RabbitMqStack::start(
+        url,
+        &rules,
+        broker::RabbitMqOptions {
+            namespace: options.broker_namespace.clone(),
+            delivery_limit: options.max_receive_count,
+            relay_interval: StdDuration::from_secs(options.relay_interval),
+        },
+    )
+    .await?;
+    let access = operator_access(&options);
+    let app = server::router(
+        stack.services.clone(),
+        stack.operator.clone(),
+        access.clone(),
+    );
+    let listener = listen(&options, "memory+rabbitmq", &access).await?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("HTTP stopped; relaying the outbox and stopping the subscribers");
+    stack.stop().await;
+    tracing::info!("shutdown complete");
+    Ok(())
 }
 
 /// Binds the API port and says so, loudly noting that local mode authenticates nobody, with the

@@ -19,13 +19,18 @@ pub fn samples_dir(function: &str) -> PathBuf {
         .join(function)
 }
 
-/// Every case of `events/<function>/expected.json` with the message ids it expects to fail.
-pub fn expected_failures(function: &str) -> BTreeMap<String, Vec<String>> {
+fn expectations(function: &str) -> BTreeMap<String, serde_json::Value> {
     let path = samples_dir(function).join("expected.json");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
-    let expected: BTreeMap<String, serde_json::Value> = serde_json::from_str(&text).unwrap();
-    expected
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Every SQS case of `events/<function>/expected.json` with the message ids it expects to fail
+/// (the Amazon MQ cases, `amazon-mq-*.json`, are in [`expected_amazon_mq`]).
+pub fn expected_failures(function: &str) -> BTreeMap<String, Vec<String>> {
+    expectations(function)
         .into_iter()
+        .filter(|(case, _)| !case.starts_with("amazon-mq-"))
         .map(|(case, value)| {
             let ids = value["batch_item_failures"]
                 .as_array()
@@ -36,6 +41,26 @@ pub fn expected_failures(function: &str) -> BTreeMap<String, Vec<String>> {
             (case, ids)
         })
         .collect()
+}
+
+/// Every Amazon MQ case of `events/<function>/expected.json`: `None` when the invocation
+/// succeeds, or the text its error must contain.
+pub fn expected_amazon_mq(function: &str) -> BTreeMap<String, Option<String>> {
+    expectations(function)
+        .into_iter()
+        .filter(|(case, _)| case.starts_with("amazon-mq-"))
+        .map(|(case, value)| {
+            let error = value["invocation_error"].as_str().map(str::to_owned);
+            (case, error)
+        })
+        .collect()
+}
+
+/// A sample Amazon MQ event.
+pub fn amazon_mq_sample(function: &str, case: &str) -> activelog::consumer::trigger::Trigger {
+    let path = samples_dir(function).join(case);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path:?}: {e}"))
 }
 
 /// A sample SQS event, as `cargo lambda invoke --data-file` would send it.

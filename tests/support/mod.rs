@@ -5,7 +5,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod activity_fixtures;
+pub mod conformance;
 pub mod consumer;
 pub mod http;
 pub mod moto;
+pub mod rabbitmq;
 pub mod stack;

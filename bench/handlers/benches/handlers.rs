@@ -168,7 +168,9 @@ fn consumer(c: &mut Criterion) {
     let report = rt.block_on(async {
         let event: SqsEvent =
             serde_json::from_str(&stats_batch(&template, 0)).expect("an SQS event");
-        consumer.process(event).await
+        consumer
+            .process(&activelog::consumer::sqs::raw_messages(&event))
+            .await
     });
     // Ten new events, none a duplicate: the benchmark measures the path that updates the stats.
     assert_eq!(

@@ -1,7 +1,10 @@
 //! `update-stats`: the stats consumer, triggered by the stats queue's SQS event source mapping
-//! (`ReportBatchItemFailures`). It only wires: the behaviour is `activelog::consumer::StatsConsumer`.
+//! (`ReportBatchItemFailures`), or by an Amazon MQ for RabbitMQ queue (`template-amazon-mq.yaml`;
+//! no partial batch response: see `activelog::consumer::amazon_mq`). It only wires: the behaviour
+//! is `activelog::consumer::StatsConsumer`.
 
-use activelog::consumer::{SqsBatchResponse, SqsEvent, StatsConsumer};
+use activelog::consumer::StatsConsumer;
+use activelog::consumer::trigger::{self, Trigger};
 use activelog::{startup, telemetry};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
@@ -11,8 +14,10 @@ async fn main() -> Result<(), Error> {
     // Built once per execution environment, reused by every invocation.
     let consumer = StatsConsumer::new(startup::stats_updater().await?);
     let consumer = &consumer;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        Ok::<SqsBatchResponse, Error>(consumer.handle(event.payload).await)
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Trigger>| async move {
+        trigger::answer(consumer, event.payload)
+            .await
+            .map_err(Error::from)
     }))
     .await
 }

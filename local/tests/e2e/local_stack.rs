@@ -510,3 +510,154 @@ fn aws_mode_refuses_a_non_loopback_bind() {
         "says why: {stdout}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// The same flows through RabbitMQ (`--broker`), in a virtual host of the test's own
+// ---------------------------------------------------------------------------------------------
+
+async fn rabbitmq_stack() -> (activelog_tests::rabbitmq::Vhost, LocalStack) {
+    let vhost = activelog_tests::rabbitmq::Vhost::new().await;
+    let url = vhost.amqp_url();
+    let stack = LocalStack::start_with(1, &["--broker", &url]);
+    (vhost, stack)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_rabbitmq_create_update_delete_and_stats_follow() {
+    let (_vhost, stack) = rabbitmq_stack().await;
+    use reqwest::Method;
+    let listening = stack.log_with_message("activelog-local listening").unwrap();
+    assert_eq!(listening["adapters"], "memory+rabbitmq");
+
+    let (status, run) = stack
+        .call(
+            Method::POST,
+            "/activities",
+            Some("alice"),
+            Some(activity("running", 30, 5.0, "2026-11-02")),
+        )
+        .await;
+    assert_eq!(status, 201, "{run}");
+    let (_, ride) = stack
+        .call(
+            Method::POST,
+            "/activities",
+            Some("alice"),
+            Some(activity("cycling", 60, 20.5, "2026-11-03")),
+        )
+        .await;
+    let ride_id = ride["id"].as_str().unwrap();
+    let (status, _) = stack
+        .call(
+            Method::PATCH,
+            &format!("/activities/{ride_id}"),
+            Some("alice"),
+            Some(json!({"duration_minutes": 90})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let run_id = run["id"].as_str().unwrap();
+    let (status, _) = stack
+        .call(
+            Method::DELETE,
+            &format!("/activities/{run_id}"),
+            Some("alice"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    let alice = stack
+        .eventually("/stats?period=all", Some("alice"), |b| {
+            b["totals"]["activities"] == 1 && b["totals"]["duration_minutes"] == 90
+        })
+        .await;
+    assert_eq!(alice["totals"]["distance_km"], 20.5, "{alice}");
+    let (_, depths) = stack.call(Method::GET, "/_local/queues", None, None).await;
+    assert_eq!(depths["StatsQueue"]["dead_lettered"], 0, "{depths}");
+    assert!(depths["AchievementsQueue"].is_object(), "{depths}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_rabbitmq_a_poison_message_is_dead_lettered_and_can_be_redriven() {
+    let (_vhost, stack) = rabbitmq_stack().await;
+    use reqwest::Method;
+    let (status, sent) = stack
+        .call(
+            Method::POST,
+            "/_local/queues/StatsQueue/messages",
+            None,
+            Some(json!({"not": "an EventBridge event"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{sent}");
+    let (status, _) = stack
+        .call(
+            Method::POST,
+            "/activities",
+            Some("carol"),
+            Some(activity("yoga", 50, 0.0, "2026-11-20")),
+        )
+        .await;
+    assert_eq!(status, 201);
+    stack
+        .eventually("/stats?period=all", Some("carol"), |b| {
+            b["totals"]["activities"] == 1
+        })
+        .await;
+    let dead = stack
+        .eventually("/_local/queues/StatsQueue/dead-letters", None, |b| {
+            b["messages"].as_array().is_some_and(|m| m.len() == 1)
+        })
+        .await;
+    assert_eq!(dead["messages"][0]["message_id"], sent["message_id"]);
+    assert_eq!(
+        dead["messages"][0]["reason"], "rejected",
+        "poison is rejected to the dead-letter queue at once"
+    );
+    let (status, redriven) = stack
+        .call(
+            Method::POST,
+            "/_local/queues/StatsQueue/redrive",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!((status, redriven["redriven"].clone()), (200, json!(1)));
+    // Still poison: it is rejected again and returns to the dead-letter queue.
+    stack
+        .eventually("/_local/queues/StatsQueue/dead-letters", None, |b| {
+            b["messages"].as_array().is_some_and(|m| m.len() == 1)
+        })
+        .await;
+    let (status, _) = stack
+        .call(
+            Method::POST,
+            "/_local/queues/NoSuchQueue/redrive",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+}
+
+#[test]
+fn an_unreachable_broker_is_a_clear_start_up_error_without_the_password() {
+    let started = Instant::now();
+    let output = Command::new(env!("CARGO_BIN_EXE_activelog-local"))
+        .args([
+            "--port",
+            "0",
+            "--broker",
+            "rabbitmq://guest:hunter2-secret@127.0.0.1:1/%2f",
+        ])
+        .output()
+        .expect("the binary runs");
+    assert!(!output.status.success(), "it must not start");
+    assert!(started.elapsed() < Duration::from_secs(20), "no hang");
+    let logs = String::from_utf8_lossy(&output.stdout);
+    assert!(!logs.contains("hunter2-secret"), "{logs}");
+    assert!(
+        logs.contains("RabbitMQ broker at amqp://guest:***@127.0.0.1:1/%2f is unreachable"),
+        "{logs}"
+    );
+}

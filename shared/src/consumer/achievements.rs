@@ -7,10 +7,10 @@ use tracing::Instrument;
 use crate::application::{AchievementRecorder, Counting};
 use crate::functions::ConsumerFunction;
 
-use super::batch_handler::BatchHandler;
+use super::event_source::{BatchHandler, RawMessage, Verdict};
 use super::message::Received;
 use super::report::{BatchReport, MessageOutcome};
-use super::{SqsBatchResponse, SqsEvent};
+use super::{SqsBatchResponse, SqsEvent, sqs};
 
 #[derive(Clone)]
 pub struct AchievementsConsumer {
@@ -22,15 +22,15 @@ impl AchievementsConsumer {
         Self { recorder }
     }
 
-    /// What Lambda gets back: the messages to retry.
+    /// What Lambda's SQS trigger gets back: the messages to retry.
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
-        self.process(event).await.response()
+        self.process(&sqs::raw_messages(&event)).await.response()
     }
 
     /// Handles a batch and says what became of each message.
-    pub async fn process(&self, event: SqsEvent) -> BatchReport {
+    pub async fn process(&self, batch: &[RawMessage]) -> BatchReport {
         let mut report = BatchReport::default();
-        for (index, message) in event.records.iter().enumerate() {
+        for (index, message) in batch.iter().enumerate() {
             let received = Received::new(index, message);
             let outcome = match received.span.in_scope(|| received.read(message)) {
                 Err(poison) => MessageOutcome::Failed(poison.into()),
@@ -58,7 +58,7 @@ impl AchievementsConsumer {
 
 #[async_trait]
 impl BatchHandler for AchievementsConsumer {
-    async fn handle_batch(&self, event: SqsEvent) -> SqsBatchResponse {
-        self.handle(event).await
+    async fn handle_batch(&self, batch: &[RawMessage]) -> Vec<Verdict> {
+        self.process(batch).await.verdicts(batch.len())
     }
 }

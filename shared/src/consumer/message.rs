@@ -1,4 +1,4 @@
-//! Reading one SQS message as a domain event. Every way a body can be unreadable is a [`Poison`]:
+//! Reading one delivered message as a domain event. Every way a body can be unreadable is a [`Poison`]:
 //! the same bytes fail the same way on every receive, so retrying cannot help.
 
 use serde::Deserialize;
@@ -6,7 +6,7 @@ use tracing::Span;
 
 use crate::domain::{DomainEvent, EventDecodeError};
 
-use super::SqsMessage;
+use super::event_source::RawMessage;
 
 /// Why a message can never be processed.
 #[derive(Debug, PartialEq, thiserror::Error)]
@@ -67,8 +67,8 @@ fn decode(body: Option<&str>) -> Result<DomainEvent, Poison> {
 /// One message of a batch, with the span its logs are written in.
 pub(crate) struct Received {
     pub index: usize,
-    /// Empty when SQS gave none, which makes Lambda retry the whole batch if it is reported: the
-    /// safe side when a message cannot be named.
+    /// Empty when the transport gave none, which makes Lambda retry the whole SQS batch if it is
+    /// reported: the safe side when a message cannot be named.
     pub message_id: String,
     pub span: Span,
 }
@@ -77,17 +77,12 @@ impl Received {
     /// The span carries the message id and receive count now, and the event and correlation ids
     /// once the body is read, so every line about the message links back to the request that
     /// caused its event.
-    pub fn new(index: usize, message: &SqsMessage) -> Self {
-        let message_id = message.message_id.clone().unwrap_or_default();
-        let receive_count = message
-            .attributes
-            .get("ApproximateReceiveCount")
-            .map(String::as_str)
-            .unwrap_or("");
+    pub fn new(index: usize, message: &RawMessage) -> Self {
+        let message_id = message.message_id.clone();
         let span = tracing::info_span!(
             "message",
             message_id = %message_id,
-            receive_count = %receive_count,
+            receive_count = message.delivery_count,
             event_id = tracing::field::Empty,
             event_type = tracing::field::Empty,
             correlation_id = tracing::field::Empty,
@@ -99,7 +94,7 @@ impl Received {
         }
     }
 
-    pub fn read(&self, message: &SqsMessage) -> Result<DomainEvent, Poison> {
+    pub fn read(&self, message: &RawMessage) -> Result<DomainEvent, Poison> {
         let event = decode(message.body.as_deref())?;
         self.span
             .record("event_id", tracing::field::display(event.event_id));

@@ -5,16 +5,16 @@ use crate::application::{ApplyError, StoreError};
 use crate::telemetry::{self, Metric};
 
 use super::SqsBatchResponse;
+use super::event_source::Verdict;
 use super::message::Poison;
 
 /// Why a message was not processed.
 #[derive(Debug, PartialEq, thiserror::Error)]
 pub enum MessageFailure {
-    /// The message can never be processed; it goes to the dead-letter queue after
-    /// `maxReceiveCount` receives.
+    /// The message can never be processed; it goes to the dead-letter queue.
     #[error("poison message: {0}")]
     Poison(#[from] Poison),
-    /// The message is fine but a dependency failed; it is retried after its visibility timeout.
+    /// The message is fine but a dependency failed; it is delivered again later.
     #[error("retryable failure: {0}")]
     Retryable(String),
 }
@@ -61,12 +61,21 @@ pub struct BatchReport {
     pub processed: usize,
     pub duplicates: usize,
     pub failures: Vec<FailedMessage>,
+    /// Every recorded message's verdict by batch position, for the event source to settle.
+    verdicts: Vec<(usize, Verdict)>,
 }
 
 impl BatchReport {
     /// Records one message's outcome and logs it; call it inside the message's span so the log
     /// line carries the message, event and correlation ids.
     pub fn record(&mut self, index: usize, message_id: &str, outcome: MessageOutcome) {
+        let verdict = match &outcome {
+            MessageOutcome::Processed => Verdict::Applied,
+            MessageOutcome::Duplicate => Verdict::Duplicate,
+            MessageOutcome::Failed(MessageFailure::Poison(_)) => Verdict::Poison,
+            MessageOutcome::Failed(MessageFailure::Retryable(_)) => Verdict::Retry,
+        };
+        self.verdicts.push((index, verdict));
         match outcome {
             MessageOutcome::Processed => {
                 tracing::debug!("message processed");
@@ -81,12 +90,12 @@ impl BatchReport {
                     MessageFailure::Poison(reason) => tracing::error!(
                         message_id,
                         %reason,
-                        "poison message: it fails on every receive and will reach the dead-letter queue after maxReceiveCount receives"
+                        "poison message: it fails on every delivery and goes to the dead-letter queue (at once, or after the delivery limit where the transport cannot tell)"
                     ),
                     MessageFailure::Retryable(reason) => tracing::warn!(
                         message_id,
                         %reason,
-                        "message failed; it will be retried after its visibility timeout"
+                        "message failed; it will be delivered again later"
                     ),
                 }
                 self.failures.push(FailedMessage {
@@ -103,6 +112,18 @@ impl BatchReport {
             .iter()
             .filter(|f| f.failure.is_poison())
             .count()
+    }
+
+    /// One verdict per message of a batch of `len`, in batch order. A message nothing was
+    /// recorded for is to be retried: the safe side, since it was not applied.
+    pub fn verdicts(&self, len: usize) -> Vec<Verdict> {
+        let mut verdicts = vec![Verdict::Retry; len];
+        for &(index, verdict) in &self.verdicts {
+            if let Some(slot) = verdicts.get_mut(index) {
+                *slot = verdict;
+            }
+        }
+        verdicts
     }
 
     /// The partial-batch response: every failed message, in batch order.
@@ -153,6 +174,16 @@ mod tests {
         assert_eq!(ids, ["m-2", "m-3"]);
         assert_eq!(report.poison(), 1);
         assert_eq!(report.processed, 1);
+        assert_eq!(
+            report.verdicts(4),
+            [
+                Verdict::Applied,
+                Verdict::Poison,
+                Verdict::Retry,
+                Verdict::Retry
+            ],
+            "the unrecorded fourth message is retried"
+        );
     }
 
     #[test]

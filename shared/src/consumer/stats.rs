@@ -8,10 +8,10 @@ use crate::application::{EventOutcome, StatsUpdater};
 use crate::domain::DomainEvent;
 use crate::functions::ConsumerFunction;
 
-use super::batch_handler::BatchHandler;
+use super::event_source::{BatchHandler, RawMessage, Verdict};
 use super::message::Received;
 use super::report::{BatchReport, MessageOutcome};
-use super::{SqsBatchResponse, SqsEvent};
+use super::{SqsBatchResponse, SqsEvent, sqs};
 
 #[derive(Clone)]
 pub struct StatsConsumer {
@@ -23,17 +23,17 @@ impl StatsConsumer {
         Self { updater }
     }
 
-    /// What Lambda gets back: the messages to retry.
+    /// What Lambda's SQS trigger gets back: the messages to retry.
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
-        self.process(event).await.response()
+        self.process(&sqs::raw_messages(&event)).await.response()
     }
 
     /// Handles a batch and says what became of each message.
-    pub async fn process(&self, event: SqsEvent) -> BatchReport {
+    pub async fn process(&self, batch: &[RawMessage]) -> BatchReport {
         let mut report = BatchReport::default();
         let mut readable: Vec<Received> = Vec::new();
         let mut events: Vec<DomainEvent> = Vec::new();
-        for (index, message) in event.records.iter().enumerate() {
+        for (index, message) in batch.iter().enumerate() {
             let received = Received::new(index, message);
             match received.span.in_scope(|| received.read(message)) {
                 Ok(event) => {
@@ -71,8 +71,8 @@ impl StatsConsumer {
 
 #[async_trait]
 impl BatchHandler for StatsConsumer {
-    async fn handle_batch(&self, event: SqsEvent) -> SqsBatchResponse {
-        self.handle(event).await
+    async fn handle_batch(&self, batch: &[RawMessage]) -> Vec<Verdict> {
+        self.process(batch).await.verdicts(batch.len())
     }
 }
 

@@ -92,26 +92,10 @@ impl MemoryEventBus {
             .failing_calls = error;
     }
 
-    /// The event EventBridge would deliver to a target for this record.
+    /// The event EventBridge would deliver to a target for this record (a new id per publish,
+    /// as EventBridge gives).
     pub fn eventbridge_event(&self, record: &OutboxRecord) -> serde_json::Value {
-        let detail: serde_json::Value =
-            serde_json::from_str(&record.detail).unwrap_or(serde_json::Value::Null);
-        // The event's own time, as the EventBridge adapter sends it: a late relay keeps it.
-        let event_time = record
-            .occurred_at
-            .replace_nanosecond(0)
-            .unwrap_or(record.occurred_at);
-        serde_json::json!({
-            "version": "0",
-            "id": ulid::Ulid::new().to_string(),
-            "detail-type": record.event_type.as_str(),
-            "source": record.source(),
-            "account": "000000000000",
-            "time": event_time.format(&Rfc3339).unwrap_or_default(),
-            "region": "local",
-            "resources": [],
-            "detail": detail,
-        })
+        eventbridge_event(record, &ulid::Ulid::new().to_string())
     }
 
     /// Delivers one event to every matching rule's queue; returns the names of those rules.
@@ -164,4 +148,27 @@ impl EventPublisher for MemoryEventBus {
         }
         Ok(report)
     }
+}
+
+/// The event EventBridge delivers to a target for this record, with event id `id`. Brokers carry
+/// the same shape, so a consumer reads one format whatever the transport.
+pub fn eventbridge_event(record: &OutboxRecord, id: &str) -> serde_json::Value {
+    let detail: serde_json::Value =
+        serde_json::from_str(&record.detail).unwrap_or(serde_json::Value::Null);
+    // The event's own time, as the EventBridge adapter sends it: a late relay keeps it.
+    let event_time = record
+        .occurred_at
+        .replace_nanosecond(0)
+        .unwrap_or(record.occurred_at);
+    serde_json::json!({
+        "version": "0",
+        "id": id,
+        "detail-type": record.event_type.as_str(),
+        "source": record.source(),
+        "account": "000000000000",
+        "time": event_time.format(&Rfc3339).unwrap_or_default(),
+        "region": "local",
+        "resources": [],
+        "detail": detail,
+    })
 }

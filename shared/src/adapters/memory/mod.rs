@@ -18,7 +18,7 @@ mod template_rules;
 pub use achievement_store::{AchievementStoreCall, MemoryAchievementStore};
 pub use activity_store::{ActivityStoreCall, MemoryActivityStore};
 pub use clock_and_ids::{ManualClock, SequentialIds};
-pub use event_bus::{BusRule, MemoryEventBus};
+pub use event_bus::{BusRule, MemoryEventBus, eventbridge_event};
 pub use poller::Poller;
 pub use queue::{MemoryQueue, QueueDepth, QueueSettings, ReceivedMessage};
 pub use stats_store::{MemoryStatsStore, StatsStoreCall};

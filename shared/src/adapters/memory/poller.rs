@@ -1,6 +1,7 @@
-//! Drives a consumer from an in-memory queue the way a Lambda SQS event source mapping does:
-//! receive a batch, invoke the handler with an SQS-shaped event, delete the messages the handler
-//! did not report in `batchItemFailures`, and leave the rest to their visibility timeout.
+//! The in-memory queue as an event source: receive a batch the way a Lambda SQS event source
+//! mapping does, hand it to the consumer, delete the messages it settled, and leave the rest
+//! (retryable or poison) to their visibility timeout and, after `max_receive_count` receives,
+//! the dead-letter queue.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use std::time::Duration as StdDuration;
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use tokio::sync::watch;
 
-use crate::consumer::{BatchHandler, deletable_messages};
+use crate::consumer::{BatchHandler, RawMessage};
 
 use super::queue::{MemoryQueue, ReceivedMessage};
 
@@ -69,15 +70,26 @@ impl Poller {
         if messages.is_empty() {
             return 0;
         }
-        let event = Self::sqs_event(self.queue.name(), &messages);
-        let response = self.handler.handle_batch(event).await;
-        let ids: Vec<&str> = messages.iter().map(|m| m.message_id.as_str()).collect();
-        let deletable = deletable_messages(&ids, &response);
-        for &index in &deletable {
-            self.queue.delete(&messages[index].receipt_handle);
+        let batch: Vec<RawMessage> = messages
+            .iter()
+            .map(|m| RawMessage {
+                message_id: m.message_id.clone(),
+                body: Some(m.body.clone()),
+                delivery_count: m.receive_count,
+            })
+            .collect();
+        let verdicts = self.handler.handle_batch(&batch).await;
+        let mut failed = 0;
+        for (index, message) in messages.iter().enumerate() {
+            // A missing verdict is a failure: the message comes back rather than being lost.
+            if verdicts.get(index).is_some_and(|v| v.is_settled()) {
+                self.queue.delete(&message.receipt_handle);
+            } else {
+                failed += 1;
+            }
         }
-        if deletable.len() < messages.len() {
-            tracing::warn!(queue = %self.queue.name(), failed = messages.len() - deletable.len(), received = messages.len(), "batch had failures; they return after the visibility timeout");
+        if failed > 0 {
+            tracing::warn!(queue = %self.queue.name(), failed, received = messages.len(), "batch had failures; they return after the visibility timeout");
         }
         messages.len()
     }

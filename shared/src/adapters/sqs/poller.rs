@@ -1,14 +1,11 @@
-//! Long-polls a queue and hands each batch to a [`BatchHandler`] as the `SqsEvent` Lambda would
-//! pass, then deletes the messages the handler did not report in `batchItemFailures` (one
-//! `DeleteMessageBatch`). Failed messages are left alone: they come back after their visibility
+//! An SQS queue as an event source: long-polls a queue, hands each batch to a [`BatchHandler`],
+//! then deletes the messages it settled (one `DeleteMessageBatch`). Failed messages are left alone: they come back after their visibility
 //! timeout and, after `maxReceiveCount` receives, the queue's redrive policy moves them to the
 //! dead-letter queue — exactly what happens behind a Lambda trigger.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{
     DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName, QueueAttributeName,
@@ -16,7 +13,7 @@ use aws_sdk_sqs::types::{
 use tokio::sync::watch;
 
 use crate::adapters::aws_error::classify;
-use crate::consumer::{BatchHandler, deletable_messages};
+use crate::consumer::{BatchHandler, RawMessage};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SqsPollerError {
@@ -27,9 +24,6 @@ pub enum SqsPollerError {
 pub struct SqsPoller {
     client: Client,
     queue_url: String,
-    /// The queue's ARN, for `eventSourceARN` in the events handed to the consumer.
-    queue_arn: String,
-    region: String,
     handler: Arc<dyn BatchHandler>,
     /// Messages per receive: 1 to 10.
     batch_size: i32,
@@ -40,14 +34,15 @@ pub struct SqsPoller {
 }
 
 impl SqsPoller {
-    /// A poller for `queue_url`; reads the queue's ARN once (`GetQueueAttributes`).
+    /// A poller for `queue_url`; checks once that the queue exists (`GetQueueAttributes`), so a
+    /// wrong URL is a start-up error rather than a poller that fails forever.
     pub async fn connect(
         client: Client,
         queue_url: impl Into<String>,
         handler: Arc<dyn BatchHandler>,
     ) -> Result<Self, SqsPollerError> {
         let queue_url = queue_url.into();
-        let attributes = client
+        client
             .get_queue_attributes()
             .queue_url(&queue_url)
             .attribute_names(QueueAttributeName::QueueArn)
@@ -57,17 +52,9 @@ impl SqsPoller {
                 queue_url: queue_url.clone(),
                 message: format!("{:?}", classify(&e)),
             })?;
-        let queue_arn = attributes
-            .attributes()
-            .and_then(|a| a.get(&QueueAttributeName::QueueArn))
-            .cloned()
-            .unwrap_or_default();
-        let region = queue_arn.split(':').nth(3).unwrap_or_default().to_owned();
         Ok(Self {
             client,
             queue_url,
-            queue_arn,
-            region,
             handler,
             batch_size: 10,
             wait_time: Duration::from_secs(20),
@@ -107,34 +94,6 @@ impl SqsPoller {
         Ok(output.messages.unwrap_or_default())
     }
 
-    /// The SQS event Lambda would pass for these messages.
-    pub fn sqs_event(&self, messages: &[Message]) -> SqsEvent {
-        let mut event = SqsEvent::default();
-        event.records = messages
-            .iter()
-            .map(|m| {
-                let mut message = SqsMessage::default();
-                message.message_id = m.message_id.clone();
-                message.receipt_handle = m.receipt_handle.clone();
-                message.body = m.body.clone();
-                message.md5_of_body = m.md5_of_body.clone();
-                message.attributes = m
-                    .attributes()
-                    .map(|a| {
-                        a.iter()
-                            .map(|(k, v)| (k.as_str().to_owned(), v.clone()))
-                            .collect()
-                    })
-                    .unwrap_or_else(HashMap::new);
-                message.event_source = Some("aws:sqs".to_owned());
-                message.event_source_arn = Some(self.queue_arn.clone());
-                message.aws_region = Some(self.region.clone());
-                message
-            })
-            .collect();
-        event
-    }
-
     /// Receives (long-polling) and handles one batch; returns how many messages it received.
     pub async fn poll_once(&self) -> Result<usize, SqsPollerError> {
         let messages = self.receive().await?;
@@ -145,12 +104,23 @@ impl SqsPoller {
         if messages.is_empty() {
             return Ok(0);
         }
-        let response = self.handler.handle_batch(self.sqs_event(&messages)).await;
-        let ids: Vec<&str> = messages
+        let batch: Vec<RawMessage> = messages
             .iter()
-            .map(|m| m.message_id().unwrap_or_default())
+            .map(|m| RawMessage {
+                message_id: m.message_id().unwrap_or_default().to_owned(),
+                body: m.body.clone(),
+                delivery_count: m
+                    .attributes()
+                    .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+                    .and_then(|count| count.parse().ok())
+                    .unwrap_or(1),
+            })
             .collect();
-        let deletable = deletable_messages(&ids, &response);
+        let verdicts = self.handler.handle_batch(&batch).await;
+        // A missing verdict is a failure: the message comes back rather than being lost.
+        let deletable: Vec<usize> = (0..messages.len())
+            .filter(|&i| verdicts.get(i).is_some_and(|v| v.is_settled()))
+            .collect();
         let failed = messages.len() - deletable.len();
         let entries: Vec<DeleteMessageBatchRequestEntry> = deletable
             .iter()

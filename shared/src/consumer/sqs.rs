@@ -1,15 +1,25 @@
-//! What an event source drives: a consumer of SQS-shaped batches, and how the source reads the
-//! consumer's partial-batch answer. The in-memory poller and the SQS poller (adapters) both call
-//! this, as a Lambda event source mapping calls a function; the consumers here implement it and
-//! know nothing of the source.
+//! The SQS shape of the seam, for the Lambda SQS trigger and the pollers that imitate it: an
+//! `SqsEvent` read as [`RawMessage`]s, and Lambda's reading of a partial-batch response.
 
-use async_trait::async_trait;
-use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use super::event_source::RawMessage;
+use super::{SqsBatchResponse, SqsEvent, SqsMessage};
 
-/// A consumer of SQS batches: the same function a Lambda SQS trigger invokes.
-#[async_trait]
-pub trait BatchHandler: Send + Sync {
-    async fn handle_batch(&self, event: SqsEvent) -> SqsBatchResponse;
+/// The messages of an SQS event, in order; the receive count comes from
+/// `ApproximateReceiveCount` (1 when SQS did not say).
+pub fn raw_messages(event: &SqsEvent) -> Vec<RawMessage> {
+    event.records.iter().map(raw_message).collect()
+}
+
+fn raw_message(message: &SqsMessage) -> RawMessage {
+    RawMessage {
+        message_id: message.message_id.clone().unwrap_or_default(),
+        body: message.body.clone(),
+        delivery_count: message
+            .attributes
+            .get("ApproximateReceiveCount")
+            .and_then(|count| count.parse().ok())
+            .unwrap_or(1),
+    }
 }
 
 /// The indices of the messages a batch response lets the event source delete, as Lambda reads
@@ -36,6 +46,7 @@ pub fn deletable_messages(message_ids: &[&str], response: &SqsBatchResponse) -> 
 mod tests {
     use super::*;
     use aws_lambda_events::sqs::BatchItemFailure;
+    use std::collections::HashMap;
 
     fn response(failed: &[&str]) -> SqsBatchResponse {
         let mut response = SqsBatchResponse::default();
@@ -59,5 +70,20 @@ mod tests {
         let ids = ["a", "b"];
         assert!(deletable_messages(&ids, &response(&["zzz"])).is_empty());
         assert!(deletable_messages(&ids, &response(&["a", ""])).is_empty());
+    }
+
+    #[test]
+    fn the_receive_count_becomes_the_delivery_count() {
+        let mut message = SqsMessage::default();
+        message.message_id = Some("m-1".into());
+        message.body = Some("{}".into());
+        message.attributes = HashMap::from([("ApproximateReceiveCount".into(), "3".into())]);
+        let mut event = SqsEvent::default();
+        event.records = vec![message, SqsMessage::default()];
+        let raw = raw_messages(&event);
+        assert_eq!(raw[0].delivery_count, 3);
+        assert_eq!(raw[0].message_id, "m-1");
+        assert_eq!(raw[1].delivery_count, 1);
+        assert_eq!(raw[1].body, None);
     }
 }

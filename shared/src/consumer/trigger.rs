@@ -1,0 +1,69 @@
+//! What a consumer Lambda function is invoked with: an SQS batch (the default deployment) or an
+//! Amazon MQ for RabbitMQ batch (`template-amazon-mq.yaml`). One function binary takes both, told
+//! apart by their top-level key, and answers each the way its event source mapping reads it.
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::amazon_mq::{self, BatchFailed};
+use super::event_source::{BatchHandler, Verdict};
+use super::{SqsBatchResponse, SqsEvent, sqs};
+use aws_lambda_events::rabbitmq::RabbitMqEvent;
+
+/// A consumer function's invocation event.
+#[derive(Debug, Clone)]
+pub enum Trigger {
+    Sqs(SqsEvent),
+    AmazonMq(RabbitMqEvent),
+}
+
+impl<'de> Deserialize<'de> for Trigger {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let value = serde_json::Value::deserialize(deserializer)?;
+        if value.get("rmqMessagesByQueue").is_some() {
+            serde_json::from_value(value)
+                .map(Self::AmazonMq)
+                .map_err(D::Error::custom)
+        } else if value.get("Records").is_some() {
+            serde_json::from_value(value)
+                .map(Self::Sqs)
+                .map_err(D::Error::custom)
+        } else {
+            Err(D::Error::custom(
+                "neither an SQS event (`Records`) nor an Amazon MQ event (`rmqMessagesByQueue`)",
+            ))
+        }
+    }
+}
+
+/// What the function answers: the partial batch response for SQS, `{}` for Amazon MQ.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Answer {
+    Sqs(SqsBatchResponse),
+    AmazonMq(serde_json::Map<String, serde_json::Value>),
+}
+
+/// Hands the batch to the consumer and answers as the trigger expects: SQS gets its partial
+/// batch response; Amazon MQ gets `{}` when every message is done, and an error otherwise so
+/// that Lambda returns the batch to the broker.
+pub async fn answer(consumer: &dyn BatchHandler, trigger: Trigger) -> Result<Answer, BatchFailed> {
+    match trigger {
+        Trigger::Sqs(event) => {
+            let messages = sqs::raw_messages(&event);
+            let verdicts = consumer.handle_batch(&messages).await;
+            let mut response = SqsBatchResponse::default();
+            for (message, verdict) in messages.iter().zip(verdicts) {
+                if !verdict.is_settled() {
+                    response.add_failure(message.message_id.clone());
+                }
+            }
+            Ok(Answer::Sqs(response))
+        }
+        Trigger::AmazonMq(event) => {
+            let messages = amazon_mq::raw_messages(&event);
+            let verdicts: Vec<Verdict> = consumer.handle_batch(&messages).await;
+            amazon_mq::settle(&verdicts).map(|()| Answer::AmazonMq(serde_json::Map::new()))
+        }
+    }
+}

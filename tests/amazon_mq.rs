@@ -1,0 +1,152 @@
+//! The consumer functions behind Amazon MQ for RabbitMQ: every `amazon-mq-*.json` sample through
+//! the function's own entry point (`consumer::trigger::answer`, what `main.rs` runs), checked
+//! against `expected.json`; and what "no partial batch response" means in practice: the batch
+//! fails as a whole, comes back, and its applied messages are absorbed as duplicates.
+
+use std::sync::Arc;
+
+use activelog::adapters::memory::{MemoryStatsStore, SequentialIds};
+use activelog::application::StatsUpdater;
+use activelog::consumer::trigger::{self, Answer, Trigger};
+use activelog::consumer::{AchievementsConsumer, BatchHandler, StatsConsumer};
+use activelog::domain::PeriodKey;
+use activelog::startup::{InMemoryStack, QueueOptions};
+use activelog_tests::consumer::{amazon_mq_sample, expected_amazon_mq, expected_failures, sample};
+
+fn stats_consumer() -> (Arc<MemoryStatsStore>, StatsConsumer) {
+    let store = Arc::new(MemoryStatsStore::new());
+    (store.clone(), StatsConsumer::new(StatsUpdater::new(store)))
+}
+
+fn achievements_consumer() -> AchievementsConsumer {
+    let stack = InMemoryStack::new(
+        &[],
+        &QueueOptions::default(),
+        Arc::new(activelog::adapters::system::SystemClock),
+        Arc::new(SequentialIds::default()),
+    )
+    .unwrap();
+    AchievementsConsumer::new(stack.achievement_recorder.clone())
+}
+
+async fn check_samples(function: &str, consumer: impl Fn() -> Box<dyn BatchHandler>) {
+    let cases = expected_amazon_mq(function);
+    assert!(cases.len() >= 2, "{function}: samples {cases:?}");
+    for (case, expected_error) in cases {
+        let answer = trigger::answer(&*consumer(), amazon_mq_sample(function, &case)).await;
+        match (answer, expected_error) {
+            (Ok(Answer::AmazonMq(body)), None) => assert!(body.is_empty(), "{case}"),
+            (Err(error), Some(text)) => {
+                assert!(error.to_string().contains(&text), "{case}: {error}")
+            }
+            (other, expected) => panic!("{function}/{case}: got {other:?}, expected {expected:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_amazon_mq_sample_answers_as_expected() {
+    check_samples("update-stats", || Box::new(stats_consumer().1)).await;
+    check_samples("record-achievements", || Box::new(achievements_consumer())).await;
+}
+
+#[tokio::test]
+async fn the_sqs_samples_answer_through_the_trigger_as_through_the_sqs_edge() {
+    for (case, expected) in expected_failures("update-stats") {
+        let (_, consumer) = stats_consumer();
+        let event: Trigger =
+            serde_json::from_value(serde_json::to_value(sample("update-stats", &case)).unwrap())
+                .unwrap();
+        let Ok(Answer::Sqs(response)) = trigger::answer(&consumer, event).await else {
+            panic!("{case}: an SQS event gets a partial batch response");
+        };
+        let failed: Vec<String> = response
+            .batch_item_failures
+            .into_iter()
+            .map(|f| f.item_identifier)
+            .collect();
+        assert_eq!(failed, expected, "{case}");
+    }
+}
+
+#[tokio::test]
+async fn a_failed_batch_comes_back_whole_and_its_applied_messages_are_not_applied_twice() {
+    let (store, consumer) = stats_consumer();
+    let first = trigger::answer(
+        &consumer,
+        amazon_mq_sample("update-stats", "amazon-mq-poison.json"),
+    )
+    .await;
+    assert!(first.is_err(), "poison fails the invocation");
+    let after_first = store.snapshot();
+    assert!(!after_first.is_empty(), "the good messages were applied");
+    // Lambda returns the batch to the broker; it comes back as it was.
+    let again = trigger::answer(
+        &consumer,
+        amazon_mq_sample("update-stats", "amazon-mq-poison.json"),
+    )
+    .await;
+    assert!(again.is_err());
+    assert_eq!(store.snapshot(), after_first, "nothing applied twice");
+    let counted: i64 = after_first
+        .iter()
+        .filter(|((_, period), _)| *period == PeriodKey::AllTime)
+        .map(|(_, stats)| stats.totals.activities)
+        .sum();
+    assert!(counted > 0);
+}
+
+#[tokio::test]
+async fn an_event_of_neither_shape_is_refused() {
+    let refused = serde_json::from_value::<Trigger>(serde_json::json!({"detail": {}}));
+    assert!(refused.is_err());
+}
+
+/// `template-amazon-mq.yaml` deploys exactly the consumer functions, each on the broker queue
+/// the RabbitMQ adapter declares for it, with the Amazon MQ event source.
+#[test]
+fn the_amazon_mq_template_puts_each_consumer_on_the_queue_the_adapter_declares() {
+    use activelog::adapters::memory::rules_from_template;
+    use activelog::adapters::rabbitmq::Topology;
+    use activelog::functions::ConsumerFunction;
+
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let template: serde_norway::Value = serde_norway::from_str(
+        &std::fs::read_to_string(root.join("template-amazon-mq.yaml")).unwrap(),
+    )
+    .unwrap();
+    let rules =
+        rules_from_template(&std::fs::read_to_string(root.join("template.yaml")).unwrap()).unwrap();
+    let topology = Topology::from_rules("activelog", &rules, 5).unwrap();
+    let resources = template["Resources"].as_mapping().unwrap();
+    let mut functions = Vec::new();
+    for (_, resource) in resources {
+        if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        let binary = resource["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .unwrap();
+        let consumer = ConsumerFunction::ALL
+            .into_iter()
+            .find(|c| c.name() == binary)
+            .unwrap_or_else(|| panic!("{binary} is not a consumer function"));
+        let event = &resource["Properties"]["Events"]["Broker"];
+        assert_eq!(event["Type"].as_str(), Some("MQ"), "{binary}");
+        let parameter = match &event["Properties"]["Queues"][0] {
+            serde_norway::Value::Tagged(tagged) => tagged.value.as_str().unwrap().to_owned(),
+            other => panic!("{binary}: Queues is not [!Ref <parameter>]: {other:?}"),
+        };
+        let default = template["Parameters"][parameter.as_str()]["Default"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{binary}: queue parameter {parameter:?}"));
+        assert_eq!(
+            default,
+            topology.queue(consumer.queue()).unwrap().queue,
+            "{binary}"
+        );
+        functions.push(binary.to_owned());
+    }
+    functions.sort();
+    assert_eq!(functions, ["record-achievements", "update-stats"]);
+}

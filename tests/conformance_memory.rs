@@ -1,0 +1,118 @@
+//! The transport conformance suite on the in-memory transport: the bus routing with the
+//! template's rules into queues with visibility timeouts and dead-letter queues, drained by the
+//! in-memory poller (what `cargo run` uses by default).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use activelog::adapters::memory::{
+    BusRule, MemoryEventBus, MemoryQueue, Poller, QueueSettings, rules_from_template,
+};
+use activelog::adapters::system::SystemClock;
+use activelog::application::EventPublisher;
+use activelog::consumer::BatchHandler;
+use activelog_tests::conformance::{Features, Subscription, Transport};
+use async_trait::async_trait;
+
+/// Short enough that redeliveries happen within a test.
+const VISIBILITY: time::Duration = time::Duration::seconds(1);
+const MAX_RECEIVES: u32 = 3;
+
+struct Memory {
+    bus: Arc<MemoryEventBus>,
+    queues: BTreeMap<String, Arc<MemoryQueue>>,
+}
+
+async fn memory() -> Memory {
+    let rules = rules_from_template(include_str!("../template.yaml")).unwrap();
+    let mut queues: BTreeMap<String, Arc<MemoryQueue>> = BTreeMap::new();
+    let mut bus_rules = Vec::new();
+    for rule in rules {
+        let queue = queues
+            .entry(rule.target_queue.clone())
+            .or_insert_with(|| {
+                MemoryQueue::with_dead_letter_queue(
+                    QueueSettings {
+                        name: rule.target_queue.clone(),
+                        visibility_timeout: VISIBILITY,
+                        max_receive_count: MAX_RECEIVES,
+                    },
+                    Arc::new(SystemClock),
+                )
+            })
+            .clone();
+        bus_rules.push(BusRule {
+            name: rule.name,
+            event_pattern: rule.event_pattern,
+            target: queue,
+        });
+    }
+    Memory {
+        bus: Arc::new(MemoryEventBus::new(bus_rules).unwrap()),
+        queues,
+    }
+}
+
+impl Memory {
+    fn queue(&self, name: &str) -> &Arc<MemoryQueue> {
+        self.queues
+            .get(name)
+            .unwrap_or_else(|| panic!("no queue {name}"))
+    }
+}
+
+#[async_trait]
+impl Transport for Memory {
+    fn features(&self) -> Features {
+        Features {
+            name: "memory",
+            poison_dead_lettered_at_once: false,
+            restartable: false,
+            redelivery_after: Duration::from_secs(1),
+        }
+    }
+
+    fn publisher(&self) -> Arc<dyn EventPublisher> {
+        self.bus.clone()
+    }
+
+    async fn subscribe(&self, queue: &str, handler: Arc<dyn BatchHandler>) -> Subscription {
+        let poller = Poller::new(self.queue(queue).clone(), handler, 10);
+        Subscription::spawn(|stop| poller.run(stop))
+    }
+
+    async fn dead_letters(&self, queue: &str) -> Vec<String> {
+        self.queue(queue)
+            .dead_letter_queue()
+            .map(|dlq| dlq.peek_all())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(_, body, _)| body)
+            .collect()
+    }
+
+    async fn redrive(&self, queue: &str) -> usize {
+        self.queue(queue).redrive_dead_letters()
+    }
+
+    async fn send_raw(&self, queue: &str, body: &str) {
+        self.queue(queue).send(body);
+    }
+
+    async fn kill_consumer(
+        &self,
+        subscription: Subscription,
+        queue: &str,
+        handler: Arc<dyn BatchHandler>,
+    ) -> Subscription {
+        subscription.abort();
+        self.subscribe(queue, handler).await
+    }
+
+    async fn restart_broker(&self, _down_for: Duration) {
+        unreachable!("the in-memory transport declares no server to restart")
+    }
+}
+
+activelog_tests::conformance_suite!(memory());

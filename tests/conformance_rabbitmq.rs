@@ -1,0 +1,118 @@
+//! The transport conformance suite on RabbitMQ (the real broker on 127.0.0.1:5672, a virtual
+//! host per test): the publisher with confirms, the template's rules as a topic exchange and
+//! quorum queues with delivery limits and dead-letter queues, and the subscriber. The broker is
+//! cut off under the consumer and restarted mid-stream (`rabbitmqctl stop_app` / `start_app`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use activelog::adapters::memory::rules_from_template;
+use activelog::adapters::rabbitmq::{
+    DeadLetters, RabbitMqPublisher, RabbitMqSubscriber, SubscriberSettings, Topology,
+};
+use activelog::application::EventPublisher;
+use activelog::consumer::BatchHandler;
+use activelog_tests::conformance::{Features, Subscription, Transport};
+use activelog_tests::rabbitmq::{Vhost, restart};
+use async_trait::async_trait;
+
+/// Deliveries before a message that keeps failing is dead-lettered.
+const DELIVERY_LIMIT: u32 = 3;
+
+struct RabbitMq {
+    vhost: Vhost,
+    topology: Topology,
+    publisher: Arc<RabbitMqPublisher>,
+}
+
+async fn rabbitmq() -> RabbitMq {
+    let vhost = Vhost::new().await;
+    let rules = rules_from_template(include_str!("../template.yaml")).unwrap();
+    let topology = Topology::from_rules("activelog", &rules, DELIVERY_LIMIT).unwrap();
+    let publisher = RabbitMqPublisher::connect(vhost.url.clone(), topology.clone())
+        .await
+        .expect("RabbitMQ on 127.0.0.1:5672 (start it with `rabbitmq-server -detached`)");
+    RabbitMq {
+        vhost,
+        topology,
+        publisher: Arc::new(publisher),
+    }
+}
+
+impl RabbitMq {
+    fn dead_letters_tool(&self) -> DeadLetters {
+        DeadLetters::new(self.vhost.url.clone(), self.topology.clone())
+    }
+}
+
+#[async_trait]
+impl Transport for RabbitMq {
+    fn features(&self) -> Features {
+        Features {
+            name: "rabbitmq",
+            poison_dead_lettered_at_once: true,
+            restartable: true,
+            redelivery_after: Duration::ZERO,
+        }
+    }
+
+    fn publisher(&self) -> Arc<dyn EventPublisher> {
+        self.publisher.clone()
+    }
+
+    async fn subscribe(&self, queue: &str, handler: Arc<dyn BatchHandler>) -> Subscription {
+        let subscriber = RabbitMqSubscriber::new(
+            self.vhost.url.clone(),
+            self.topology.clone(),
+            queue,
+            handler,
+            SubscriberSettings {
+                retry_delay: Duration::from_millis(100),
+                reconnect_max: Duration::from_secs(1),
+                ..SubscriberSettings::default()
+            },
+        )
+        .expect("a queue of the topology");
+        Subscription::spawn(|stop| subscriber.run(stop))
+    }
+
+    async fn dead_letters(&self, queue: &str) -> Vec<String> {
+        let tool = self.dead_letters_tool();
+        let queue = tool.queue(queue).expect("queue").clone();
+        tool.peek(&queue, 100)
+            .await
+            .expect("peek")
+            .into_iter()
+            .map(|letter| letter.body)
+            .collect()
+    }
+
+    async fn redrive(&self, queue: &str) -> usize {
+        let tool = self.dead_letters_tool();
+        let queue = tool.queue(queue).expect("queue").clone();
+        tool.redrive(&queue).await.expect("redrive")
+    }
+
+    async fn send_raw(&self, queue: &str, body: &str) {
+        let tool = self.dead_letters_tool();
+        let queue = tool.queue(queue).expect("queue").clone();
+        tool.send(&queue, body).await.expect("send");
+    }
+
+    async fn kill_consumer(
+        &self,
+        subscription: Subscription,
+        _queue: &str,
+        _handler: Arc<dyn BatchHandler>,
+    ) -> Subscription {
+        // The connection drops under the consumer; it reconnects by itself.
+        self.vhost.drop_connections();
+        subscription
+    }
+
+    async fn restart_broker(&self, down_for: Duration) {
+        restart(down_for).await;
+    }
+}
+
+activelog_tests::conformance_suite!(rabbitmq());

@@ -1,0 +1,631 @@
+//! The transport conformance suite: one list of behaviours every transport must show, written
+//! once and run by each transport's own test file with its own constructor (the way watermill's
+//! `pubsub/tests` works). A transport says what it guarantees in its [`Features`], and the suite
+//! holds it to exactly that: a behaviour a transport does not declare is reported as not
+//! applicable by name, never passed silently.
+//!
+//! Every behaviour runs the real use cases and the real consumers over in-memory stores; only
+//! the transport between them changes.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use activelog::adapters::memory::{MemoryAchievementStore, MemoryActivityStore, MemoryStatsStore};
+use activelog::adapters::system::{RandomIds, SystemClock};
+use activelog::application::{
+    AchievementRecorder, ActivityService, EventPublisher, OutboxRecord, OutboxRelay,
+    RequestContext, StatsUpdater,
+};
+use activelog::consumer::{AchievementsConsumer, BatchHandler, RawMessage, StatsConsumer, Verdict};
+use activelog::domain::{ActivityPatch, ActivityType, CorrelationId, PeriodKey, UserId};
+use async_trait::async_trait;
+use tokio::sync::{Mutex, Notify, watch};
+use tokio::task::JoinHandle;
+
+use crate::activity_fixtures::draft;
+
+/// The consumer queues of `template.yaml`, by logical id.
+pub const STATS: &str = "StatsQueue";
+pub const ACHIEVEMENTS: &str = "AchievementsQueue";
+
+/// What a transport promises; the suite adapts its expectations to it.
+#[derive(Debug, Clone, Copy)]
+pub struct Features {
+    pub name: &'static str,
+    /// A poison verdict dead-letters the message at once; otherwise it reaches the dead-letter
+    /// queue after the delivery limit, like any message that keeps failing (SQS).
+    pub poison_dead_lettered_at_once: bool,
+    /// The transport has a server the suite can restart (and says how in `restart_broker`).
+    pub restartable: bool,
+    /// How long a held (delivered, unsettled) message takes to come back after its consumer is
+    /// gone: a visibility timeout, or nothing for a broker that requeues on disconnect.
+    pub redelivery_after: Duration,
+}
+
+/// A running event source; stopping it lets a batch in progress finish.
+pub struct Subscription {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Subscription {
+    pub fn spawn<F>(run: impl FnOnce(watch::Receiver<bool>) -> F) -> Self
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let (stop, stopped) = watch::channel(false);
+        Self {
+            stop,
+            task: tokio::spawn(run(stopped)),
+        }
+    }
+
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(30), self.task).await;
+    }
+
+    /// Kills the event source where it stands, holding whatever it received.
+    pub fn abort(self) {
+        self.task.abort();
+    }
+}
+
+/// One transport under test: a publisher and an event source per consumer queue, plus the
+/// operator's tools and the failures the suite provokes.
+#[async_trait]
+pub trait Transport: Send + Sync {
+    fn features(&self) -> Features;
+    fn publisher(&self) -> Arc<dyn EventPublisher>;
+    /// Starts feeding `handler` from the consumer queue `queue` (a logical id).
+    async fn subscribe(&self, queue: &str, handler: Arc<dyn BatchHandler>) -> Subscription;
+    /// Bodies of the dead-lettered messages of `queue`, left in place.
+    async fn dead_letters(&self, queue: &str) -> Vec<String>;
+    /// Moves `queue`'s dead letters back to it; returns how many.
+    async fn redrive(&self, queue: &str) -> usize;
+    /// Sends a raw body straight to `queue`.
+    async fn send_raw(&self, queue: &str, body: &str);
+    /// The consumer of `subscription` dies while it holds delivered, unsettled messages: its
+    /// connection drops (a broker) or its process is gone (a poller). Returns the subscription
+    /// that carries on (the same one when the event source reconnects by itself).
+    async fn kill_consumer(
+        &self,
+        subscription: Subscription,
+        queue: &str,
+        handler: Arc<dyn BatchHandler>,
+    ) -> Subscription;
+    /// Stops the broker, waits `down_for`, starts it again. Only called when `restartable`.
+    async fn restart_broker(&self, down_for: Duration);
+}
+
+/// The application over in-memory stores, publishing through the transport under test.
+pub struct App {
+    pub activity_store: Arc<MemoryActivityStore>,
+    pub stats_store: Arc<MemoryStatsStore>,
+    pub activities: ActivityService,
+    pub relay: OutboxRelay,
+    pub stats: Arc<Recording>,
+    pub achievements: Arc<Recording>,
+}
+
+impl App {
+    pub fn new(publisher: Arc<dyn EventPublisher>) -> Self {
+        let activity_store = Arc::new(MemoryActivityStore::new());
+        let stats_store = Arc::new(MemoryStatsStore::new());
+        let achievement_store = Arc::new(MemoryAchievementStore::new(activity_store.clone()));
+        let activities = ActivityService::new(
+            activity_store.clone(),
+            activity_store.clone(),
+            publisher.clone(),
+            Arc::new(SystemClock),
+            Arc::new(RandomIds),
+        );
+        let relay = OutboxRelay::new(
+            activity_store.clone(),
+            publisher.clone(),
+            Arc::new(SystemClock),
+            time::Duration::ZERO,
+        );
+        let recorder = AchievementRecorder::new(
+            achievement_store,
+            activity_store.clone(),
+            publisher,
+            Arc::new(SystemClock),
+            Arc::new(RandomIds),
+        );
+        Self {
+            stats: Recording::new(Arc::new(StatsConsumer::new(StatsUpdater::new(
+                stats_store.clone(),
+            )))),
+            achievements: Recording::new(Arc::new(AchievementsConsumer::new(recorder))),
+            activity_store,
+            stats_store,
+            activities,
+            relay,
+        }
+    }
+
+    /// The all-time activity count the stats consumer has applied for `user`.
+    pub fn counted(&self, user: &UserId) -> i64 {
+        self.stats_store
+            .snapshot()
+            .get(&(user.clone(), PeriodKey::AllTime))
+            .map_or(0, |stats| stats.totals.activities)
+    }
+
+    pub async fn create(&self, user: &UserId) -> activelog::domain::ActivityId {
+        let outcome = self
+            .activities
+            .create(
+                &ctx(user),
+                draft(ActivityType::Running, yesterday(), 30),
+                None,
+            )
+            .await
+            .expect("create");
+        match outcome {
+            activelog::application::CreateOutcome::Created(activity)
+            | activelog::application::CreateOutcome::Replayed(activity) => activity.id,
+        }
+    }
+}
+
+fn yesterday() -> time::Date {
+    time::OffsetDateTime::now_utc().date() - time::Duration::days(1)
+}
+
+pub fn ctx(user: &UserId) -> RequestContext {
+    RequestContext {
+        user_id: user.clone(),
+        correlation_id: CorrelationId::generate(),
+        trace_header: None,
+    }
+}
+
+pub fn new_user() -> UserId {
+    let name = format!("u{}", ulid::Ulid::new().to_string().to_lowercase());
+    UserId::parse(&name).expect("user id")
+}
+
+/// A consumer as the transport sees it, recording every delivery and verdict, and able to be
+/// made to fail (every message retryable, as when its store is down) or to hold its first batch
+/// (a consumer that dies after applying, before settling).
+pub struct Recording {
+    inner: Arc<dyn BatchHandler>,
+    pub seen: std::sync::Mutex<Vec<(RawMessage, Verdict)>>,
+    failing: AtomicBool,
+    hold_next: AtomicBool,
+    pub held: Notify,
+    release: Notify,
+    batches: AtomicUsize,
+}
+
+impl Recording {
+    pub fn new(inner: Arc<dyn BatchHandler>) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            seen: std::sync::Mutex::new(Vec::new()),
+            failing: AtomicBool::new(false),
+            hold_next: AtomicBool::new(false),
+            held: Notify::new(),
+            release: Notify::new(),
+            batches: AtomicUsize::new(0),
+        })
+    }
+
+    /// While set, every message is retryable and nothing is applied.
+    pub fn fail(&self, failing: bool) {
+        self.failing.store(failing, Ordering::SeqCst);
+    }
+
+    /// The next batch is applied, then held until [`Recording::release`].
+    pub fn hold_next_batch(&self) {
+        self.hold_next.store(true, Ordering::SeqCst);
+    }
+
+    pub fn release(&self) {
+        self.release.notify_one();
+    }
+
+    pub fn verdicts_for(&self, body_contains: &str) -> Vec<Verdict> {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(m, _)| m.body.as_deref().unwrap_or("").contains(body_contains))
+            .map(|(_, v)| *v)
+            .collect()
+    }
+
+    pub fn event_types(&self) -> Vec<String> {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|(m, _)| {
+                let body: serde_json::Value = serde_json::from_str(m.body.as_deref()?).ok()?;
+                Some(body["detail-type"].as_str()?.to_owned())
+            })
+            .collect()
+    }
+
+    pub fn count(&self, verdict: Verdict) -> usize {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, v)| *v == verdict)
+            .count()
+    }
+}
+
+#[async_trait]
+impl BatchHandler for Recording {
+    async fn handle_batch(&self, batch: &[RawMessage]) -> Vec<Verdict> {
+        self.batches.fetch_add(1, Ordering::SeqCst);
+        let verdicts = if self.failing.load(Ordering::SeqCst) {
+            vec![Verdict::Retry; batch.len()]
+        } else {
+            self.inner.handle_batch(batch).await
+        };
+        {
+            let mut seen = self.seen.lock().unwrap();
+            for (message, verdict) in batch.iter().zip(&verdicts) {
+                seen.push((message.clone(), *verdict));
+            }
+        }
+        if self.hold_next.swap(false, Ordering::SeqCst) {
+            self.held.notify_one();
+            self.release.notified().await;
+        }
+        verdicts
+    }
+}
+
+/// Waits until `done` holds, failing the test with `what` after `within`.
+pub async fn eventually(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + within;
+    while !done() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {within:?} waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Like [`eventually`], for a condition that needs the transport.
+pub async fn eventually_async<F, Fut>(what: &str, within: Duration, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    while !done().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {within:?} waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// How long the suite waits for a transport to converge.
+const CONVERGE: Duration = Duration::from_secs(30);
+
+async fn subscribe_both(transport: &dyn Transport, app: &App) -> (Subscription, Subscription) {
+    (
+        transport.subscribe(STATS, app.stats.clone()).await,
+        transport
+            .subscribe(ACHIEVEMENTS, app.achievements.clone())
+            .await,
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// The behaviours
+// ---------------------------------------------------------------------------------------------
+
+/// An event reaches exactly the consumers its rules name: created → stats and achievements;
+/// updated and deleted → stats only.
+pub async fn routes_each_event_to_exactly_the_consumers_its_rules_name(transport: &dyn Transport) {
+    let app = App::new(transport.publisher());
+    let (stats, achievements) = subscribe_both(transport, &app).await;
+    let user = new_user();
+    let id = app.create(&user).await;
+    let patch = ActivityPatch {
+        duration: Some(activelog::domain::DurationMinutes::parse(45).unwrap()),
+        ..ActivityPatch::default()
+    };
+    app.activities
+        .update(&ctx(&user), id, &patch, None)
+        .await
+        .expect("update");
+    app.activities
+        .delete(&ctx(&user), id, None)
+        .await
+        .expect("delete");
+    eventually("stats saw three events", CONVERGE, || {
+        app.stats.event_types().len() >= 3
+    })
+    .await;
+    eventually("achievements saw the create", CONVERGE, || {
+        !app.achievements.event_types().is_empty()
+    })
+    .await;
+    // Anything misrouted would have arrived by the time the routed ones did; give it a moment.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut stats_types = app.stats.event_types();
+    stats_types.sort();
+    assert_eq!(
+        stats_types,
+        ["activity.created", "activity.deleted", "activity.updated"],
+        "{}: the stats consumer gets every activity event once",
+        transport.features().name
+    );
+    assert_eq!(
+        app.achievements.event_types(),
+        ["activity.created"],
+        "{}: the achievements consumer gets creates only",
+        transport.features().name
+    );
+    assert_eq!(app.counted(&user), 0, "created then deleted");
+    stats.stop().await;
+    achievements.stop().await;
+}
+
+/// The same events published twice (a relay that publishes what the request path already
+/// published, or a publisher retry) are delivered twice and applied once.
+pub async fn duplicates_and_redeliveries_leave_stats_exact(transport: &dyn Transport) {
+    let app = App::new(transport.publisher());
+    let (stats, achievements) = subscribe_both(transport, &app).await;
+    let user = new_user();
+    let mut records: Vec<OutboxRecord> = Vec::new();
+    for _ in 0..3 {
+        app.create(&user).await;
+    }
+    eventually("three creates applied", CONVERGE, || {
+        app.counted(&user) == 3
+    })
+    .await;
+    // Publish the same three events again, as the relay would after a lost acknowledgement.
+    for message in app.stats.seen.lock().unwrap().iter() {
+        let body: serde_json::Value =
+            serde_json::from_str(message.0.body.as_deref().unwrap()).unwrap();
+        let event = activelog::domain::DomainEvent::from_value(body["detail"].clone()).unwrap();
+        records.push(OutboxRecord::for_event(&event, None));
+    }
+    let report = transport
+        .publisher()
+        .publish(&records)
+        .await
+        .expect("publish again");
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    eventually("the duplicates were delivered", CONVERGE, || {
+        app.stats.count(Verdict::Duplicate) >= 3
+    })
+    .await;
+    assert_eq!(app.counted(&user), 3, "duplicates change nothing");
+    stats.stop().await;
+    achievements.stop().await;
+}
+
+/// A poison message goes to the dead-letter queue (at once, or after the delivery limit as the
+/// transport declares) while the good messages of its batch are applied; the rest of the queue
+/// is not held up behind it.
+pub async fn poison_reaches_the_dead_letter_queue_while_the_rest_is_applied(
+    transport: &dyn Transport,
+) {
+    let features = transport.features();
+    let app = App::new(transport.publisher());
+    let user = new_user();
+    let marker = format!("poison-{}", ulid::Ulid::new());
+    transport
+        .send_raw(STATS, &format!("{{\"not an event\": \"{marker}\"}}"))
+        .await;
+    for _ in 0..3 {
+        app.create(&user).await;
+    }
+    let (stats, achievements) = subscribe_both(transport, &app).await;
+    eventually("the good events applied", CONVERGE, || {
+        app.counted(&user) == 3
+    })
+    .await;
+    eventually_async("the poison message is dead-lettered", CONVERGE, || async {
+        transport
+            .dead_letters(STATS)
+            .await
+            .iter()
+            .any(|body| body.contains(&marker))
+    })
+    .await;
+    let deliveries = app.stats.verdicts_for(&marker);
+    assert!(deliveries.iter().all(|v| *v == Verdict::Poison));
+    if features.poison_dead_lettered_at_once {
+        assert_eq!(
+            deliveries.len(),
+            1,
+            "{}: poison is dead-lettered on its first verdict",
+            features.name
+        );
+    } else {
+        assert!(
+            deliveries.len() > 1,
+            "{}: retried up to the limit",
+            features.name
+        );
+    }
+    assert_eq!(app.counted(&user), 3);
+    stats.stop().await;
+    achievements.stop().await;
+}
+
+/// A message that keeps failing (its consumer's store is down) reaches the dead-letter queue
+/// after the delivery limit; once the store is back, a redrive applies it, once.
+pub async fn a_message_that_keeps_failing_is_dead_lettered_and_redriven(transport: &dyn Transport) {
+    let app = App::new(transport.publisher());
+    let user = new_user();
+    app.stats.fail(true);
+    let (stats, achievements) = subscribe_both(transport, &app).await;
+    app.create(&user).await;
+    eventually_async(
+        "the failing event is dead-lettered",
+        CONVERGE * 2,
+        || async { transport.dead_letters(STATS).await.len() == 1 },
+    )
+    .await;
+    let attempts = app.stats.count(Verdict::Retry);
+    assert!(
+        attempts >= 2,
+        "retried before dead-lettering, got {attempts}"
+    );
+    assert_eq!(app.counted(&user), 0);
+
+    app.stats.fail(false);
+    assert_eq!(transport.redrive(STATS).await, 1);
+    eventually("the redriven event applied", CONVERGE, || {
+        app.counted(&user) == 1
+    })
+    .await;
+    eventually_async("the dead-letter queue is empty", CONVERGE, || async {
+        transport.dead_letters(STATS).await.is_empty()
+    })
+    .await;
+    stats.stop().await;
+    achievements.stop().await;
+}
+
+/// A consumer that dies after applying a batch and before settling it (connection dropped
+/// before the acks) gets those messages again, and applies them once.
+pub async fn a_consumer_that_dies_mid_batch_gets_its_messages_again_and_applies_them_once(
+    transport: &dyn Transport,
+) {
+    let app = App::new(transport.publisher());
+    let user = new_user();
+    for _ in 0..5 {
+        app.create(&user).await;
+    }
+    app.stats.hold_next_batch();
+    let held = app.stats.held.notified();
+    let stats = transport.subscribe(STATS, app.stats.clone()).await;
+    let achievements = transport
+        .subscribe(ACHIEVEMENTS, app.achievements.clone())
+        .await;
+    tokio::time::timeout(CONVERGE, held)
+        .await
+        .expect("the consumer received a batch");
+    let applied_before = app.counted(&user);
+    assert!(applied_before > 0, "the held batch was applied");
+    let stats = transport
+        .kill_consumer(stats, STATS, app.stats.clone())
+        .await;
+    app.stats.release();
+    eventually(
+        "every event applied",
+        CONVERGE + transport.features().redelivery_after,
+        || app.counted(&user) == 5,
+    )
+    .await;
+    eventually(
+        "the held messages came back as duplicates",
+        CONVERGE + transport.features().redelivery_after,
+        || app.stats.count(Verdict::Duplicate) >= 1,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(app.counted(&user), 5, "nothing applied twice");
+    stats.stop().await;
+    achievements.stop().await;
+}
+
+/// The broker restarts in the middle of a stream of creates: what it could not confirm stays in
+/// the outbox, the relay publishes it once the broker is back, the consumers reconnect, and the
+/// stats end exact.
+pub async fn a_broker_restart_during_a_stream_of_creates_loses_nothing(transport: &dyn Transport) {
+    let features = transport.features();
+    if !features.restartable {
+        eprintln!(
+            "{}: not applicable: the transport declares no server to restart",
+            features.name
+        );
+        return;
+    }
+    let app = Arc::new(App::new(transport.publisher()));
+    let (stats, achievements) = subscribe_both(transport, &app).await;
+    let user = new_user();
+    const CREATES: i64 = 40;
+    let writer = {
+        let app = app.clone();
+        let user = user.clone();
+        tokio::spawn(async move {
+            for _ in 0..CREATES {
+                app.create(&user).await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+    let relaying = Arc::new(Mutex::new(true));
+    let relayed = Arc::new(AtomicUsize::new(0));
+    let relay = {
+        let app = app.clone();
+        let relaying = relaying.clone();
+        let relayed = relayed.clone();
+        tokio::spawn(async move {
+            while *relaying.lock().await {
+                if let Ok(report) = app.relay.relay_pending().await {
+                    relayed.fetch_add(report.published, Ordering::SeqCst);
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    transport.restart_broker(Duration::from_secs(2)).await;
+    writer.await.expect("writer");
+    eventually(
+        "every create applied after the restart",
+        CONVERGE * 2,
+        || app.counted(&user) == CREATES,
+    )
+    .await;
+    eventually("the outbox drained", CONVERGE, || {
+        app.activity_store.outbox_records().is_empty()
+    })
+    .await;
+    *relaying.lock().await = false;
+    let _ = relay.await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(app.counted(&user), CREATES, "nothing lost, nothing twice");
+    assert!(
+        relayed.load(Ordering::SeqCst) > 0,
+        "creates made while the broker was down reached it through the outbox relay"
+    );
+    stats.stop().await;
+    achievements.stop().await;
+}
+
+/// One `#[tokio::test]` per behaviour, for a transport built by `$make` (an async expression
+/// giving something that implements [`Transport`]).
+#[macro_export]
+macro_rules! conformance_suite {
+    ($make:expr) => {
+        $crate::conformance_suite!(@tests $make;
+            routes_each_event_to_exactly_the_consumers_its_rules_name,
+            duplicates_and_redeliveries_leave_stats_exact,
+            poison_reaches_the_dead_letter_queue_while_the_rest_is_applied,
+            a_message_that_keeps_failing_is_dead_lettered_and_redriven,
+            a_consumer_that_dies_mid_batch_gets_its_messages_again_and_applies_them_once,
+            a_broker_restart_during_a_stream_of_creates_loses_nothing
+        );
+    };
+    (@tests $make:expr; $($behaviour:ident),+) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $behaviour() {
+                let transport = $make.await;
+                $crate::conformance::$behaviour(&transport).await;
+            }
+        )+
+    };
+}
