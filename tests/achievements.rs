@@ -238,3 +238,69 @@ async fn a_store_failure_while_counting_fails_only_that_message() {
         .count();
     assert_eq!(counted, 3);
 }
+
+/// A lost race on the user's progress item (DynamoDB's `TransactionConflict`) is retried in the
+/// consumer, as the stats are: the message succeeds, counted once, instead of waiting out a
+/// visibility timeout — and, after `maxReceiveCount` such races, sitting in the dead-letter queue.
+#[tokio::test]
+async fn a_conflict_while_counting_is_retried_in_process() {
+    let (stack, consumer) = stack();
+    let event = created(1, "alice", facts(ActivityType::Running, 30, None));
+    stack
+        .achievement_store
+        .fail_next_progress_of(event.event_id, StoreError::TransactionConflict);
+    let response = consumer.handle(batch_of(&[event])).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    let (progress, awards) = standing(&stack, "alice").await;
+    assert_eq!(progress.activities, 1, "counted once");
+    assert_eq!(awards, [Milestone::FirstActivity]);
+    let attempts = stack
+        .achievement_store
+        .calls()
+        .into_iter()
+        .filter(|c| matches!(c, AchievementStoreCall::RecordProgress { .. }))
+        .count();
+    assert_eq!(attempts, 2, "the conflicted write and its retry");
+}
+
+/// The award is retried the same way.
+#[tokio::test]
+async fn a_conflicting_award_is_retried_in_process() {
+    let (stack, consumer) = stack();
+    let event = created(1, "alice", facts(ActivityType::Running, 30, None));
+    stack
+        .achievement_store
+        .fail_next_award(StoreError::TransactionConflict);
+    let response = consumer.handle(batch_of(&[event])).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    assert_eq!(
+        standing(&stack, "alice").await.1,
+        [Milestone::FirstActivity]
+    );
+    assert_eq!(unlocked_events(&stack).len(), 1, "awarded once");
+}
+
+/// A race that persists past the in-process retries fails only its message, which SQS brings
+/// back; the redelivery awards it once.
+#[tokio::test]
+async fn a_conflict_that_persists_is_left_to_the_redelivery() {
+    let (stack, consumer) = stack();
+    let event = created(1, "alice", facts(ActivityType::Running, 30, None));
+    for _ in 0..=activelog::application::CONFLICT_RETRIES {
+        stack
+            .achievement_store
+            .fail_next_award(StoreError::TransactionConflict);
+    }
+    let first = consumer
+        .handle(batch_of(std::slice::from_ref(&event)))
+        .await;
+    assert_eq!(failed_ids(&first), ["m-0"], "retries ran out: back to SQS");
+    assert!(standing(&stack, "alice").await.1.is_empty());
+    let retry = consumer.process(&raw_messages(&batch_of(&[event]))).await;
+    assert!(retry.failures.is_empty());
+    assert_eq!(
+        standing(&stack, "alice").await.1,
+        [Milestone::FirstActivity]
+    );
+    assert_eq!(unlocked_events(&stack).len(), 1, "awarded once");
+}

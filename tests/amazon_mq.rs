@@ -3,6 +3,9 @@
 //! against `expected.json`; and what "no partial batch response" means in practice: the batch
 //! fails as a whole, comes back, and its applied messages are absorbed as duplicates.
 
+// Test helpers as well as tests: a setup that fails is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 
 use activelog::adapters::memory::{MemoryStatsStore, SequentialIds};

@@ -2,6 +2,9 @@
 //! template's rules into queues with visibility timeouts and dead-letter queues, drained by the
 //! in-memory poller (what `cargo run` uses by default).
 
+// Test helpers as well as tests: a setup that fails is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;

@@ -3,6 +3,9 @@
 //! quorum queues with delivery limits and dead-letter queues, and the subscriber. The broker is
 //! cut off under the consumer and restarted mid-stream (`rabbitmqctl stop_app` / `start_app`).
 
+// Test helpers as well as tests: a setup that fails is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -3,6 +3,9 @@
 //! policies, and the SQS poller. (moto keeps everything in memory, so the suite restarts no
 //! server here.)
 
+// Test helpers as well as tests: a setup that fails is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;

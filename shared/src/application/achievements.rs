@@ -81,15 +81,16 @@ impl AchievementRecorder {
                 unlocked: Vec::new(),
             });
         };
-        let counting = match self
-            .store
-            .record_progress(
+        let progress = Progress::of(facts);
+        let counting = match super::retry::retry_conflicts(is_conflict, || {
+            self.store.record_progress(
                 ACHIEVEMENTS_CONSUMER,
                 event.event_id,
                 &event.user_id,
-                &Progress::of(facts),
+                &progress,
             )
-            .await?
+        })
+        .await?
         {
             ApplyOutcome::Applied => Counting::Counted,
             ApplyOutcome::Duplicate => {
@@ -117,7 +118,9 @@ impl AchievementRecorder {
                 event_id: event.event_id,
                 awarded_at: event.occurred_at,
             };
-            match self.store.award(&award, &record).await {
+            match super::retry::retry_conflicts(is_conflict, || self.store.award(&award, &record))
+                .await
+            {
                 Ok(AwardOutcome::Awarded) => {
                     tracing::info!(achievement = milestone.id(), event_id = %event.event_id, "achievement unlocked");
                     unlocked.push(milestone);
@@ -158,6 +161,12 @@ impl AchievementRecorder {
             },
         }
     }
+}
+
+/// A lost race on the user's progress or award items: retried in-process, as the stats are
+/// (`retry.rs`), before the message is handed back to the queue.
+fn is_conflict(error: &StoreError) -> bool {
+    matches!(error, StoreError::TransactionConflict)
 }
 
 /// Reading a user's achievements, for `GET /achievements`.

@@ -40,6 +40,9 @@ impl From<StoreError> for UseCaseError {
             StoreError::IdempotencyKeyTaken => Self::Conflict,
             StoreError::InvalidPosition => Self::InvalidCursor,
             StoreError::Unavailable(reason) => Self::Unavailable(reason),
+            StoreError::TransactionConflict => {
+                Self::Unavailable(StoreError::TransactionConflict.to_string())
+            }
             StoreError::Failed(reason) => Self::Internal(reason),
         }
     }

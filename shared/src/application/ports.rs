@@ -29,6 +29,12 @@ pub enum StoreError {
     /// A cursor's position does not belong to this user's listing.
     #[error("invalid page position")]
     InvalidPosition,
+    /// Another transaction touched the same items at the same moment (DynamoDB's
+    /// `TransactionConflict`): routine on a busy user's items, and trying again a few milliseconds
+    /// later almost always passes. Kept apart from `Unavailable` so that a use case can retry it
+    /// in-process instead of handing it to the queue's visibility timeout.
+    #[error("concurrent transaction on the same items")]
+    TransactionConflict,
     /// A failure that may pass if tried again (throttling, timeouts, service errors).
     #[error("store unavailable: {0}")]
     Unavailable(String),

@@ -116,12 +116,34 @@ where
 
 /// The store error for a cancelled transaction no item condition explains.
 fn unexplained_cancellation(reasons: &[Reason], message: &str) -> StoreError {
-    if reasons
-        .iter()
-        .any(|r| matches!(r, Reason::Conflict | Reason::Throttled))
-    {
+    if reasons.contains(&Reason::Conflict) {
+        StoreError::TransactionConflict
+    } else if reasons.contains(&Reason::Throttled) {
         StoreError::Unavailable(format!("transaction cancelled: {message}"))
     } else {
         StoreError::Failed(format!("transaction cancelled: {message}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A lost race must reach the use cases as itself, so they retry it in-process; throttling
+    /// stays `Unavailable` (the SDK retried it already) and anything else is `Failed`.
+    #[test]
+    fn a_cancellation_says_whether_it_was_a_race() {
+        assert_eq!(
+            unexplained_cancellation(&[Reason::Fine, Reason::Conflict], "m"),
+            StoreError::TransactionConflict
+        );
+        assert!(matches!(
+            unexplained_cancellation(&[Reason::Throttled, Reason::Fine], "m"),
+            StoreError::Unavailable(_)
+        ));
+        assert!(matches!(
+            unexplained_cancellation(&[Reason::Other], "m"),
+            StoreError::Failed(_)
+        ));
     }
 }
