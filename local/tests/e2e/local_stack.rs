@@ -51,11 +51,14 @@ impl LocalStack {
                 let Ok(entry) = serde_json::from_str::<Value>(&line) else {
                     continue;
                 };
-                if entry["message"] == "activelog-local listening" {
-                    let _ =
-                        address_tx.send(entry["address"].as_str().unwrap_or_default().to_owned());
-                }
+                // Stored before the address is handed over, so a test that has the address also
+                // finds the listening line in the logs.
+                let listening = (entry["message"] == "activelog-local listening")
+                    .then(|| entry["address"].as_str().unwrap_or_default().to_owned());
                 sink.lock().unwrap().push(entry);
+                if let Some(address) = listening {
+                    let _ = address_tx.send(address);
+                }
             }
         });
         let address = address_rx
