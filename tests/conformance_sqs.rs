@@ -120,20 +120,6 @@ impl Transport for Sqs {
             .await
             .expect("send");
     }
-
-    async fn kill_consumer(
-        &self,
-        subscription: Subscription,
-        queue: &str,
-        handler: Arc<dyn BatchHandler>,
-    ) -> Subscription {
-        subscription.abort();
-        self.subscribe(queue, handler).await
-    }
-
-    async fn restart_broker(&self, _down_for: Duration) {
-        unreachable!("moto declares no server to restart")
-    }
 }
 
 activelog_tests::conformance_suite!(sqs());

@@ -88,15 +88,22 @@ pub trait Transport: Send + Sync {
     async fn send_raw(&self, queue: &str, body: &str);
     /// The consumer of `subscription` dies while it holds delivered, unsettled messages: its
     /// connection drops (a broker) or its process is gone (a poller). Returns the subscription
-    /// that carries on (the same one when the event source reconnects by itself).
+    /// that carries on (the same one when the event source reconnects by itself). By default the
+    /// poller's task is killed and a new poller starts, as after a crashed process.
     async fn kill_consumer(
         &self,
         subscription: Subscription,
         queue: &str,
         handler: Arc<dyn BatchHandler>,
-    ) -> Subscription;
-    /// Stops the broker, waits `down_for`, starts it again. Only called when `restartable`.
-    async fn restart_broker(&self, down_for: Duration);
+    ) -> Subscription {
+        subscription.abort();
+        self.subscribe(queue, handler).await
+    }
+    /// Stops the broker, waits `down_for`, starts it again. Only called when `restartable`, so
+    /// a transport without a server to restart keeps this default.
+    async fn restart_broker(&self, _down_for: Duration) {
+        unreachable!("{} declares no server to restart", self.features().name)
+    }
 }
 
 /// The application over in-memory stores, publishing through the transport under test.
