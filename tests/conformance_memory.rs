@@ -9,12 +9,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use activelog::adapters::memory::{
-    BusRule, MemoryEventBus, MemoryQueue, Poller, QueueSettings, rules_from_template,
-};
+use activelog::adapters::memory::{MemoryEventBus, MemoryQueue, Poller, rules_from_template};
 use activelog::adapters::system::SystemClock;
 use activelog::application::EventPublisher;
 use activelog::consumer::BatchHandler;
+use activelog::startup::{QueueOptions, RoutedQueues};
 use activelog_tests::conformance::{Features, Subscription, Transport};
 use async_trait::async_trait;
 
@@ -29,32 +28,13 @@ struct Memory {
 
 async fn memory() -> Memory {
     let rules = rules_from_template(include_str!("../template.yaml")).unwrap();
-    let mut queues: BTreeMap<String, Arc<MemoryQueue>> = BTreeMap::new();
-    let mut bus_rules = Vec::new();
-    for rule in rules {
-        let queue = queues
-            .entry(rule.target_queue.clone())
-            .or_insert_with(|| {
-                MemoryQueue::with_dead_letter_queue(
-                    QueueSettings {
-                        name: rule.target_queue.clone(),
-                        visibility_timeout: VISIBILITY,
-                        max_receive_count: MAX_RECEIVES,
-                    },
-                    Arc::new(SystemClock),
-                )
-            })
-            .clone();
-        bus_rules.push(BusRule {
-            name: rule.name,
-            event_pattern: rule.event_pattern,
-            target: queue,
-        });
-    }
-    Memory {
-        bus: Arc::new(MemoryEventBus::new(bus_rules).unwrap()),
-        queues,
-    }
+    let options = QueueOptions {
+        visibility_timeout: VISIBILITY,
+        max_receive_count: MAX_RECEIVES,
+    };
+    let RoutedQueues { bus, queues } =
+        RoutedQueues::new(&rules, &options, Arc::new(SystemClock)).unwrap();
+    Memory { bus, queues }
 }
 
 impl Memory {
@@ -101,20 +81,6 @@ impl Transport for Memory {
 
     async fn send_raw(&self, queue: &str, body: &str) {
         self.queue(queue).send(body);
-    }
-
-    async fn kill_consumer(
-        &self,
-        subscription: Subscription,
-        queue: &str,
-        handler: Arc<dyn BatchHandler>,
-    ) -> Subscription {
-        subscription.abort();
-        self.subscribe(queue, handler).await
-    }
-
-    async fn restart_broker(&self, _down_for: Duration) {
-        unreachable!("the in-memory transport declares no server to restart")
     }
 }
 

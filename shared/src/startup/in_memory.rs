@@ -65,31 +65,7 @@ impl InMemoryStack {
         clock: Arc<dyn Clock>,
         ids: Arc<dyn IdGenerator>,
     ) -> Result<Self, StartupError> {
-        let mut queues: BTreeMap<String, Arc<MemoryQueue>> = BTreeMap::new();
-        let mut bus_rules = Vec::new();
-        for rule in rules {
-            let queue = queues
-                .entry(rule.target_queue.clone())
-                .or_insert_with(|| {
-                    MemoryQueue::with_dead_letter_queue(
-                        QueueSettings {
-                            name: rule.target_queue.clone(),
-                            visibility_timeout: queue_options.visibility_timeout,
-                            max_receive_count: queue_options.max_receive_count,
-                        },
-                        clock.clone(),
-                    )
-                })
-                .clone();
-            bus_rules.push(BusRule {
-                name: rule.name.clone(),
-                event_pattern: rule.event_pattern.clone(),
-                target: queue,
-            });
-        }
-        let bus = Arc::new(
-            MemoryEventBus::new(bus_rules).map_err(|e| StartupError::Routing(e.to_string()))?,
-        );
+        let RoutedQueues { bus, queues } = RoutedQueues::new(rules, queue_options, clock.clone())?;
         let activity_store = Arc::new(MemoryActivityStore::new());
         let stats_store = Arc::new(MemoryStatsStore::new());
         let activities = ActivityService::new(
@@ -154,6 +130,50 @@ impl InMemoryStack {
 
     pub fn queue(&self, logical_id: &str) -> Option<&Arc<MemoryQueue>> {
         self.queues.get(logical_id)
+    }
+}
+
+/// The in-memory transport alone: a bus that routes by the rules into one queue (with its
+/// dead-letter queue) per rule target. [`InMemoryStack`] is built on it; the transport
+/// conformance suite runs it without the rest of the stack.
+pub struct RoutedQueues {
+    pub bus: Arc<MemoryEventBus>,
+    /// Queues by the logical id of the queue in `template.yaml` (e.g. `StatsQueue`).
+    pub queues: BTreeMap<String, Arc<MemoryQueue>>,
+}
+
+impl RoutedQueues {
+    pub fn new(
+        rules: &[RoutingRule],
+        queue_options: &QueueOptions,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StartupError> {
+        let mut queues: BTreeMap<String, Arc<MemoryQueue>> = BTreeMap::new();
+        let mut bus_rules = Vec::new();
+        for rule in rules {
+            let queue = queues
+                .entry(rule.target_queue.clone())
+                .or_insert_with(|| {
+                    MemoryQueue::with_dead_letter_queue(
+                        QueueSettings {
+                            name: rule.target_queue.clone(),
+                            visibility_timeout: queue_options.visibility_timeout,
+                            max_receive_count: queue_options.max_receive_count,
+                        },
+                        clock.clone(),
+                    )
+                })
+                .clone();
+            bus_rules.push(BusRule {
+                name: rule.name.clone(),
+                event_pattern: rule.event_pattern.clone(),
+                target: queue,
+            });
+        }
+        let bus = Arc::new(
+            MemoryEventBus::new(bus_rules).map_err(|e| StartupError::Routing(e.to_string()))?,
+        );
+        Ok(Self { bus, queues })
     }
 }
 

@@ -19,7 +19,7 @@ pub use entry_points::{
     achievement_queries, achievement_recorder, activity_queries, activity_service, outbox_relay,
     stats_queries, stats_updater,
 };
-pub use in_memory::{InMemoryStack, QueueOptions, load_seed};
+pub use in_memory::{InMemoryStack, QueueOptions, RoutedQueues, load_seed};
 
 use crate::configuration::ConfigError;
 
