@@ -2,6 +2,7 @@
 //! dead-lettered messages (listed without being consumed), redrive to the consumer's queue, and
 //! sending a raw message to a queue (to try a poison message).
 
+use lapin::message::BasicGetMessage;
 use lapin::options::{
     BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions,
     QueueDeclareOptions,
@@ -61,6 +62,22 @@ impl DeadLetters {
         Ok(declared.message_count())
     }
 
+    /// The next dead letter of `queue`, fetched unacknowledged (it stays the broker's until
+    /// acknowledged; a channel's close hands it back).
+    async fn next_dead_letter(
+        &self,
+        channel: &Channel,
+        queue: &ConsumerQueue,
+    ) -> Result<Option<BasicGetMessage>, RabbitMqError> {
+        channel
+            .basic_get(
+                queue.dead_letter_queue.as_str().into(),
+                BasicGetOptions { no_ack: false },
+            )
+            .await
+            .map_err(|e| self.url.failed("reading dead letters", e))
+    }
+
     /// Every consumer queue's depth, by logical id.
     pub async fn depths(&self) -> Result<Vec<(String, QueueDepth)>, RabbitMqError> {
         let (connection, channel) = self.url.channel().await?;
@@ -88,14 +105,9 @@ impl DeadLetters {
         let (connection, channel) = self.url.channel().await?;
         let mut letters = Vec::new();
         while letters.len() < max {
-            let got = channel
-                .basic_get(
-                    queue.dead_letter_queue.as_str().into(),
-                    BasicGetOptions { no_ack: false },
-                )
-                .await
-                .map_err(|e| self.url.failed("reading dead letters", e))?;
-            let Some(message) = got else { break };
+            let Some(message) = self.next_dead_letter(&channel, queue).await? else {
+                break;
+            };
             letters.push(DeadLetter {
                 message_id: message
                     .delivery
@@ -123,14 +135,9 @@ impl DeadLetters {
             .map_err(|e| self.url.failed("enabling publisher confirms", e))?;
         let mut moved = 0;
         loop {
-            let got = channel
-                .basic_get(
-                    queue.dead_letter_queue.as_str().into(),
-                    BasicGetOptions { no_ack: false },
-                )
-                .await
-                .map_err(|e| self.url.failed("reading dead letters", e))?;
-            let Some(message) = got else { break };
+            let Some(message) = self.next_dead_letter(&channel, queue).await? else {
+                break;
+            };
             self.republish(
                 &channel,
                 &queue.queue,
