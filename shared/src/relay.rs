@@ -80,19 +80,24 @@ mod tests {
     use crate::application::{Clock, OutboxRecord};
     use crate::domain::{EventId, EventType};
 
+    /// Outbox record `n`, written ten minutes before the clocks of these tests start.
+    fn pending(n: u64) -> OutboxRecord {
+        OutboxRecord {
+            event_id: EventId::from_ulid(ulid::Ulid::from_parts(1, n.into())),
+            event_type: EventType::ActivityCreated,
+            occurred_at: datetime!(2026-11-26 11:50 UTC),
+            detail: "{}".into(),
+            trace_header: None,
+        }
+    }
+
     /// A record refused forever is published 0 times, refused once per run, and its age rises
     /// run after run: the metrics the alarms watch.
     #[tokio::test]
     async fn a_refused_record_shows_as_refused_and_as_a_rising_oldest_pending_age() {
         let clock = Arc::new(ManualClock::new(datetime!(2026-11-26 12:00 UTC)));
         let store = Arc::new(MemoryActivityStore::new());
-        store.put_outbox_record(OutboxRecord {
-            event_id: EventId::from_ulid(ulid::Ulid::from_parts(1, 1)),
-            event_type: EventType::ActivityCreated,
-            occurred_at: datetime!(2026-11-26 11:50 UTC),
-            detail: "{}".into(),
-            trace_header: None,
-        });
+        store.put_outbox_record(pending(1));
         let bus = Arc::new(MemoryEventBus::new(Vec::new()).unwrap());
         let relay = OutboxRelay::new(store, bus.clone(), clock.clone(), Duration::seconds(60));
         let mut ages = Vec::new();
@@ -119,23 +124,11 @@ mod tests {
     async fn a_run_past_its_deadline_makes_one_pass_and_stops() {
         let clock = Arc::new(ManualClock::new(datetime!(2026-11-26 12:00 UTC)));
         let store = Arc::new(MemoryActivityStore::new());
-        store.put_outbox_record(OutboxRecord {
-            event_id: EventId::from_ulid(ulid::Ulid::from_parts(1, 1)),
-            event_type: EventType::ActivityCreated,
-            occurred_at: datetime!(2026-11-26 11:50 UTC),
-            detail: "{}".into(),
-            trace_header: None,
-        });
+        store.put_outbox_record(pending(1));
         let bus = Arc::new(MemoryEventBus::new(Vec::new()).unwrap());
         let relay = OutboxRelay::new(store.clone(), bus, clock.clone(), Duration::seconds(60));
         for n in 2..=150 {
-            store.put_outbox_record(OutboxRecord {
-                event_id: EventId::from_ulid(ulid::Ulid::from_parts(1, n)),
-                event_type: EventType::ActivityCreated,
-                occurred_at: datetime!(2026-11-26 11:50 UTC),
-                detail: "{}".into(),
-                trace_header: None,
-            });
+            store.put_outbox_record(pending(n));
         }
         let report = run(&relay, Some(clock.now() - Duration::seconds(1)))
             .await
