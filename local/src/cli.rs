@@ -20,7 +20,9 @@ pub struct Options {
     pub bind: IpAddr,
 
     /// Use the AWS adapters (DynamoDB, EventBridge, SQS) with the usual AWS environment
-    /// (region, credentials, AWS_ENDPOINT_URL) instead of the in-memory ones.
+    /// (region, credentials, AWS_ENDPOINT_URL) instead of the in-memory ones. With `--broker`,
+    /// the store is DynamoDB (`TABLE_NAME`, `CURSOR_SECRET` or `CURSOR_SECRET_ARN`) and the
+    /// transport the broker.
     #[arg(long, env = "ACTIVELOG_LOCAL_AWS", default_value_t = false)]
     pub aws: bool,
 

@@ -1,7 +1,8 @@
 //! `cargo run`: activelog on one machine. Serves the HTTP API on 127.0.0.1:3000 through the same
 //! handlers the Lambda functions run, and runs the event pipeline (bus with the template's rules,
 //! queues with dead-letter queues, consumers, outbox relay) in memory — or, with `--aws`, on the
-//! real AWS adapters and queues, or, with `--broker URL`, through a broker (`broker/`).
+//! real AWS adapters and queues, or, with `--broker URL`, through a broker (`broker/`) over the
+//! in-memory stores or, with `--aws` too, DynamoDB.
 
 mod access;
 mod aws_mode;
@@ -54,19 +55,30 @@ async fn main() -> ExitCode {
 
 async fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
     let broker = Broker::parse(&options.broker)?;
-    if options.aws && broker != Broker::Memory {
-        return Err("--aws with --broker is not supported yet: the AWS mode's transport is EventBridge and SQS".into());
+    // The operator endpoints drive real queues and tables here: never from another machine.
+    if options.aws && !options.bind.is_loopback() {
+        return Err(format!(
+            "--aws serves only a loopback address; refusing to bind {}",
+            options.bind
+        )
+        .into());
     }
     let rules = rules_from_template(TEMPLATE)?;
     let broker_options = BrokerOptions {
         namespace: options.broker_namespace.clone(),
         delivery_limit: options.max_receive_count,
     };
-    match broker.connect(&rules, &broker_options).await? {
-        Some(connected) => run_on_broker(options, Stores::in_memory(), connected, &rules).await,
-        None if options.aws => run_on_aws(options).await,
-        None => run_in_memory(options).await,
-    }
+    let Some(connected) = broker.connect(&rules, &broker_options).await? else {
+        return match options.aws {
+            true => run_on_aws(options).await,
+            false => run_in_memory(options).await,
+        };
+    };
+    let stores = match options.aws {
+        true => Stores::dynamodb().await?,
+        false => Stores::in_memory(),
+    };
+    run_on_broker(options, stores, connected, &rules).await
 }
 
 /// The HTTP API and the relay publishing to a broker, and the consumers subscribing from it.
@@ -134,14 +146,6 @@ fn operator_access(options: &Options) -> OperatorAccess {
 }
 
 async fn run_on_aws(options: Options) -> Result<(), Box<dyn std::error::Error>> {
-    // The operator endpoints drive real queues here: never from another machine.
-    if !options.bind.is_loopback() {
-        return Err(format!(
-            "--aws serves only a loopback address; refusing to bind {}",
-            options.bind
-        )
-        .into());
-    }
     let access = operator_access(&options);
     let stack = aws_mode::AwsStack::start(StdDuration::from_secs(options.relay_interval)).await?;
     let app = server::router(

@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use activelog::adapters::memory::{MemoryAchievementStore, MemoryActivityStore, MemoryStatsStore};
 use activelog::application::{AchievementStore, ActivityStore, CursorCodec, Outbox, StatsStore};
+use activelog::configuration::Settings;
+use activelog::startup::{StartupError, aws};
 
 /// Every store the use cases and the consumers need, behind their ports.
 #[derive(Clone)]
@@ -37,5 +39,24 @@ impl Stores {
                     .to_vec(),
             ),
         }
+    }
+
+    /// The DynamoDB table of `TABLE_NAME` (region, credentials and endpoint from the usual AWS
+    /// environment, `AWS_ENDPOINT_URL` for moto), with the cursor keys of `CURSOR_SECRET_ARN` or
+    /// `CURSOR_SECRET`: what `--aws` runs on.
+    pub async fn dynamodb() -> Result<Self, StartupError> {
+        let settings = Settings::from_env();
+        // Every variable before the first call: a missing one is named, not a network error.
+        settings.table_name()?;
+        let cursors = aws::cursor_codec(&settings).await?;
+        let table = Arc::new(aws::dynamodb_store(&settings).await?);
+        Ok(Self {
+            name: "dynamodb",
+            activities: table.clone(),
+            outbox: table.clone(),
+            stats: table.clone(),
+            achievements: table,
+            cursors,
+        })
     }
 }

@@ -18,6 +18,9 @@ pub(crate) struct LocalStack {
     base: String,
     logs: Arc<Mutex<Vec<Value>>>,
     client: reqwest::Client,
+    /// The operator token the stack printed at start (always one with `--aws`); [`Self::call`]
+    /// sends it, so the shared flows reach `/_local/` whatever the mode.
+    operator_token: Option<String>,
 }
 
 impl LocalStack {
@@ -28,6 +31,15 @@ impl LocalStack {
 
     /// [`LocalStack::start`] with more command-line arguments.
     pub(crate) fn start_with(relay_interval_secs: u64, extra: &[&str]) -> Self {
+        Self::start_with_env(relay_interval_secs, extra, &[])
+    }
+
+    /// [`LocalStack::start_with`] with environment variables too.
+    pub(crate) fn start_with_env(
+        relay_interval_secs: u64,
+        extra: &[&str],
+        variables: &[(&str, &str)],
+    ) -> Self {
         let relay_interval = relay_interval_secs.to_string();
         let mut child = Command::new(env!("CARGO_BIN_EXE_activelog-local"))
             .args(["--port", "0", "--visibility-timeout", "1"])
@@ -38,6 +50,7 @@ impl LocalStack {
                 &relay_interval,
             ])
             .args(extra)
+            .envs(variables.iter().copied())
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -65,12 +78,17 @@ impl LocalStack {
         let address = address_rx
             .recv_timeout(Duration::from_secs(30))
             .expect("the stack logs its address within 30 s");
-        Self {
+        let mut stack = Self {
             child,
             base: format!("http://{address}"),
             logs,
             client: reqwest::Client::new(),
-        }
+            operator_token: None,
+        };
+        stack.operator_token = stack
+            .log_with_message("activelog-local listening")
+            .and_then(|l| l["operator_token"].as_str().map(str::to_owned));
+        stack
     }
 
     pub(crate) async fn call(
@@ -83,6 +101,9 @@ impl LocalStack {
         let mut request = self.client.request(method, format!("{}{path}", self.base));
         if let Some(user) = user {
             request = request.header("x-user-id", user);
+        }
+        if let Some(token) = &self.operator_token {
+            request = request.header("x-activelog-local-token", token);
         }
         if let Some(body) = body {
             request = request.json(&body);

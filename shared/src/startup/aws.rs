@@ -105,20 +105,29 @@ pub async fn activity_queries<F: Fn(&str) -> Option<String>>(
     settings: &Settings<F>,
     scope: ReadScope,
 ) -> Result<ActivityQueries, StartupError> {
-    let source = match scope {
-        ReadScope::Listing => Some(settings.cursor_keys(AdapterMode::Aws)?),
+    // The table's variable before the key ring's secret is read.
+    settings.table_name()?;
+    let cursors = match scope {
+        ReadScope::Listing => Some(cursor_codec(settings).await?),
         ReadScope::ById => None,
     };
     let store = Arc::new(dynamodb_store(settings).await?);
-    Ok(match source {
-        Some(CursorKeySource::SecretsManager(secret)) => ActivityQueries::with_listing(
-            store,
-            CursorCodec::with_keys(cursor_keys(&secret).await?),
-        ),
-        Some(CursorKeySource::Plain(secret)) => {
-            ActivityQueries::with_listing(store, CursorCodec::new(secret))
-        }
+    Ok(match cursors {
+        Some(cursors) => ActivityQueries::with_listing(store, cursors),
         None => ActivityQueries::by_id(store),
+    })
+}
+
+/// The listing cursors' codec: the key ring of `CURSOR_SECRET_ARN` when set, else the one key of
+/// `CURSOR_SECRET`.
+pub async fn cursor_codec<F: Fn(&str) -> Option<String>>(
+    settings: &Settings<F>,
+) -> Result<CursorCodec, StartupError> {
+    Ok(match settings.cursor_keys(AdapterMode::Aws)? {
+        CursorKeySource::SecretsManager(secret) => {
+            CursorCodec::with_keys(cursor_keys(&secret).await?)
+        }
+        CursorKeySource::Plain(secret) => CursorCodec::new(secret),
     })
 }
 
