@@ -1,24 +1,35 @@
-//! `cargo run --release -p broker-bench -- [--events N] [--runs R] [--url amqp://...]`: through
-//! RabbitMQ on loopback, in the same run,
+//! `cargo run --release -p broker-bench -- [--transports memory,sqs,rabbitmq] [--events N]
+//! [--runs R] [--url amqp://...]`: through each transport on loopback, in the same run,
 //!
-//! - **raw lapin**: N persistent messages published with confirms into a quorum queue (all
-//!   published, then every confirm awaited), then consumed with prefetch 20 and one ack each —
-//!   what the client crate and the broker can do with nothing of activelog around them;
+//! - **raw**: what the transport does with nothing of activelog around it, with a 700-byte body
+//!   (the size of one `activity.created`): N messages sent, then received and settled —
+//!   for RabbitMQ (lapin) persistent messages published with confirms into a quorum queue (all
+//!   published, then every confirm awaited) and consumed with prefetch 20 and one ack each; for
+//!   SQS (on moto) `SendMessageBatch` of 10, then `ReceiveMessage` of 10 and
+//!   `DeleteMessageBatch`; in memory `send`, then `receive` of 10 and `delete`;
 //! - **end to end**: N activities created through the use case by 8 concurrent writers (each
-//!   create is an outbox write and a confirmed publish), routed by the template's rules to both
-//!   consumers, applied by the stats consumer: from the first create until the stats count N.
+//!   create is an outbox write and a publish the request waits for), routed by the template's
+//!   rules to both consumers, applied by the stats consumer: from the first create until the
+//!   stats count N. The publisher is the transport's own (the in-memory bus, EventBridge on moto,
+//!   the confirming RabbitMQ publisher) and so is the event source (the in-memory poller, the SQS
+//!   long-poller, the RabbitMQ subscriber); stores are in memory for all three.
 //!
-//! Each figure is the median of R runs; every run uses its own queues.
+//! Each figure is the median of R runs; every run uses its own queues. The SQS figures start
+//! moto (`.venv/bin/moto_server`, or `MOTO_ENDPOINT`) as the tests do.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use activelog::adapters::eventbridge::EventBridgePublisher;
 use activelog::adapters::memory::{
-    MemoryAchievementStore, MemoryActivityStore, MemoryStatsStore, rules_from_template,
+    MemoryAchievementStore, MemoryActivityStore, MemoryQueue, MemoryStatsStore, Poller,
+    QueueSettings, RoutingRule, rules_from_template,
 };
 use activelog::adapters::rabbitmq::{
     BrokerUrl, RabbitMqPublisher, RabbitMqSubscriber, SubscriberSettings, Topology,
 };
+use activelog::adapters::sqs::SqsPoller;
 use activelog::adapters::system::{RandomIds, SystemClock};
 use activelog::application::{
     AchievementRecorder, ActivityService, EventPublisher, RequestContext, StatsUpdater,
@@ -28,6 +39,9 @@ use activelog::domain::{
     ActivityDate, ActivityDraft, ActivityTitle, ActivityType, CorrelationId, DurationMinutes,
     PeriodKey, Tags, UserId,
 };
+use activelog::startup::{QueueOptions, RoutedQueues};
+use activelog_tests::moto::{Clients, unique};
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, SendMessageBatchRequestEntry};
 use futures_util::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
@@ -35,6 +49,8 @@ use lapin::options::{
 };
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{BasicProperties, Connection, ConnectionProperties};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 const TEMPLATE: &str = include_str!("../../../template.yaml");
 const WRITERS: usize = 8;
@@ -43,6 +59,7 @@ struct Args {
     url: String,
     events: usize,
     runs: usize,
+    transports: Vec<String>,
 }
 
 fn args() -> Args {
@@ -50,6 +67,7 @@ fn args() -> Args {
         url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
         events: 2000,
         runs: 5,
+        transports: vec!["memory".into(), "sqs".into(), "rabbitmq".into()],
     };
     let mut given = std::env::args().skip(1);
     while let Some(flag) = given.next() {
@@ -58,6 +76,7 @@ fn args() -> Args {
             "--url" => args.url = value,
             "--events" => args.events = value.parse().unwrap_or(args.events),
             "--runs" => args.runs = value.parse().unwrap_or(args.runs),
+            "--transports" => args.transports = value.split(',').map(str::to_owned).collect(),
             other => eprintln!("ignored argument {other}"),
         }
     }
@@ -155,13 +174,205 @@ fn draft() -> ActivityDraft {
     }
 }
 
+/// (send msgs/s, receive-and-delete msgs/s) of an in-memory queue alone.
+fn raw_memory(events: usize, body: &str) -> (f64, f64) {
+    let queue = MemoryQueue::new(
+        QueueSettings {
+            name: "bench".into(),
+            visibility_timeout: time::Duration::seconds(30),
+            max_receive_count: 5,
+        },
+        Arc::new(SystemClock),
+        None,
+    );
+    let started = Instant::now();
+    for _ in 0..events {
+        queue.send(body);
+    }
+    let send = events as f64 / started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let mut received = 0;
+    while received < events {
+        for message in queue.receive(10) {
+            queue.delete(&message.receipt_handle);
+            received += 1;
+        }
+    }
+    (send, events as f64 / started.elapsed().as_secs_f64())
+}
+
+/// (send msgs/s, receive-and-delete msgs/s) of one SQS queue on moto, ten messages a call.
+async fn raw_sqs(clients: &Clients, events: usize, body: &str) -> Result<(f64, f64), Failure> {
+    let queue = clients.create_queue(&unique("bench-raw"), 30).await;
+    let started = Instant::now();
+    let mut sent = 0;
+    while sent < events {
+        let entries = (sent..events.min(sent + 10))
+            .map(|i| {
+                SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(body)
+                    .build()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        sent += entries.len();
+        clients
+            .sqs
+            .send_message_batch()
+            .queue_url(&queue)
+            .set_entries(Some(entries))
+            .send()
+            .await?;
+    }
+    let send = events as f64 / started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let mut received = 0;
+    while received < events {
+        let batch = clients
+            .sqs
+            .receive_message()
+            .queue_url(&queue)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await?;
+        let entries = batch
+            .messages()
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(m.receipt_handle().unwrap_or_default())
+                    .build()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if entries.is_empty() {
+            continue;
+        }
+        received += entries.len();
+        clients
+            .sqs
+            .delete_message_batch()
+            .queue_url(&queue)
+            .set_entries(Some(entries))
+            .send()
+            .await?;
+    }
+    let consume = events as f64 / started.elapsed().as_secs_f64();
+    clients.sqs.delete_queue().queue_url(&queue).send().await?;
+    Ok((send, consume))
+}
+
+/// One transport wired for one end-to-end run, with names of its own: where the use cases
+/// publish, and how a consumer queue (a logical id of `template.yaml`) is fed.
+enum Wired {
+    Memory(RoutedQueues),
+    Sqs {
+        clients: Clients,
+        publisher: Arc<EventBridgePublisher>,
+        /// Queue URLs by logical id.
+        queues: BTreeMap<String, String>,
+    },
+    RabbitMq {
+        url: BrokerUrl,
+        topology: Topology,
+        publisher: Arc<RabbitMqPublisher>,
+    },
+}
+
+impl Wired {
+    async fn new(transport: &str, rules: &[RoutingRule], url: &BrokerUrl) -> Result<Self, Failure> {
+        Ok(match transport {
+            "memory" => Self::Memory(RoutedQueues::new(
+                rules,
+                &QueueOptions::default(),
+                Arc::new(SystemClock),
+            )?),
+            "sqs" => {
+                let clients = Clients::new();
+                let bus = unique("bench-bus");
+                let mut queues = BTreeMap::new();
+                let mut bus_rules = Vec::new();
+                for rule in rules {
+                    let (queue, _dlq) = clients
+                        .create_queue_with_dlq(&unique(&rule.target_queue), 30, 5)
+                        .await;
+                    let arn = clients.queue_arn(&queue).await;
+                    queues.insert(rule.target_queue.clone(), queue);
+                    bus_rules.push((unique(&rule.name), rule.event_pattern.clone(), arn));
+                }
+                clients.create_bus(&bus, &bus_rules).await;
+                let publisher =
+                    Arc::new(EventBridgePublisher::new(clients.eventbridge.clone(), &bus));
+                Self::Sqs {
+                    clients,
+                    publisher,
+                    queues,
+                }
+            }
+            "rabbitmq" => {
+                let namespace = format!("bench.{}", ulid::Ulid::new());
+                let topology = Topology::from_rules(&namespace, rules, 5)?;
+                let publisher =
+                    Arc::new(RabbitMqPublisher::connect(url.clone(), topology.clone()).await?);
+                Self::RabbitMq {
+                    url: url.clone(),
+                    topology,
+                    publisher,
+                }
+            }
+            other => return Err(format!("unknown transport {other}").into()),
+        })
+    }
+
+    fn publisher(&self) -> Arc<dyn EventPublisher> {
+        match self {
+            Self::Memory(routed) => routed.bus.clone(),
+            Self::Sqs { publisher, .. } => publisher.clone(),
+            Self::RabbitMq { publisher, .. } => publisher.clone(),
+        }
+    }
+
+    /// Starts the event source of `queue` feeding `handler` until `stop` turns true.
+    async fn subscribe(
+        &self,
+        queue: &str,
+        handler: Arc<dyn BatchHandler>,
+        stop: watch::Receiver<bool>,
+    ) -> Result<JoinHandle<()>, Failure> {
+        Ok(match self {
+            Self::Memory(routed) => {
+                let queue = routed.queues.get(queue).ok_or("queue")?.clone();
+                tokio::spawn(Poller::new(queue, handler, 10).run(stop))
+            }
+            Self::Sqs {
+                clients, queues, ..
+            } => {
+                let url = queues.get(queue).ok_or("queue")?;
+                let poller = SqsPoller::connect(clients.sqs.clone(), url, handler)
+                    .await?
+                    .with_wait_time(Duration::from_secs(1));
+                tokio::spawn(poller.run(stop))
+            }
+            Self::RabbitMq { url, topology, .. } => {
+                let subscriber = RabbitMqSubscriber::new(
+                    url.clone(),
+                    topology.clone(),
+                    queue,
+                    handler,
+                    SubscriberSettings::default(),
+                )
+                .ok_or("queue")?;
+                tokio::spawn(subscriber.run(stop))
+            }
+        })
+    }
+}
+
 /// Events per second from the first create until the stats consumer applied them all.
-async fn end_to_end(url: &BrokerUrl, events: usize) -> Result<f64, Failure> {
-    let rules = rules_from_template(TEMPLATE)?;
-    let namespace = format!("bench.{}", ulid::Ulid::new());
-    let topology = Topology::from_rules(&namespace, &rules, 5)?;
-    let publisher: Arc<dyn EventPublisher> =
-        Arc::new(RabbitMqPublisher::connect(url.clone(), topology.clone()).await?);
+async fn end_to_end(wired: &Wired, events: usize) -> Result<f64, Failure> {
+    let publisher = wired.publisher();
     let activity_store = Arc::new(MemoryActivityStore::new());
     let stats_store = Arc::new(MemoryStatsStore::new());
     let achievement_store = Arc::new(MemoryAchievementStore::new(activity_store.clone()));
@@ -188,18 +399,10 @@ async fn end_to_end(url: &BrokerUrl, events: usize) -> Result<f64, Failure> {
             ))),
         ),
     ];
-    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let (stop, stopped) = watch::channel(false);
     let mut subscribers = Vec::new();
     for (queue, handler) in handlers {
-        let subscriber = RabbitMqSubscriber::new(
-            url.clone(),
-            topology.clone(),
-            queue,
-            handler,
-            SubscriberSettings::default(),
-        )
-        .ok_or("queue")?;
-        subscribers.push(tokio::spawn(subscriber.run(stopped.clone())));
+        subscribers.push(wired.subscribe(queue, handler, stopped.clone()).await?);
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let user = UserId::parse(format!(
@@ -228,7 +431,7 @@ async fn end_to_end(url: &BrokerUrl, events: usize) -> Result<f64, Failure> {
     for writer in writers {
         writer.await?;
     }
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let deadline = Instant::now() + Duration::from_secs(600);
     loop {
         let counted = stats_store
             .snapshot()
@@ -250,39 +453,57 @@ async fn end_to_end(url: &BrokerUrl, events: usize) -> Result<f64, Failure> {
     Ok(rate)
 }
 
+/// What the raw figures of each transport measured.
+fn raw_label(transport: &str) -> &'static str {
+    match transport {
+        "memory" => "in-memory queue: send / receive 10 + delete",
+        "sqs" => "SQS on moto: SendMessageBatch 10 / ReceiveMessage 10 + DeleteMessageBatch",
+        _ => {
+            "lapin: publish persistent, confirmed (quorum queue) / consume, prefetch 20, one ack each"
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Failure> {
     let args = args();
     let url = BrokerUrl::parse(&args.url)?;
+    let rules = rules_from_template(TEMPLATE)?;
     // The body activelog publishes for one activity.created, for a like-for-like raw figure.
-    let body = vec![b'x'; 700];
-    let (mut publish, mut consume, mut e2e) = (Vec::new(), Vec::new(), Vec::new());
-    for run in 1..=args.runs {
-        let (p, c) = raw_lapin(&args.url, args.events, &body).await?;
-        let e = end_to_end(&url, args.events).await?;
-        eprintln!(
-            "run {run}: raw publish {p:.0}/s, raw consume {c:.0}/s, end to end {e:.0} events/s"
-        );
-        publish.push(p);
-        consume.push(c);
-        e2e.push(e);
+    let body = "x".repeat(700);
+    let mut rows = Vec::new();
+    for transport in &args.transports {
+        let (mut publish, mut consume, mut e2e) = (Vec::new(), Vec::new(), Vec::new());
+        for run in 1..=args.runs {
+            let (p, c) = match transport.as_str() {
+                "memory" => raw_memory(args.events, &body),
+                "sqs" => raw_sqs(&Clients::new(), args.events, &body).await?,
+                _ => raw_lapin(&args.url, args.events, body.as_bytes()).await?,
+            };
+            let wired = Wired::new(transport, &rules, &url).await?;
+            let e = end_to_end(&wired, args.events).await?;
+            eprintln!(
+                "{transport} run {run}: raw send {p:.0}/s, raw receive {c:.0}/s, end to end {e:.0} events/s"
+            );
+            publish.push(p);
+            consume.push(c);
+            e2e.push(e);
+        }
+        rows.push(format!(
+            "| {transport} | {} | {:.0} | {:.0} | {:.0} |",
+            raw_label(transport),
+            median(publish),
+            median(consume),
+            median(e2e)
+        ));
     }
     println!(
-        "| through RabbitMQ on loopback ({} events, median of {} runs) | per second |",
+        "| transport ({} events, median of {} runs) | raw: what was measured | raw send msgs/s | raw receive msgs/s | end to end: create → published → routed → stats applied, {WRITERS} writers, events/s |",
         args.events, args.runs
     );
-    println!("|---|---:|");
-    println!(
-        "| raw lapin: publish, persistent, confirmed (quorum queue) | {:.0} |",
-        median(publish)
-    );
-    println!(
-        "| raw lapin: consume, prefetch 20, one ack each | {:.0} |",
-        median(consume)
-    );
-    println!(
-        "| activelog end to end: create → publish (confirmed) → routed → stats applied, {WRITERS} writers | {:.0} |",
-        median(e2e)
-    );
+    println!("|---|---|---:|---:|---:|");
+    for row in rows {
+        println!("{row}");
+    }
     Ok(())
 }
