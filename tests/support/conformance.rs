@@ -66,9 +66,14 @@ impl Subscription {
         let _ = tokio::time::timeout(Duration::from_secs(30), self.task).await;
     }
 
-    /// Kills the event source where it stands, holding whatever it received.
-    pub fn abort(self) {
+    /// Kills the event source where it stands, holding whatever it received, and waits until it
+    /// is gone. The wait matters: `abort` takes effect at the task's next yield, so a task caught
+    /// running (a consumer just past notifying that it holds its batch, not yet parked) could
+    /// otherwise still see a release sent after this returns, settle its batch and leave
+    /// nothing to redeliver.
+    pub async fn abort(self) {
         self.task.abort();
+        let _ = self.task.await;
     }
 }
 
@@ -96,7 +101,7 @@ pub trait Transport: Send + Sync {
         queue: &str,
         handler: Arc<dyn BatchHandler>,
     ) -> Subscription {
-        subscription.abort();
+        subscription.abort().await;
         self.subscribe(queue, handler).await
     }
     /// Stops the broker, waits `down_for`, starts it again. Only called when `restartable`, so
