@@ -41,6 +41,10 @@ pub struct Features {
     /// How long a held (delivered, unsettled) message takes to come back after its consumer is
     /// gone: a visibility timeout, or nothing for a broker that requeues on disconnect.
     pub redelivery_after: Duration,
+    /// The broker drops a second publish of the same event (a message id = `event_id` within a
+    /// de-duplication window): the consumers never see a republished event, and the suite sends
+    /// the duplicates straight to the queue to prove the consumers' own guard.
+    pub publisher_deduplicates: bool,
 }
 
 /// A running event source; stopping it lets a batch in progress finish.
@@ -409,6 +413,27 @@ pub async fn duplicates_and_redeliveries_leave_stats_exact(transport: &dyn Trans
         .await
         .expect("publish again");
     assert!(report.failed.is_empty(), "{:?}", report.failed);
+    if transport.features().publisher_deduplicates {
+        let delivered = app.stats.seen.lock().unwrap().len();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(
+            app.stats.seen.lock().unwrap().len(),
+            delivered,
+            "{}: the broker drops a republished event",
+            transport.features().name
+        );
+        let bodies: Vec<String> = app
+            .stats
+            .seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|(message, _)| message.body.clone())
+            .collect();
+        for body in bodies {
+            transport.send_raw(STATS, &body).await;
+        }
+    }
     eventually("the duplicates were delivered", CONVERGE, || {
         app.stats.count(Verdict::Duplicate) >= 3
     })
@@ -617,13 +642,20 @@ pub async fn a_broker_restart_during_a_stream_of_creates_loses_nothing(transport
 #[macro_export]
 macro_rules! conformance_suite {
     ($make:expr) => {
+        $crate::conformance_suite!(shared: $make, restartable: $make);
+    };
+    // A transport whose restart test needs a server of its own (`restartable`), while the rest
+    // runs on the shared one (`shared`).
+    (shared: $make:expr, restartable: $restartable:expr) => {
+        $crate::conformance_suite!(@tests $restartable;
+            a_broker_restart_during_a_stream_of_creates_loses_nothing
+        );
         $crate::conformance_suite!(@tests $make;
             routes_each_event_to_exactly_the_consumers_its_rules_name,
             duplicates_and_redeliveries_leave_stats_exact,
             poison_reaches_the_dead_letter_queue_while_the_rest_is_applied,
             a_message_that_keeps_failing_is_dead_lettered_and_redriven,
-            a_consumer_that_dies_mid_batch_gets_its_messages_again_and_applies_them_once,
-            a_broker_restart_during_a_stream_of_creates_loses_nothing
+            a_consumer_that_dies_mid_batch_gets_its_messages_again_and_applies_them_once
         );
     };
     (@tests $make:expr; $($behaviour:ident),+) => {

@@ -1,14 +1,20 @@
-//! `cargo run --release -p broker-bench -- [--events N] [--runs R] [--url amqp://...]`: through
-//! RabbitMQ on loopback, in the same run,
+//! `cargo run --release -p broker-bench -- [--events N] [--runs R] [--brokers rabbitmq,redis,nats]
+//! [--url amqp://...] [--redis-url redis://...] [--nats-url nats://...]`: through each broker on
+//! loopback, in the same run,
 //!
-//! - **raw lapin**: N persistent messages published with confirms into a quorum queue (all
-//!   published, then every confirm awaited), then consumed with prefetch 20 and one ack each —
-//!   what the client crate and the broker can do with nothing of activelog around them;
+//! - **raw client**: N 700-byte messages published the durable way the client offers (lapin:
+//!   persistent, confirmed, quorum queue; redis-rs: `XADD` in pipelines of 100; async-nats:
+//!   JetStream publish acknowledgements, file storage), all published and then every
+//!   acknowledgement awaited, then consumed 20 at a time with acks — what the client crate and
+//!   the broker can do with nothing of activelog around them (each module says exactly how);
 //! - **end to end**: N activities created through the use case by 8 concurrent writers (each
-//!   create is an outbox write and a confirmed publish), routed by the template's rules to both
-//!   consumers, applied by the stats consumer: from the first create until the stats count N.
+//!   create is an outbox write and an acknowledged publish), routed by the template's rules to
+//!   both consumers, applied by the stats consumer: from the first create until the stats count N.
 //!
-//! Each figure is the median of R runs; every run uses its own queues.
+//! Each figure is the median of R runs; every run uses its own queues, streams or subjects.
+
+mod nats;
+mod redis_streams;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,12 +41,17 @@ use lapin::options::{
 };
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{BasicProperties, Connection, ConnectionProperties};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 const TEMPLATE: &str = include_str!("../../../template.yaml");
 const WRITERS: usize = 8;
 
 struct Args {
     url: String,
+    redis_url: String,
+    nats_url: String,
+    brokers: Vec<String>,
     events: usize,
     runs: usize,
 }
@@ -48,6 +59,9 @@ struct Args {
 fn args() -> Args {
     let mut args = Args {
         url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
+        redis_url: "redis://127.0.0.1:6379".into(),
+        nats_url: "nats://127.0.0.1:4222".into(),
+        brokers: vec!["rabbitmq".into(), "redis".into(), "nats".into()],
         events: 2000,
         runs: 5,
     };
@@ -56,6 +70,9 @@ fn args() -> Args {
         let value = given.next().unwrap_or_default();
         match flag.as_str() {
             "--url" => args.url = value,
+            "--redis-url" => args.redis_url = value,
+            "--nats-url" => args.nats_url = value,
+            "--brokers" => args.brokers = value.split(',').map(str::to_owned).collect(),
             "--events" => args.events = value.parse().unwrap_or(args.events),
             "--runs" => args.runs = value.parse().unwrap_or(args.runs),
             other => eprintln!("ignored argument {other}"),
@@ -70,6 +87,43 @@ fn median(mut values: Vec<f64>) -> f64 {
 }
 
 type Failure = Box<dyn std::error::Error>;
+
+/// Starts one event source for a consumer queue of the template, feeding the handler until the
+/// receiver turns true.
+type Subscribe = Box<
+    dyn Fn(&str, Arc<dyn BatchHandler>, watch::Receiver<bool>) -> Result<JoinHandle<()>, Failure>,
+>;
+
+/// A broker as the end-to-end run uses it: activelog's publisher and event sources for it.
+struct Wiring {
+    publisher: Arc<dyn EventPublisher>,
+    subscribe: Subscribe,
+}
+
+/// activelog's RabbitMQ publisher and one subscriber per consumer queue.
+async fn rabbitmq_wiring(
+    url: &BrokerUrl,
+    rules: &[activelog::adapters::memory::RoutingRule],
+) -> Result<Wiring, Failure> {
+    let namespace = format!("bench.{}", ulid::Ulid::new());
+    let topology = Topology::from_rules(&namespace, rules, 5)?;
+    let publisher = Arc::new(RabbitMqPublisher::connect(url.clone(), topology.clone()).await?);
+    let url = url.clone();
+    Ok(Wiring {
+        publisher,
+        subscribe: Box::new(move |queue, handler, stopped| {
+            let subscriber = RabbitMqSubscriber::new(
+                url.clone(),
+                topology.clone(),
+                queue,
+                handler,
+                SubscriberSettings::default(),
+            )
+            .ok_or("queue")?;
+            Ok(tokio::spawn(subscriber.run(stopped)))
+        }),
+    })
+}
 
 /// (publish msgs/s, consume msgs/s) of the bare client.
 async fn raw_lapin(url: &str, events: usize, body: &[u8]) -> Result<(f64, f64), Failure> {
@@ -156,12 +210,11 @@ fn draft() -> ActivityDraft {
 }
 
 /// Events per second from the first create until the stats consumer applied them all.
-async fn end_to_end(url: &BrokerUrl, events: usize) -> Result<f64, Failure> {
-    let rules = rules_from_template(TEMPLATE)?;
-    let namespace = format!("bench.{}", ulid::Ulid::new());
-    let topology = Topology::from_rules(&namespace, &rules, 5)?;
-    let publisher: Arc<dyn EventPublisher> =
-        Arc::new(RabbitMqPublisher::connect(url.clone(), topology.clone()).await?);
+async fn end_to_end(wiring: Wiring, events: usize) -> Result<f64, Failure> {
+    let Wiring {
+        publisher,
+        subscribe,
+    } = wiring;
     let activity_store = Arc::new(MemoryActivityStore::new());
     let stats_store = Arc::new(MemoryStatsStore::new());
     let achievement_store = Arc::new(MemoryAchievementStore::new(activity_store.clone()));
@@ -191,15 +244,7 @@ async fn end_to_end(url: &BrokerUrl, events: usize) -> Result<f64, Failure> {
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut subscribers = Vec::new();
     for (queue, handler) in handlers {
-        let subscriber = RabbitMqSubscriber::new(
-            url.clone(),
-            topology.clone(),
-            queue,
-            handler,
-            SubscriberSettings::default(),
-        )
-        .ok_or("queue")?;
-        subscribers.push(tokio::spawn(subscriber.run(stopped.clone())));
+        subscribers.push(subscribe(queue, handler, stopped.clone())?);
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let user = UserId::parse(format!(
@@ -250,39 +295,72 @@ async fn end_to_end(url: &BrokerUrl, events: usize) -> Result<f64, Failure> {
     Ok(rate)
 }
 
-#[tokio::main]
-async fn main() -> Result<(), Failure> {
-    let args = args();
-    let url = BrokerUrl::parse(&args.url)?;
-    // The body activelog publishes for one activity.created, for a like-for-like raw figure.
-    let body = vec![b'x'; 700];
+/// The raw rates and the end-to-end rate of one broker, each the median of `runs` runs.
+async fn measure(broker: &str, args: &Args, body: &[u8]) -> Result<(), Failure> {
+    let rules = rules_from_template(TEMPLATE)?;
     let (mut publish, mut consume, mut e2e) = (Vec::new(), Vec::new(), Vec::new());
     for run in 1..=args.runs {
-        let (p, c) = raw_lapin(&args.url, args.events, &body).await?;
-        let e = end_to_end(&url, args.events).await?;
+        let ((p, c), wiring) = match broker {
+            "rabbitmq" => (
+                raw_lapin(&args.url, args.events, body).await?,
+                rabbitmq_wiring(&BrokerUrl::parse(&args.url)?, &rules).await?,
+            ),
+            "redis" => (
+                redis_streams::raw(&args.redis_url, args.events, body).await?,
+                redis_streams::wiring(&args.redis_url, &rules).await?,
+            ),
+            "nats" => (
+                nats::raw(&args.nats_url, args.events, body).await?,
+                nats::wiring(&args.nats_url, &rules).await?,
+            ),
+            other => return Err(format!("unknown broker {other}").into()),
+        };
+        let e = end_to_end(wiring, args.events).await?;
         eprintln!(
-            "run {run}: raw publish {p:.0}/s, raw consume {c:.0}/s, end to end {e:.0} events/s"
+            "run {run} {broker}: raw publish {p:.0}/s, raw consume {c:.0}/s, end to end {e:.0} events/s"
         );
         publish.push(p);
         consume.push(c);
         e2e.push(e);
     }
+    let (client, publish_how, consume_how) = match broker {
+        "rabbitmq" => (
+            "lapin",
+            "publish, persistent, confirmed (quorum queue)",
+            "consume, prefetch 20, one ack each",
+        ),
+        "redis" => (
+            "redis-rs",
+            "XADD, pipelines of 100",
+            "XREADGROUP COUNT 20, one XACK per read",
+        ),
+        _ => (
+            "async-nats",
+            "JetStream publish, file storage, acknowledged",
+            "pull consumer, 20 per pull, one ack each",
+        ),
+    };
     println!(
-        "| through RabbitMQ on loopback ({} events, median of {} runs) | per second |",
+        "| through {broker} on loopback ({} events, median of {} runs) | per second |",
         args.events, args.runs
     );
     println!("|---|---:|");
+    println!("| raw {client}: {publish_how} | {:.0} |", median(publish));
+    println!("| raw {client}: {consume_how} | {:.0} |", median(consume));
     println!(
-        "| raw lapin: publish, persistent, confirmed (quorum queue) | {:.0} |",
-        median(publish)
-    );
-    println!(
-        "| raw lapin: consume, prefetch 20, one ack each | {:.0} |",
-        median(consume)
-    );
-    println!(
-        "| activelog end to end: create → publish (confirmed) → routed → stats applied, {WRITERS} writers | {:.0} |",
+        "| activelog end to end: create → publish (acknowledged) → routed → stats applied, {WRITERS} writers | {:.0} |",
         median(e2e)
     );
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Failure> {
+    let args = args();
+    // The body activelog publishes for one activity.created, for a like-for-like raw figure.
+    let body = vec![b'x'; 700];
+    for broker in &args.brokers {
+        measure(broker, &args, &body).await?;
+    }
     Ok(())
 }
