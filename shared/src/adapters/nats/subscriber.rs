@@ -287,11 +287,16 @@ fn delivery_count(message: &Message) -> u32 {
 
 /// The message as the consumers see it.
 fn raw_message(message: &Message) -> RawMessage {
-    let message_id = message
-        .headers
-        .as_ref()
-        .and_then(|headers| headers.get("Nats-Msg-Id"))
-        .map(|id| id.as_str().to_owned())
+    // A redriven message carries its first id; a published one has its event id as message id.
+    let header = |name: &str| {
+        message
+            .headers
+            .as_ref()
+            .and_then(|headers| headers.get(name))
+            .map(|id| id.as_str().to_owned())
+    };
+    let message_id = header("Activelog-Message-Id")
+        .or_else(|| header("Nats-Msg-Id"))
         .or_else(|| {
             message
                 .info()
