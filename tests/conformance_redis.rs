@@ -132,3 +132,9 @@ impl Transport for Redis {
 }
 
 activelog_tests::conformance_suite!(shared: shared(), restartable: own_server());
+
+/// Only on the server of this test's own: it keeps its data on disk (the shared one may not).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_survives_a_broker_restart() {
+    activelog_tests::conformance::a_backlog_survives_a_broker_restart(&own_server().await).await;
+}

@@ -143,11 +143,16 @@ impl NatsSubscriber {
                 .get_consumer(&durable.durable_name)
                 .await
                 .map_err(|e| self.url.failed("opening a consumer", e))?;
+            // A pull request outlives a dead subscriber on the server until it expires, and a
+            // message delivered to it counts as delivered (and comes back only after the ack
+            // wait): requests expire with the ack wait, so a dead subscriber's swallow at most
+            // one delivery of a message.
+            let expires = self.topology.ack_wait.max(Duration::from_secs(1));
             let messages = consumer
                 .stream()
                 .max_messages_per_batch(self.settings.batch_size)
-                .heartbeat(Duration::from_secs(5))
-                .expires(Duration::from_secs(30))
+                .expires(expires)
+                .heartbeat(expires / 4)
                 .messages()
                 .await
                 .map_err(|e| self.url.failed("pulling from a consumer", e))?;
