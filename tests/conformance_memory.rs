@@ -53,6 +53,7 @@ impl Transport for Memory {
             poison_dead_lettered_at_once: false,
             restartable: false,
             redelivery_after: Duration::from_secs(1),
+            publisher_deduplicates: false,
         }
     }
 

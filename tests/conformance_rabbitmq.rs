@@ -56,6 +56,7 @@ impl Transport for RabbitMq {
             poison_dead_lettered_at_once: true,
             restartable: true,
             redelivery_after: Duration::ZERO,
+            publisher_deduplicates: false,
         }
     }
 

@@ -70,6 +70,7 @@ impl Transport for Sqs {
             poison_dead_lettered_at_once: false,
             restartable: false,
             redelivery_after: Duration::from_secs(u64::from(VISIBILITY_SECONDS)),
+            publisher_deduplicates: false,
         }
     }
 

@@ -5,9 +5,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod activity_fixtures;
+pub mod broker_process;
 pub mod conformance;
 pub mod consumer;
 pub mod http;
 pub mod moto;
+pub mod nats;
 pub mod rabbitmq;
+pub mod redis;
 pub mod stack;

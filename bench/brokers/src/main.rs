@@ -1,21 +1,29 @@
-//! `cargo run --release -p broker-bench -- [--transports memory,sqs,rabbitmq] [--events N]
-//! [--runs R] [--url amqp://...]`: through each transport on loopback, in the same run,
+//! `cargo run --release -p broker-bench -- [--transports memory,sqs,rabbitmq,redis,nats]
+//! [--events N] [--runs R] [--url amqp://...] [--redis-url redis://...] [--nats-url nats://...]`:
+//! through each transport on loopback, in the same run,
 //!
 //! - **raw**: what the transport does with nothing of activelog around it, with a 700-byte body
 //!   (the size of one `activity.created`): N messages sent, then received and settled —
 //!   for RabbitMQ (lapin) persistent messages published with confirms into a quorum queue (all
 //!   published, then every confirm awaited) and consumed with prefetch 20 and one ack each; for
 //!   SQS (on moto) `SendMessageBatch` of 10, then `ReceiveMessage` of 10 and
-//!   `DeleteMessageBatch`; in memory `send`, then `receive` of 10 and `delete`;
+//!   `DeleteMessageBatch`; in memory `send`, then `receive` of 10 and `delete`; for Redis
+//!   Streams (redis-rs) `XADD` in pipelines of 100, then `XREADGROUP COUNT 20` with one `XACK`
+//!   per read; for NATS (async-nats) JetStream publishes to a file-stored stream, every
+//!   acknowledgement awaited, then a pull consumer 20 at a time with one ack each (each broker's
+//!   module says exactly how);
 //! - **end to end**: N activities created through the use case by 8 concurrent writers (each
 //!   create is an outbox write and a publish the request waits for), routed by the template's
 //!   rules to both consumers, applied by the stats consumer: from the first create until the
 //!   stats count N. The publisher is the transport's own (the in-memory bus, EventBridge on moto,
-//!   the confirming RabbitMQ publisher) and so is the event source (the in-memory poller, the SQS
-//!   long-poller, the RabbitMQ subscriber); stores are in memory for all three.
+//!   the confirming RabbitMQ publisher, ...) and so is the event source (the in-memory poller, the
+//!   SQS long-poller, the broker's subscriber); stores are in memory for all of them.
 //!
 //! Each figure is the median of R runs; every run uses its own queues. The SQS figures start
 //! moto (`.venv/bin/moto_server`, or `MOTO_ENDPOINT`) as the tests do.
+
+mod nats;
+mod redis_streams;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -57,6 +65,8 @@ const WRITERS: usize = 8;
 
 struct Args {
     url: String,
+    redis_url: String,
+    nats_url: String,
     events: usize,
     runs: usize,
     transports: Vec<String>,
@@ -65,15 +75,21 @@ struct Args {
 fn args() -> Args {
     let mut args = Args {
         url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
+        redis_url: "redis://127.0.0.1:6379".into(),
+        nats_url: "nats://127.0.0.1:4222".into(),
         events: 2000,
         runs: 5,
-        transports: vec!["memory".into(), "sqs".into(), "rabbitmq".into()],
+        transports: ["memory", "sqs", "rabbitmq", "redis", "nats"]
+            .map(String::from)
+            .to_vec(),
     };
     let mut given = std::env::args().skip(1);
     while let Some(flag) = given.next() {
         let value = given.next().unwrap_or_default();
         match flag.as_str() {
             "--url" => args.url = value,
+            "--redis-url" => args.redis_url = value,
+            "--nats-url" => args.nats_url = value,
             "--events" => args.events = value.parse().unwrap_or(args.events),
             "--runs" => args.runs = value.parse().unwrap_or(args.runs),
             "--transports" => args.transports = value.split(',').map(str::to_owned).collect(),
@@ -89,6 +105,18 @@ fn median(mut values: Vec<f64>) -> f64 {
 }
 
 type Failure = Box<dyn std::error::Error>;
+
+/// Starts one event source for a consumer queue of the template, feeding the handler until the
+/// receiver turns true.
+type Subscribe = Box<
+    dyn Fn(&str, Arc<dyn BatchHandler>, watch::Receiver<bool>) -> Result<JoinHandle<()>, Failure>,
+>;
+
+/// A broker wired by its own module of this bench: activelog's publisher and event sources for it.
+struct Wiring {
+    publisher: Arc<dyn EventPublisher>,
+    subscribe: Subscribe,
+}
 
 /// (publish msgs/s, consume msgs/s) of the bare client.
 async fn raw_lapin(url: &str, events: usize, body: &[u8]) -> Result<(f64, f64), Failure> {
@@ -279,10 +307,12 @@ enum Wired {
         topology: Topology,
         publisher: Arc<RabbitMqPublisher>,
     },
+    /// A broker whose module builds its own wiring (Redis Streams, NATS JetStream).
+    Broker(Wiring),
 }
 
 impl Wired {
-    async fn new(transport: &str, rules: &[RoutingRule], url: &BrokerUrl) -> Result<Self, Failure> {
+    async fn new(transport: &str, rules: &[RoutingRule], args: &Args) -> Result<Self, Failure> {
         Ok(match transport {
             "memory" => Self::Memory(RoutedQueues::new(
                 rules,
@@ -312,16 +342,19 @@ impl Wired {
                 }
             }
             "rabbitmq" => {
+                let url = BrokerUrl::parse(&args.url)?;
                 let namespace = format!("bench.{}", ulid::Ulid::new());
                 let topology = Topology::from_rules(&namespace, rules, 5)?;
                 let publisher =
                     Arc::new(RabbitMqPublisher::connect(url.clone(), topology.clone()).await?);
                 Self::RabbitMq {
-                    url: url.clone(),
+                    url,
                     topology,
                     publisher,
                 }
             }
+            "redis" => Self::Broker(redis_streams::wiring(&args.redis_url, rules).await?),
+            "nats" => Self::Broker(nats::wiring(&args.nats_url, rules).await?),
             other => return Err(format!("unknown transport {other}").into()),
         })
     }
@@ -331,6 +364,7 @@ impl Wired {
             Self::Memory(routed) => routed.bus.clone(),
             Self::Sqs { publisher, .. } => publisher.clone(),
             Self::RabbitMq { publisher, .. } => publisher.clone(),
+            Self::Broker(wiring) => wiring.publisher.clone(),
         }
     }
 
@@ -366,6 +400,7 @@ impl Wired {
                 .ok_or("queue")?;
                 tokio::spawn(subscriber.run(stop))
             }
+            Self::Broker(wiring) => (wiring.subscribe)(queue, handler, stop)?,
         })
     }
 }
@@ -458,6 +493,10 @@ fn raw_label(transport: &str) -> &'static str {
     match transport {
         "memory" => "in-memory queue: send / receive 10 + delete",
         "sqs" => "SQS on moto: SendMessageBatch 10 / ReceiveMessage 10 + DeleteMessageBatch",
+        "redis" => "redis-rs: XADD, pipelines of 100 / XREADGROUP COUNT 20, one XACK per read",
+        "nats" => {
+            "async-nats: JetStream publish, file storage, acknowledged / pull 20, one ack each"
+        }
         _ => {
             "lapin: publish persistent, confirmed (quorum queue) / consume, prefetch 20, one ack each"
         }
@@ -467,7 +506,6 @@ fn raw_label(transport: &str) -> &'static str {
 #[tokio::main]
 async fn main() -> Result<(), Failure> {
     let args = args();
-    let url = BrokerUrl::parse(&args.url)?;
     let rules = rules_from_template(TEMPLATE)?;
     // The body activelog publishes for one activity.created, for a like-for-like raw figure.
     let body = "x".repeat(700);
@@ -478,9 +516,11 @@ async fn main() -> Result<(), Failure> {
             let (p, c) = match transport.as_str() {
                 "memory" => raw_memory(args.events, &body),
                 "sqs" => raw_sqs(&Clients::new(), args.events, &body).await?,
+                "redis" => redis_streams::raw(&args.redis_url, args.events, body.as_bytes()).await?,
+                "nats" => nats::raw(&args.nats_url, args.events, body.as_bytes()).await?,
                 _ => raw_lapin(&args.url, args.events, body.as_bytes()).await?,
             };
-            let wired = Wired::new(transport, &rules, &url).await?;
+            let wired = Wired::new(transport, &rules, &args).await?;
             let e = end_to_end(&wired, args.events).await?;
             eprintln!(
                 "{transport} run {run}: raw send {p:.0}/s, raw receive {c:.0}/s, end to end {e:.0} events/s"

@@ -6,7 +6,9 @@
 //! around those once, for every broker. Adding a broker is one file beside `rabbitmq.rs`, one arm
 //! in [`Broker::parse`] and one in [`Broker::connect`].
 
+mod nats;
 mod rabbitmq;
+mod redis;
 mod stack;
 
 pub use stack::BrokerStack;
@@ -28,6 +30,8 @@ pub enum Broker {
     /// in-memory stack wires its own bus and queues.
     Memory,
     RabbitMq(activelog::adapters::rabbitmq::BrokerUrl),
+    Redis(activelog::adapters::redis_streams::RedisUrl),
+    Nats(activelog::adapters::nats::NatsUrl),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +64,13 @@ impl Broker {
                 activelog::adapters::rabbitmq::BrokerUrl::parse(value)
                     .map_err(BrokerError::adapter)?,
             )),
+            "redis" | "rediss" => Ok(Self::Redis(
+                activelog::adapters::redis_streams::RedisUrl::parse(value)
+                    .map_err(BrokerError::adapter)?,
+            )),
+            "nats" => Ok(Self::Nats(
+                activelog::adapters::nats::NatsUrl::parse(value).map_err(BrokerError::adapter)?,
+            )),
             // Never echo the value: it may hold a password.
             _ => Err(BrokerError::Unknown(format!("{scheme}://…"))),
         }
@@ -77,6 +88,8 @@ impl Broker {
             Self::RabbitMq(url) => Some(Arc::new(
                 rabbitmq::RabbitMq::connect(url, rules, options).await?,
             )),
+            Self::Redis(url) => Some(Arc::new(redis::Redis::connect(url, rules, options).await?)),
+            Self::Nats(url) => Some(Arc::new(nats::Nats::connect(url, rules, options).await?)),
         })
     }
 }

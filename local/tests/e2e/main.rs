@@ -4,4 +4,6 @@
 
 mod aws_mode;
 mod local_stack;
+mod nats;
 mod rabbitmq;
+mod redis;

@@ -1,8 +1,9 @@
 //! Adapters: the ports implemented for the world outside. `memory` runs everything in one process
 //! (local stack and tests); `system` holds the real clock and id generator; the AWS adapters sit
 //! behind the `aws` feature so that crates which do not need an SDK do not compile one, and the
-//! RabbitMQ adapters behind `rabbitmq`.
+//! broker adapters behind `rabbitmq`, `redis` and `nats`.
 
+pub mod broker_url;
 pub mod memory;
 pub mod system;
 
@@ -12,7 +13,11 @@ pub(crate) mod aws_error;
 pub mod dynamodb;
 #[cfg(feature = "aws")]
 pub mod eventbridge;
+#[cfg(feature = "nats")]
+pub mod nats;
 #[cfg(feature = "rabbitmq")]
 pub mod rabbitmq;
+#[cfg(feature = "redis")]
+pub mod redis_streams;
 #[cfg(feature = "aws")]
 pub mod sqs;

@@ -22,4 +22,6 @@ pub use event_bus::{BusRule, MemoryEventBus, eventbridge_event};
 pub use poller::Poller;
 pub use queue::{MemoryQueue, QueueDepth, QueueSettings, ReceivedMessage};
 pub use stats_store::{MemoryStatsStore, StatsStoreCall};
-pub use template_rules::{RoutingError, RoutingRule, rules_from_template};
+pub use template_rules::{
+    ConsumerRoute, RoutingError, RoutingRule, TopologyError, consumer_routes, rules_from_template,
+};

@@ -64,6 +64,69 @@ pub fn rules_from_template(template: &str) -> Result<Vec<RoutingRule>, RoutingEr
     Ok(rules)
 }
 
+/// One consumer queue of the template and the event types its rules send it: what a broker that
+/// routes by event type (a topic binding, a stream per consumer, a subject filter) can express.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerRoute {
+    /// The queue's logical id in `template.yaml` (`StatsQueue`).
+    pub logical_id: String,
+    pub event_types: Vec<String>,
+}
+
+/// A rule whose pattern routing by event type cannot express.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("rule `{rule}` cannot be routed by event type on a broker: {reason}")]
+pub struct TopologyError {
+    pub rule: String,
+    pub reason: String,
+}
+
+/// The consumer queues of these rules, each with the event types routed to it, in the rules'
+/// order. A pattern may name `source` and `detail-type` (lists of strings) and nothing else:
+/// that is what a broker routing by event type can express; anything finer is refused rather
+/// than routed more widely than the template says.
+pub fn consumer_routes(rules: &[RoutingRule]) -> Result<Vec<ConsumerRoute>, TopologyError> {
+    let mut routes: Vec<ConsumerRoute> = Vec::new();
+    for rule in rules {
+        let error = |reason: &str| TopologyError {
+            rule: rule.name.clone(),
+            reason: reason.to_owned(),
+        };
+        let pattern = rule
+            .event_pattern
+            .as_object()
+            .ok_or_else(|| error("the event pattern is not an object"))?;
+        if let Some(other) = pattern
+            .keys()
+            .find(|key| *key != "source" && *key != "detail-type")
+        {
+            return Err(error(&format!("it matches on `{other}`")));
+        }
+        let event_types: Vec<String> = pattern
+            .get("detail-type")
+            .and_then(serde_json::Value::as_array)
+            .ok_or_else(|| error("it has no list of detail-types"))?
+            .iter()
+            .map(|key| {
+                key.as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| error("a detail-type is not a string"))
+            })
+            .collect::<Result<_, _>>()?;
+        match routes
+            .iter_mut()
+            .find(|route| route.logical_id == rule.target_queue)
+        {
+            Some(route) => route.event_types.extend(event_types),
+            None => routes.push(ConsumerRoute {
+                logical_id: rule.target_queue.clone(),
+                event_types,
+            }),
+        }
+    }
+    Ok(routes)
+}
+
 /// The resource a `!GetAtt X.Arn` or `{"Fn::GetAtt": [X, Arn]}` refers to.
 fn get_att_resource(value: &Value) -> Option<String> {
     match value {

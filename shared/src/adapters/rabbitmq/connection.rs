@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use lapin::{Channel, Connection, ConnectionProperties};
 
+pub use crate::adapters::broker_url::redact;
+
 /// How long a connection attempt may take before the broker counts as unreachable, so that a
 /// black-holed address fails start-up instead of hanging it.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -129,31 +131,6 @@ fn encode_vhost(vhost: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
-}
-
-/// The URL with the password of its user info replaced by `***`.
-pub fn redact(url: &str) -> String {
-    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
-        return url.to_owned();
-    };
-    let authority_end = url[scheme_end..]
-        .find(['/', '?'])
-        .map_or(url.len(), |i| scheme_end + i);
-    let authority = &url[scheme_end..authority_end];
-    let Some(at) = authority.rfind('@') else {
-        return url.to_owned();
-    };
-    let user_info = &authority[..at];
-    let user = user_info.split(':').next().unwrap_or_default();
-    if user_info.contains(':') {
-        format!(
-            "{}{user}:***{}",
-            &url[..scheme_end],
-            &url[scheme_end + at..]
-        )
-    } else {
-        url.to_owned()
-    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -14,7 +14,8 @@ use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptio
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{Channel, ExchangeKind};
 
-use crate::adapters::memory::RoutingRule;
+pub use crate::adapters::memory::TopologyError;
+use crate::adapters::memory::{RoutingRule, consumer_routes};
 
 use super::connection::{BrokerUrl, RabbitMqError};
 
@@ -40,14 +41,6 @@ pub struct Topology {
     pub delivery_limit: u32,
 }
 
-/// A rule whose pattern a topic binding cannot express.
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
-#[error("rule `{rule}` cannot be routed by event type on a broker: {reason}")]
-pub struct TopologyError {
-    pub rule: String,
-    pub reason: String,
-}
-
 impl Topology {
     /// The topology for these rules under `namespace` (a prefix that keeps stacks, and tests,
     /// apart on one broker). A pattern may name `source` and `detail-type` (lists of strings)
@@ -57,46 +50,15 @@ impl Topology {
         rules: &[RoutingRule],
         delivery_limit: u32,
     ) -> Result<Self, TopologyError> {
-        let mut queues: Vec<ConsumerQueue> = Vec::new();
-        for rule in rules {
-            let error = |reason: &str| TopologyError {
-                rule: rule.name.clone(),
-                reason: reason.to_owned(),
-            };
-            let pattern = rule
-                .event_pattern
-                .as_object()
-                .ok_or_else(|| error("the event pattern is not an object"))?;
-            if let Some(other) = pattern
-                .keys()
-                .find(|key| *key != "source" && *key != "detail-type")
-            {
-                return Err(error(&format!("it matches on `{other}`")));
-            }
-            let keys: Vec<String> = pattern
-                .get("detail-type")
-                .and_then(serde_json::Value::as_array)
-                .ok_or_else(|| error("it has no list of detail-types"))?
-                .iter()
-                .map(|key| {
-                    key.as_str()
-                        .map(str::to_owned)
-                        .ok_or_else(|| error("a detail-type is not a string"))
-                })
-                .collect::<Result<_, _>>()?;
-            match queues
-                .iter_mut()
-                .find(|q| q.logical_id == rule.target_queue)
-            {
-                Some(queue) => queue.routing_keys.extend(keys),
-                None => queues.push(ConsumerQueue {
-                    logical_id: rule.target_queue.clone(),
-                    queue: format!("{namespace}.{}", rule.target_queue),
-                    dead_letter_queue: format!("{namespace}.{}.dlq", rule.target_queue),
-                    routing_keys: keys,
-                }),
-            }
-        }
+        let queues = consumer_routes(rules)?
+            .into_iter()
+            .map(|route| ConsumerQueue {
+                queue: format!("{namespace}.{}", route.logical_id),
+                dead_letter_queue: format!("{namespace}.{}.dlq", route.logical_id),
+                logical_id: route.logical_id,
+                routing_keys: route.event_types,
+            })
+            .collect();
         Ok(Self {
             exchange: format!("{namespace}.events"),
             dead_letter_exchange: format!("{namespace}.dead-letters"),

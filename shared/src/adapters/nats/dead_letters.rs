@@ -1,0 +1,189 @@
+//! The operator's view of the JetStream consumers, for the `/_local/` endpoints: backlogs, the
+//! dead-lettered messages (read by sequence, which consumes nothing), redrive to the consumer's
+//! direct subject, and sending a raw message to a consumer (to try a poison message).
+
+use async_nats::jetstream::Context;
+use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::message::StreamMessage;
+use async_nats::jetstream::stream::Stream;
+use serde::Serialize;
+
+use super::connection::{NatsError, NatsUrl};
+use super::topology::{ConsumerSubjects, NatsTopology};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ConsumerDepth {
+    /// Messages not yet acknowledged: waiting, or delivered and awaiting their verdict.
+    pub backlog: u64,
+    pub dead_lettered: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeadLetter {
+    pub message_id: String,
+    pub body: String,
+    /// `poison` (the consumer's verdict) or `delivery_limit`.
+    pub reason: Option<String>,
+    pub delivery_count: Option<u32>,
+}
+
+pub struct NatsDeadLetters {
+    url: NatsUrl,
+    topology: NatsTopology,
+}
+
+/// How many dead letters one listing or redrive reads at most.
+const MOST: usize = 10_000;
+
+impl NatsDeadLetters {
+    pub fn new(url: NatsUrl, topology: NatsTopology) -> Self {
+        Self { url, topology }
+    }
+
+    pub fn queue(&self, logical_id: &str) -> Option<&ConsumerSubjects> {
+        self.topology.queue(logical_id)
+    }
+
+    async fn open(&self) -> Result<(Context, Stream), NatsError> {
+        let (_client, context) = self.url.connect().await?;
+        self.topology.declare(&self.url, &context).await?;
+        let dead_letters = context
+            .get_stream(&self.topology.dead_letter_stream)
+            .await
+            .map_err(|e| self.url.failed("opening the dead-letter stream", e))?;
+        Ok((context, dead_letters))
+    }
+
+    /// The dead letters of `queue`, oldest first, up to `max`, left in place.
+    async fn stored(
+        &self,
+        dead_letters: &Stream,
+        queue: &ConsumerSubjects,
+        max: usize,
+    ) -> Vec<StreamMessage> {
+        let mut letters = Vec::new();
+        let mut next = 1;
+        while letters.len() < max {
+            // An error is the end of the subject (no message at or after `next`).
+            let Ok(letter) = dead_letters
+                .get_first_raw_message_by_subject(&queue.dead_letter_subject, next)
+                .await
+            else {
+                break;
+            };
+            next = letter.sequence + 1;
+            letters.push(letter);
+        }
+        letters
+    }
+
+    /// Every consumer queue's depth, by logical id.
+    pub async fn depths(&self) -> Result<Vec<(String, ConsumerDepth)>, NatsError> {
+        let (context, dead_letters) = self.open().await?;
+        let events = context
+            .get_stream(&self.topology.stream)
+            .await
+            .map_err(|e| self.url.failed("opening the events stream", e))?;
+        let mut depths = Vec::new();
+        for queue in &self.topology.queues {
+            let mut backlog = 0;
+            for durable in &queue.consumers {
+                let info = events
+                    .consumer_info(&durable.durable_name)
+                    .await
+                    .map_err(|e| self.url.failed("reading a consumer", e))?;
+                backlog += info.num_pending + info.num_ack_pending as u64;
+            }
+            let dead_lettered = self.stored(&dead_letters, queue, MOST).await.len();
+            depths.push((
+                queue.logical_id.clone(),
+                ConsumerDepth {
+                    backlog,
+                    dead_lettered,
+                },
+            ));
+        }
+        Ok(depths)
+    }
+
+    pub async fn peek(
+        &self,
+        queue: &ConsumerSubjects,
+        max: usize,
+    ) -> Result<Vec<DeadLetter>, NatsError> {
+        let (_context, dead_letters) = self.open().await?;
+        Ok(self
+            .stored(&dead_letters, queue, max)
+            .await
+            .iter()
+            .map(|letter| {
+                let header = |name: &str| {
+                    letter
+                        .headers
+                        .get(name)
+                        .map(|value| value.as_str().to_owned())
+                };
+                DeadLetter {
+                    message_id: header("Activelog-Message-Id").unwrap_or_default(),
+                    body: String::from_utf8_lossy(&letter.payload).into_owned(),
+                    reason: header("Activelog-Reason"),
+                    delivery_count: header("Activelog-Delivery-Count")
+                        .and_then(|count| count.parse().ok()),
+                }
+            })
+            .collect())
+    }
+
+    /// Moves every dead letter of `queue` back to it (its direct subject, so no other consumer
+    /// sees it again); returns how many. Each is removed from the dead-letter stream only after
+    /// its republish was acknowledged, and the republish's `Nats-Msg-Id` is derived from the
+    /// dead letter's sequence: an interrupted redrive that runs again is dropped by the server
+    /// within the duplicate window, and absorbed by the consumers after it.
+    pub async fn redrive(&self, queue: &ConsumerSubjects) -> Result<usize, NatsError> {
+        let (context, dead_letters) = self.open().await?;
+        let mut moved = 0;
+        for letter in self.stored(&dead_letters, queue, MOST).await {
+            let mut message = PublishMessage::build()
+                .payload(letter.payload.clone())
+                .message_id(format!("redrive-{}-{}", queue.logical_id, letter.sequence));
+            if let Some(id) = letter.headers.get("Activelog-Message-Id") {
+                message = message.header("Activelog-Message-Id", id.as_str());
+            }
+            self.publish(&context, &queue.direct_subject, message)
+                .await?;
+            dead_letters
+                .delete_message(letter.sequence)
+                .await
+                .map_err(|e| self.url.failed("removing a redriven dead letter", e))?;
+            moved += 1;
+        }
+        Ok(moved)
+    }
+
+    /// Publishes a raw body to `queue`'s direct subject; returns its message id.
+    pub async fn send(&self, queue: &ConsumerSubjects, body: &str) -> Result<String, NatsError> {
+        let (context, _dead_letters) = self.open().await?;
+        let message_id = ulid::Ulid::new().to_string();
+        let message = PublishMessage::build()
+            .payload(body.to_owned().into())
+            .message_id(&message_id);
+        self.publish(&context, &queue.direct_subject, message)
+            .await?;
+        Ok(message_id)
+    }
+
+    async fn publish(
+        &self,
+        context: &Context,
+        subject: &str,
+        message: PublishMessage,
+    ) -> Result<(), NatsError> {
+        context
+            .send_publish(subject.to_owned(), message)
+            .await
+            .map_err(|e| self.url.failed("publishing to a consumer", e))?
+            .await
+            .map_err(|e| self.url.failed("publishing to a consumer", e))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,351 @@
+//! A consumer's Redis stream as an event source. It reads with `XREADGROUP ... BLOCK` as a named
+//! consumer of the stream's group, hands what arrived to the consumer as one batch, and settles
+//! each entry only after its verdict, all of a batch in one `MULTI`:
+//!
+//! - applied and duplicates: `XACK` and `XDEL` (the entry leaves the stream: see the publisher
+//!   on trimming);
+//! - poison: copied to the dead-letter stream with the reason, then `XACK` + `XDEL`, at once;
+//! - retryable: left pending. Redis has no negative acknowledgement: an entry left pending longer
+//!   than the visibility timeout is taken over with `XAUTOCLAIM` (by this consumer or any other
+//!   of the group), which counts a delivery. Once an entry's delivery count passes the delivery
+//!   limit it goes to the dead-letter stream instead of to the consumer again.
+//!
+//! Redis keeps no connection-bound deliveries: when a subscriber's connection drops or its
+//! process dies, what it held stays pending in the group and comes back by `XAUTOCLAIM` after
+//! the visibility timeout. The subscriber reconnects with backoff; what was applied but not yet
+//! acknowledged comes back and is absorbed by the consumers' processed-event markers.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::streams::{StreamAutoClaimReply, StreamId, StreamPendingCountReply, StreamReadReply};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::consumer::{BatchHandler, RawMessage, Verdict};
+
+use super::connection::{RedisStreamsError, RedisUrl};
+use super::topology::{ConsumerStream, StreamTopology, declare_group};
+
+#[derive(Debug, Clone)]
+pub struct StreamSubscriberSettings {
+    /// Entries per batch handed to the consumer.
+    pub batch_size: usize,
+    /// How long one read waits for new entries before the subscriber looks for idle ones.
+    pub block: Duration,
+    /// How long a delivered entry may stay unacknowledged before another delivery takes it over
+    /// (the SQS queues' visibility timeout). It is also the pause before a retry.
+    pub visibility_timeout: Duration,
+    /// First and longest pause between reconnection attempts.
+    pub reconnect_min: Duration,
+    pub reconnect_max: Duration,
+}
+
+impl Default for StreamSubscriberSettings {
+    fn default() -> Self {
+        Self {
+            batch_size: 10,
+            block: Duration::from_secs(1),
+            visibility_timeout: Duration::from_secs(30),
+            reconnect_min: Duration::from_millis(100),
+            reconnect_max: Duration::from_secs(5),
+        }
+    }
+}
+
+pub struct RedisStreamsSubscriber {
+    url: RedisUrl,
+    stream: ConsumerStream,
+    delivery_limit: u32,
+    /// This subscriber's name in the group: unique, so that two processes never share a name
+    /// (and a restarted one claims its predecessor's entries by the visibility timeout).
+    consumer: String,
+    handler: Arc<dyn BatchHandler>,
+    settings: StreamSubscriberSettings,
+}
+
+/// Why a reading session ended.
+enum Ended {
+    Shutdown,
+    /// The session was up and then dropped: reconnect from the shortest pause.
+    Dropped(RedisStreamsError),
+    /// The session never came up.
+    Failed(RedisStreamsError),
+}
+
+/// One entry as read, with its delivery count.
+struct Entry {
+    id: String,
+    message_id: String,
+    body: Option<String>,
+    delivery_count: u32,
+}
+
+impl Entry {
+    fn from_stream_id(entry: &StreamId, delivery_count: u32) -> Self {
+        Self {
+            message_id: entry
+                .get::<String>("message_id")
+                .unwrap_or_else(|| entry.id.clone()),
+            body: entry.get::<String>("body"),
+            id: entry.id.clone(),
+            delivery_count,
+        }
+    }
+}
+
+impl RedisStreamsSubscriber {
+    /// A subscriber for the stream of `logical_id` (e.g. `StatsQueue`) in `topology`.
+    pub fn new(
+        url: RedisUrl,
+        topology: &StreamTopology,
+        logical_id: &str,
+        handler: Arc<dyn BatchHandler>,
+        settings: StreamSubscriberSettings,
+    ) -> Option<Self> {
+        let stream = topology.stream(logical_id)?.clone();
+        Some(Self {
+            url,
+            consumer: format!("{}-{}", stream.group, ulid::Ulid::new()),
+            stream,
+            delivery_limit: topology.delivery_limit,
+            handler,
+            settings,
+        })
+    }
+
+    pub fn stream(&self) -> &ConsumerStream {
+        &self.stream
+    }
+
+    /// Reads until `shutdown` turns true, reconnecting whenever the connection drops. A batch
+    /// in progress is finished and settled before it stops.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut pause = self.settings.reconnect_min;
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            match self.consume(&mut shutdown).await {
+                Ended::Shutdown => break,
+                Ended::Dropped(error) => {
+                    pause = self.settings.reconnect_min;
+                    tracing::warn!(stream = %self.stream.stream, %error, retry_in = ?pause, "connection to Redis dropped; reconnecting");
+                }
+                Ended::Failed(error) => {
+                    tracing::warn!(stream = %self.stream.stream, %error, retry_in = ?pause, "cannot read the stream; trying again");
+                }
+            }
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                _ = tokio::time::sleep(pause) => {}
+            }
+            pause = (pause * 2).min(self.settings.reconnect_max);
+        }
+        tracing::info!(stream = %self.stream.stream, consumer = %self.consumer, "subscriber stopped");
+    }
+
+    async fn consume(&self, shutdown: &mut watch::Receiver<bool>) -> Ended {
+        let mut connection = match self
+            .url
+            .connect(self.settings.block + Duration::from_secs(5))
+            .await
+        {
+            Ok(connection) => connection,
+            Err(error) => return Ended::Failed(error),
+        };
+        if let Err(error) = declare_group(&mut connection, &self.stream).await {
+            return Ended::Failed(self.url.failed("creating the consumer group", error));
+        }
+        let claim_every = (self.settings.visibility_timeout / 4).max(Duration::from_millis(100));
+        let mut next_claim = Instant::now();
+        let mut claim_cursor = "0-0".to_owned();
+        loop {
+            if *shutdown.borrow() {
+                return Ended::Shutdown;
+            }
+            if Instant::now() >= next_claim {
+                let (cursor, reclaimed) = match self.reclaim(&mut connection, &claim_cursor).await {
+                    Ok(claimed) => claimed,
+                    Err(error) => {
+                        return Ended::Dropped(self.url.failed("claiming idle entries", error));
+                    }
+                };
+                // A full page means more may be idle: look again at once.
+                if cursor == "0-0" || reclaimed.len() < self.settings.batch_size {
+                    next_claim = Instant::now() + claim_every;
+                }
+                claim_cursor = cursor;
+                if !reclaimed.is_empty() {
+                    if let Err(error) = self.handle(&mut connection, reclaimed).await {
+                        return Ended::Dropped(self.url.failed("settling a batch", error));
+                    }
+                    continue;
+                }
+            }
+            let read = tokio::select! {
+                _ = shutdown.changed() => return Ended::Shutdown,
+                read = self.read_new(&mut connection) => read,
+            };
+            match read {
+                Ok(entries) if entries.is_empty() => {}
+                Ok(entries) => {
+                    if let Err(error) = self.handle(&mut connection, entries).await {
+                        return Ended::Dropped(self.url.failed("settling a batch", error));
+                    }
+                }
+                Err(error) => return Ended::Dropped(self.url.failed("reading the stream", error)),
+            }
+        }
+    }
+
+    /// Entries never delivered to the group, waiting up to the block time for some.
+    async fn read_new(
+        &self,
+        connection: &mut MultiplexedConnection,
+    ) -> Result<Vec<Entry>, redis::RedisError> {
+        let reply: Option<StreamReadReply> = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(&self.stream.group)
+            .arg(&self.consumer)
+            .arg("COUNT")
+            .arg(self.settings.batch_size)
+            .arg("BLOCK")
+            .arg(u64::try_from(self.settings.block.as_millis()).unwrap_or(u64::MAX))
+            .arg("STREAMS")
+            .arg(&self.stream.stream)
+            .arg(">")
+            .query_async(connection)
+            .await?;
+        Ok(reply
+            .into_iter()
+            .flat_map(|reply| reply.keys)
+            .flat_map(|key| key.ids)
+            .map(|entry| Entry::from_stream_id(&entry, 1))
+            .collect())
+    }
+
+    /// Takes over entries pending longer than the visibility timeout (this delivery counts),
+    /// scanning the group's pending list from `cursor`; returns the next cursor and the entries
+    /// with their delivery counts.
+    async fn reclaim(
+        &self,
+        connection: &mut MultiplexedConnection,
+        cursor: &str,
+    ) -> Result<(String, Vec<Entry>), redis::RedisError> {
+        let claimed: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
+            .arg(&self.stream.stream)
+            .arg(&self.stream.group)
+            .arg(&self.consumer)
+            .arg(u64::try_from(self.settings.visibility_timeout.as_millis()).unwrap_or(u64::MAX))
+            .arg(cursor)
+            .arg("COUNT")
+            .arg(self.settings.batch_size)
+            .query_async(connection)
+            .await?;
+        let (Some(first), Some(last)) = (claimed.claimed.first(), claimed.claimed.last()) else {
+            return Ok((claimed.next_stream_id, Vec::new()));
+        };
+        let pending: StreamPendingCountReply = redis::cmd("XPENDING")
+            .arg(&self.stream.stream)
+            .arg(&self.stream.group)
+            .arg(&first.id)
+            .arg(&last.id)
+            .arg(claimed.claimed.len())
+            .arg(&self.consumer)
+            .query_async(connection)
+            .await?;
+        let deliveries: HashMap<String, usize> = pending
+            .ids
+            .into_iter()
+            .map(|p| (p.id, p.times_delivered))
+            .collect();
+        let entries = claimed
+            .claimed
+            .iter()
+            .map(|entry| {
+                let count = deliveries.get(&entry.id).copied().unwrap_or(2);
+                Entry::from_stream_id(entry, u32::try_from(count).unwrap_or(u32::MAX))
+            })
+            .collect();
+        Ok((claimed.next_stream_id, entries))
+    }
+
+    /// Dead-letters what passed the delivery limit, hands the rest to the consumer and settles
+    /// every entry by its verdict in one transaction.
+    async fn handle(
+        &self,
+        connection: &mut MultiplexedConnection,
+        entries: Vec<Entry>,
+    ) -> Result<(), redis::RedisError> {
+        let (exhausted, fresh): (Vec<Entry>, Vec<Entry>) = entries
+            .into_iter()
+            .partition(|entry| entry.delivery_count > self.delivery_limit);
+        let messages: Vec<RawMessage> = fresh
+            .iter()
+            .map(|entry| RawMessage {
+                message_id: entry.message_id.clone(),
+                body: entry.body.clone(),
+                delivery_count: entry.delivery_count,
+            })
+            .collect();
+        let verdicts = if messages.is_empty() {
+            Vec::new()
+        } else {
+            self.handler.handle_batch(&messages).await
+        };
+        let mut settle = redis::pipe();
+        settle.atomic();
+        let mut retried = 0;
+        for entry in &exhausted {
+            self.dead_letter(&mut settle, entry, "delivery_limit");
+        }
+        for (index, entry) in fresh.iter().enumerate() {
+            // A missing verdict is a failure: the entry comes back rather than being lost.
+            match verdicts.get(index).copied().unwrap_or(Verdict::Retry) {
+                Verdict::Applied | Verdict::Duplicate => self.forget(&mut settle, entry),
+                Verdict::Poison => self.dead_letter(&mut settle, entry, "poison"),
+                Verdict::Retry => retried += 1,
+            }
+        }
+        if retried > 0 {
+            tracing::warn!(stream = %self.stream.stream, retried, received = fresh.len(), "batch had retryable failures; they come back after the visibility timeout");
+        }
+        if !exhausted.is_empty() {
+            tracing::warn!(stream = %self.stream.stream, dead_lettered = exhausted.len(), "entries passed the delivery limit; moved to the dead-letter stream");
+        }
+        settle.query_async::<()>(connection).await
+    }
+
+    fn forget(&self, settle: &mut redis::Pipeline, entry: &Entry) {
+        settle
+            .cmd("XACK")
+            .arg(&self.stream.stream)
+            .arg(&self.stream.group)
+            .arg(&entry.id)
+            .ignore()
+            .cmd("XDEL")
+            .arg(&self.stream.stream)
+            .arg(&entry.id)
+            .ignore();
+    }
+
+    fn dead_letter(&self, settle: &mut redis::Pipeline, entry: &Entry, reason: &str) {
+        settle
+            .cmd("XADD")
+            .arg(&self.stream.dead_letter_stream)
+            .arg("*")
+            .arg("message_id")
+            .arg(&entry.message_id)
+            .arg("body")
+            .arg(entry.body.as_deref().unwrap_or_default())
+            .arg("reason")
+            .arg(reason)
+            .arg("delivery_count")
+            .arg(entry.delivery_count)
+            .ignore();
+        self.forget(settle, entry);
+    }
+}

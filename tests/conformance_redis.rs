@@ -1,0 +1,140 @@
+//! The transport conformance suite on Redis Streams: a stream per consumer written at publish
+//! time from the template's rules, consumer groups read with `XREADGROUP`, idle entries taken
+//! over with `XAUTOCLAIM` after the visibility timeout, the delivery count leading to the
+//! dead-letter stream. Every behaviour runs on the shared server (127.0.0.1:6379, a key prefix
+//! per test) except the restart, which stops and starts a `redis-server` of its own with an
+//! append-only file (`support/redis.rs` says what that proves and what the shared server, which
+//! keeps nothing on disk, would lose). A consumer that dies mid-batch drops its connection with
+//! its task; a new subscriber, under another consumer name, claims what it held.
+
+// Test helpers as well as tests: a setup that fails is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use activelog::adapters::memory::rules_from_template;
+use activelog::adapters::redis_streams::{
+    RedisStreamsPublisher, RedisStreamsSubscriber, StreamDeadLetters, StreamSubscriberSettings,
+    StreamTopology,
+};
+use activelog::application::EventPublisher;
+use activelog::consumer::BatchHandler;
+use activelog_tests::broker_process::BrokerProcess;
+use activelog_tests::conformance::{Features, Subscription, Transport};
+use activelog_tests::redis::{Namespace, private_server, shared_url};
+use async_trait::async_trait;
+use tokio::sync::Mutex;
+
+/// Deliveries before an entry that keeps failing is dead-lettered.
+const DELIVERY_LIMIT: u32 = 3;
+/// Short enough that redeliveries happen within a test.
+const VISIBILITY: Duration = Duration::from_secs(1);
+
+struct Redis {
+    namespace: Namespace,
+    topology: StreamTopology,
+    publisher: Arc<RedisStreamsPublisher>,
+    /// The server of this test's own, when it restarts one.
+    server: Option<Mutex<BrokerProcess>>,
+}
+
+async fn on(url: &str, server: Option<BrokerProcess>) -> Redis {
+    let namespace = Namespace::new(url);
+    let rules = rules_from_template(include_str!("../template.yaml")).unwrap();
+    let topology = StreamTopology::from_rules(&namespace.name, &rules, DELIVERY_LIMIT).unwrap();
+    let publisher = RedisStreamsPublisher::connect(namespace.url.clone(), topology.clone())
+        .await
+        .unwrap_or_else(|e| panic!("Redis at {url} (start the shared one with `redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save \"\" --appendonly no`): {e}"));
+    Redis {
+        namespace,
+        topology,
+        publisher: Arc::new(publisher),
+        server: server.map(Mutex::new),
+    }
+}
+
+async fn shared() -> Redis {
+    on(&shared_url(), None).await
+}
+
+async fn own_server() -> Redis {
+    let server = private_server();
+    on(&format!("redis://127.0.0.1:{}", server.port), Some(server)).await
+}
+
+impl Redis {
+    fn dead_letters_tool(&self) -> StreamDeadLetters {
+        StreamDeadLetters::new(self.namespace.url.clone(), self.topology.clone())
+    }
+}
+
+#[async_trait]
+impl Transport for Redis {
+    fn features(&self) -> Features {
+        Features {
+            name: "redis",
+            poison_dead_lettered_at_once: true,
+            restartable: self.server.is_some(),
+            redelivery_after: VISIBILITY,
+            publisher_deduplicates: false,
+        }
+    }
+
+    fn publisher(&self) -> Arc<dyn EventPublisher> {
+        self.publisher.clone()
+    }
+
+    async fn subscribe(&self, queue: &str, handler: Arc<dyn BatchHandler>) -> Subscription {
+        let subscriber = RedisStreamsSubscriber::new(
+            self.namespace.url.clone(),
+            &self.topology,
+            queue,
+            handler,
+            StreamSubscriberSettings {
+                block: Duration::from_millis(200),
+                visibility_timeout: VISIBILITY,
+                reconnect_max: Duration::from_secs(1),
+                ..StreamSubscriberSettings::default()
+            },
+        )
+        .expect("a stream of the topology");
+        Subscription::spawn(|stop| subscriber.run(stop))
+    }
+
+    async fn dead_letters(&self, queue: &str) -> Vec<String> {
+        let tool = self.dead_letters_tool();
+        let stream = tool.stream(queue).expect("stream").clone();
+        tool.peek(&stream, 100)
+            .await
+            .expect("peek")
+            .into_iter()
+            .map(|letter| letter.body)
+            .collect()
+    }
+
+    async fn redrive(&self, queue: &str) -> usize {
+        let tool = self.dead_letters_tool();
+        let stream = tool.stream(queue).expect("stream").clone();
+        tool.redrive(&stream).await.expect("redrive")
+    }
+
+    async fn send_raw(&self, queue: &str, body: &str) {
+        let tool = self.dead_letters_tool();
+        let stream = tool.stream(queue).expect("stream").clone();
+        tool.send(&stream, body).await.expect("send");
+    }
+
+    async fn restart_broker(&self, down_for: Duration) {
+        let server = self.server.as_ref().expect("a server of this test's own");
+        server.lock().await.restart(down_for).await;
+    }
+}
+
+activelog_tests::conformance_suite!(shared: shared(), restartable: own_server());
+
+/// Only on the server of this test's own: it keeps its data on disk (the shared one may not).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_survives_a_broker_restart() {
+    activelog_tests::conformance::a_backlog_survives_a_broker_restart(&own_server().await).await;
+}
