@@ -7,7 +7,8 @@
 #   3. cargo test for the whole workspace: unit, property, in-memory integration, local-stack
 #      end-to-end, the AWS adapters against a moto server the tests start on loopback, and the
 #      transport conformance suite on memory, SQS (moto) and RabbitMQ (127.0.0.1:5672, started
-#      here when it is not running)
+#      here when it is not running), Redis Streams (127.0.0.1:6379) and NATS JetStream
+#      (127.0.0.1:4222), both also started here when they are not running
 #   4. the dependency policy of deny.toml, and the layering (tests/architecture.rs, with step 3)
 #   5. the API conformance fuzzer: docs/openapi.yaml against the local stack (schemathesis, all
 #      phases including stateful, bounded examples and a fixed seed)
@@ -38,6 +39,18 @@ step "RabbitMQ on 127.0.0.1:5672 (for the conformance suite and the --broker tes
 if ! rabbitmqctl await_startup --timeout 5 >/dev/null 2>&1; then
   rabbitmq-server -detached
   rabbitmqctl await_startup --timeout 120
+fi
+
+# Redis and NATS run on every machine of this project; started here when they are not (the same
+# commands as the machine's own set-up). The restart tests start servers of their own.
+step "Redis on 127.0.0.1:6379 and NATS JetStream on 127.0.0.1:4222 (conformance suite, --broker tests)"
+if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
+fi
+if ! (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null; then
+  start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server -- \
+    -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server
+  for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null && break; sleep 0.1; done
 fi
 
 step "tests"

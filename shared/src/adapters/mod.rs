@@ -3,6 +3,8 @@
 //! behind the `aws` feature so that crates which do not need an SDK do not compile one, and the
 //! broker adapters behind `rabbitmq`, `redis` and `nats`.
 
+#[cfg(any(feature = "rabbitmq", feature = "redis", feature = "nats"))]
+mod broker_session;
 pub mod broker_url;
 pub mod memory;
 pub mod system;

@@ -27,6 +27,7 @@ use futures_util::StreamExt;
 use futures_util::stream::{BoxStream, SelectAll};
 use tokio::sync::watch;
 
+use crate::adapters::broker_session::{Ended, run_sessions};
 use crate::consumer::{BatchHandler, RawMessage, Verdict};
 
 use super::connection::{NatsError, NatsUrl};
@@ -66,15 +67,6 @@ pub struct NatsSubscriber {
     settings: NatsSubscriberSettings,
 }
 
-/// Why a pulling session ended.
-enum Ended {
-    Shutdown,
-    /// The session was up and then dropped: start again from the shortest pause.
-    Dropped(NatsError),
-    /// The session never came up.
-    Failed(NatsError),
-}
-
 type Pulled = Result<Message, consumer::pull::MessagesError>;
 
 impl NatsSubscriber {
@@ -102,29 +94,15 @@ impl NatsSubscriber {
 
     /// Pulls until `shutdown` turns true, starting again whenever the pull streams fail. A batch
     /// in progress is finished and settled before it stops.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        let mut pause = self.settings.reconnect_min;
-        loop {
-            if *shutdown.borrow() {
-                break;
-            }
-            match self.consume(&mut shutdown).await {
-                Ended::Shutdown => break,
-                Ended::Dropped(error) => {
-                    pause = self.settings.reconnect_min;
-                    tracing::warn!(queue = %self.queue.logical_id, %error, retry_in = ?pause, "pulling from JetStream failed; starting again");
-                }
-                Ended::Failed(error) => {
-                    tracing::warn!(queue = %self.queue.logical_id, %error, retry_in = ?pause, "cannot pull from JetStream; trying again");
-                }
-            }
-            tokio::select! {
-                _ = shutdown.changed() => break,
-                _ = tokio::time::sleep(pause) => {}
-            }
-            pause = (pause * 2).min(self.settings.reconnect_max);
-        }
-        tracing::info!(queue = %self.queue.logical_id, "subscriber stopped");
+    pub async fn run(self, shutdown: watch::Receiver<bool>) {
+        run_sessions(
+            &self.queue.logical_id,
+            self.settings.reconnect_min,
+            self.settings.reconnect_max,
+            shutdown,
+            |shutdown| self.consume(shutdown),
+        )
+        .await;
     }
 
     /// One pull stream per durable consumer of the queue, merged.
@@ -161,7 +139,7 @@ impl NatsSubscriber {
         Ok(merged)
     }
 
-    async fn consume(&self, shutdown: &mut watch::Receiver<bool>) -> Ended {
+    async fn consume(&self, mut shutdown: watch::Receiver<bool>) -> Ended<NatsError> {
         let (_client, context) = match self.url.connect().await {
             Ok(connected) => connected,
             Err(error) => return Ended::Failed(error),

@@ -19,6 +19,7 @@ use lapin::options::{BasicConsumeOptions, BasicNackOptions, BasicQosOptions, Bas
 use lapin::types::{AMQPValue, FieldTable};
 use tokio::sync::watch;
 
+use crate::adapters::broker_session::{Ended, run_sessions};
 use crate::consumer::{BatchHandler, RawMessage, Verdict};
 
 use super::connection::{BrokerUrl, RabbitMqError};
@@ -61,15 +62,6 @@ pub struct RabbitMqSubscriber {
     settings: SubscriberSettings,
 }
 
-/// Why a consuming session ended.
-enum Ended {
-    Shutdown,
-    /// The session was up and then dropped: reconnect from the shortest pause.
-    Dropped(RabbitMqError),
-    /// The session never came up.
-    Failed(RabbitMqError),
-}
-
 impl RabbitMqSubscriber {
     /// A subscriber for the queue of `logical_id` (e.g. `StatsQueue`) in `topology`.
     pub fn new(
@@ -95,32 +87,18 @@ impl RabbitMqSubscriber {
 
     /// Consumes until `shutdown` turns true, reconnecting whenever the connection drops. A batch
     /// in progress is finished and settled before it stops.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        let mut pause = self.settings.reconnect_min;
-        loop {
-            if *shutdown.borrow() {
-                break;
-            }
-            match self.consume(&mut shutdown).await {
-                Ended::Shutdown => break,
-                Ended::Dropped(error) => {
-                    pause = self.settings.reconnect_min;
-                    tracing::warn!(queue = %self.queue.queue, %error, retry_in = ?pause, "connection to the broker dropped; reconnecting");
-                }
-                Ended::Failed(error) => {
-                    tracing::warn!(queue = %self.queue.queue, %error, retry_in = ?pause, "cannot consume; trying again");
-                }
-            }
-            tokio::select! {
-                _ = shutdown.changed() => break,
-                _ = tokio::time::sleep(pause) => {}
-            }
-            pause = (pause * 2).min(self.settings.reconnect_max);
-        }
-        tracing::info!(queue = %self.queue.queue, "subscriber stopped");
+    pub async fn run(self, shutdown: watch::Receiver<bool>) {
+        run_sessions(
+            &self.queue.queue,
+            self.settings.reconnect_min,
+            self.settings.reconnect_max,
+            shutdown,
+            |shutdown| self.consume(shutdown),
+        )
+        .await;
     }
 
-    async fn consume(&self, shutdown: &mut watch::Receiver<bool>) -> Ended {
+    async fn consume(&self, mut shutdown: watch::Receiver<bool>) -> Ended<RabbitMqError> {
         let (connection, channel) = match self.url.channel().await {
             Ok(link) => link,
             Err(error) => return Ended::Failed(error),

@@ -109,20 +109,42 @@ impl StreamDeadLetters {
         Ok(range.ids)
     }
 
-    /// Moves every dead-lettered entry of a consumer stream back to it; returns how many. Each
-    /// move (`XADD` to the stream, `XDEL` from the dead-letter stream) is one transaction, so
-    /// an interruption neither loses nor duplicates an entry.
+    /// Moves the entries dead-lettered so far back to the consumer stream; returns how many.
+    /// Each move (`XADD` to the stream, `XDEL` from the dead-letter stream) is one transaction,
+    /// so an interruption neither loses nor duplicates an entry. Only what was there when the
+    /// redrive began is moved: an entry that is still poison comes back within milliseconds,
+    /// and moving it again would never end.
     pub async fn redrive(&self, stream: &ConsumerStream) -> Result<usize, RedisStreamsError> {
         let mut connection = self.connect().await?;
+        let newest: StreamRangeReply = redis::cmd("XREVRANGE")
+            .arg(&stream.dead_letter_stream)
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(&mut connection)
+            .await
+            .map_err(|e| self.url.failed("reading dead letters", e))?;
+        let Some(last) = newest.ids.first().map(|entry| entry.id.clone()) else {
+            return Ok(0);
+        };
+        let mut from = "-".to_owned();
         let mut moved = 0;
         loop {
-            let letters = self
-                .oldest_dead_letters(&mut connection, stream, 100)
-                .await?;
-            if letters.is_empty() {
+            let letters: StreamRangeReply = redis::cmd("XRANGE")
+                .arg(&stream.dead_letter_stream)
+                .arg(&from)
+                .arg(&last)
+                .arg("COUNT")
+                .arg(100)
+                .query_async(&mut connection)
+                .await
+                .map_err(|e| self.url.failed("reading dead letters", e))?;
+            let Some(newest_read) = letters.ids.last() else {
                 return Ok(moved);
-            }
-            for letter in &letters {
+            };
+            from = format!("({}", newest_read.id);
+            for letter in &letters.ids {
                 let message_id: String = letter.get("message_id").unwrap_or_default();
                 let body: String = letter.get("body").unwrap_or_default();
                 redis::pipe()

@@ -24,6 +24,7 @@ use redis::streams::{StreamAutoClaimReply, StreamId, StreamPendingCountReply, St
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::adapters::broker_session::{Ended, run_sessions};
 use crate::consumer::{BatchHandler, RawMessage, Verdict};
 
 use super::connection::{RedisStreamsError, RedisUrl};
@@ -64,15 +65,6 @@ pub struct RedisStreamsSubscriber {
     consumer: String,
     handler: Arc<dyn BatchHandler>,
     settings: StreamSubscriberSettings,
-}
-
-/// Why a reading session ended.
-enum Ended {
-    Shutdown,
-    /// The session was up and then dropped: reconnect from the shortest pause.
-    Dropped(RedisStreamsError),
-    /// The session never came up.
-    Failed(RedisStreamsError),
 }
 
 /// One entry as read, with its delivery count.
@@ -122,32 +114,18 @@ impl RedisStreamsSubscriber {
 
     /// Reads until `shutdown` turns true, reconnecting whenever the connection drops. A batch
     /// in progress is finished and settled before it stops.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        let mut pause = self.settings.reconnect_min;
-        loop {
-            if *shutdown.borrow() {
-                break;
-            }
-            match self.consume(&mut shutdown).await {
-                Ended::Shutdown => break,
-                Ended::Dropped(error) => {
-                    pause = self.settings.reconnect_min;
-                    tracing::warn!(stream = %self.stream.stream, %error, retry_in = ?pause, "connection to Redis dropped; reconnecting");
-                }
-                Ended::Failed(error) => {
-                    tracing::warn!(stream = %self.stream.stream, %error, retry_in = ?pause, "cannot read the stream; trying again");
-                }
-            }
-            tokio::select! {
-                _ = shutdown.changed() => break,
-                _ = tokio::time::sleep(pause) => {}
-            }
-            pause = (pause * 2).min(self.settings.reconnect_max);
-        }
-        tracing::info!(stream = %self.stream.stream, consumer = %self.consumer, "subscriber stopped");
+    pub async fn run(self, shutdown: watch::Receiver<bool>) {
+        run_sessions(
+            &self.stream.stream,
+            self.settings.reconnect_min,
+            self.settings.reconnect_max,
+            shutdown,
+            |shutdown| self.consume(shutdown),
+        )
+        .await;
     }
 
-    async fn consume(&self, shutdown: &mut watch::Receiver<bool>) -> Ended {
+    async fn consume(&self, mut shutdown: watch::Receiver<bool>) -> Ended<RedisStreamsError> {
         let mut connection = match self
             .url
             .connect(self.settings.block + Duration::from_secs(5))
