@@ -14,7 +14,7 @@ use activelog::consumer::trigger::{self, Answer, Trigger};
 use activelog::consumer::{AchievementsConsumer, BatchHandler, StatsConsumer};
 use activelog::domain::PeriodKey;
 use activelog::startup::{InMemoryStack, QueueOptions};
-use activelog_tests::consumer::{amazon_mq_sample, expected_amazon_mq, expected_failures, sample};
+use activelog_tests::consumer::{expected_amazon_mq, expected_failures, sample, trigger_sample};
 
 fn stats_consumer() -> (Arc<MemoryStatsStore>, StatsConsumer) {
     let store = Arc::new(MemoryStatsStore::new());
@@ -36,7 +36,7 @@ async fn check_samples(function: &str, consumer: impl Fn() -> Box<dyn BatchHandl
     let cases = expected_amazon_mq(function);
     assert!(cases.len() >= 2, "{function}: samples {cases:?}");
     for (case, expected_error) in cases {
-        let answer = trigger::answer(&*consumer(), amazon_mq_sample(function, &case)).await;
+        let answer = trigger::answer(&*consumer(), trigger_sample(function, &case)).await;
         match (answer, expected_error) {
             (Ok(Answer::AmazonMq(body)), None) => assert!(body.is_empty(), "{case}"),
             (Err(error), Some(text)) => {
@@ -48,7 +48,7 @@ async fn check_samples(function: &str, consumer: impl Fn() -> Box<dyn BatchHandl
 }
 
 #[tokio::test]
-async fn every_amazon_mq_sample_answers_as_expected() {
+async fn every_trigger_sample_answers_as_expected() {
     check_samples("update-stats", || Box::new(stats_consumer().1)).await;
     check_samples("record-achievements", || Box::new(achievements_consumer())).await;
 }
@@ -77,7 +77,7 @@ async fn a_failed_batch_comes_back_whole_and_its_applied_messages_are_not_applie
     let (store, consumer) = stats_consumer();
     let first = trigger::answer(
         &consumer,
-        amazon_mq_sample("update-stats", "amazon-mq-poison.json"),
+        trigger_sample("update-stats", "amazon-mq-poison.json"),
     )
     .await;
     assert!(first.is_err(), "poison fails the invocation");
@@ -86,7 +86,7 @@ async fn a_failed_batch_comes_back_whole_and_its_applied_messages_are_not_applie
     // Lambda returns the batch to the broker; it comes back as it was.
     let again = trigger::answer(
         &consumer,
-        amazon_mq_sample("update-stats", "amazon-mq-poison.json"),
+        trigger_sample("update-stats", "amazon-mq-poison.json"),
     )
     .await;
     assert!(again.is_err());
