@@ -6,8 +6,9 @@
 #   2. cargo fmt --check and clippy with warnings denied
 #   3. cargo test for the whole workspace: unit, property, in-memory integration, local-stack
 #      end-to-end, the AWS adapters against a moto server the tests start on loopback, and the
-#      transport conformance suite on memory, SQS (moto) and RabbitMQ (127.0.0.1:5672, started
-#      here when it is not running)
+#      transport conformance suite on memory, SQS (moto), RabbitMQ (127.0.0.1:5672, started
+#      here when it is not running) and Kafka (a tansu broker per test, installed into a cache
+#      by scripts/install-kafka-broker.sh)
 #   4. the dependency policy of deny.toml, and the layering (tests/architecture.rs, with step 3)
 #   5. the API conformance fuzzer: docs/openapi.yaml against the local stack (schemathesis, all
 #      phases including stateful, bounded examples and a fixed seed)
@@ -39,6 +40,10 @@ if ! rabbitmqctl await_startup --timeout 5 >/dev/null 2>&1; then
   rabbitmq-server -detached
   rabbitmqctl await_startup --timeout 120
 fi
+
+step "Kafka-protocol broker (tansu, built once into a cache outside the clone; the Kafka tests start it)"
+ACTIVELOG_TANSU="$(bash scripts/install-kafka-broker.sh)"
+export ACTIVELOG_TANSU
 
 step "tests"
 cargo test --workspace --locked

@@ -8,6 +8,7 @@ pub mod activity_fixtures;
 pub mod conformance;
 pub mod consumer;
 pub mod http;
+pub mod kafka;
 pub mod moto;
 pub mod rabbitmq;
 pub mod stack;

@@ -1,5 +1,6 @@
-//! `cargo run --release -p broker-bench -- [--events N] [--runs R] [--url amqp://...]`: through
-//! RabbitMQ on loopback, in the same run,
+//! `cargo run --release -p broker-bench -- [--events N] [--runs R] [--url amqp://...|kafka://...]`:
+//! through RabbitMQ (or Kafka, `kafka.rs`, when the URL is `kafka://`) on loopback, in the same
+//! run,
 //!
 //! - **raw lapin**: N persistent messages published with confirms into a quorum queue (all
 //!   published, then every confirm awaited), then consumed with prefetch 20 and one ack each —
@@ -9,6 +10,8 @@
 //!   consumers, applied by the stats consumer: from the first create until the stats count N.
 //!
 //! Each figure is the median of R runs; every run uses its own queues.
+
+mod kafka;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -155,13 +158,46 @@ fn draft() -> ActivityDraft {
     }
 }
 
-/// Events per second from the first create until the stats consumer applied them all.
+/// Starts the event source of one consumer queue (a logical id of the template) for a handler;
+/// it runs until the receiver turns true.
+type SpawnSubscriber = dyn Fn(
+    &str,
+    Arc<dyn BatchHandler>,
+    tokio::sync::watch::Receiver<bool>,
+) -> Result<tokio::task::JoinHandle<()>, Failure>;
+
+/// Events per second through RabbitMQ, from the first create until the stats consumer applied
+/// them all.
 async fn end_to_end(url: &BrokerUrl, events: usize) -> Result<f64, Failure> {
     let rules = rules_from_template(TEMPLATE)?;
     let namespace = format!("bench.{}", ulid::Ulid::new());
     let topology = Topology::from_rules(&namespace, &rules, 5)?;
     let publisher: Arc<dyn EventPublisher> =
         Arc::new(RabbitMqPublisher::connect(url.clone(), topology.clone()).await?);
+    let url = url.clone();
+    let spawn = move |queue: &str, handler, stopped| -> Result<_, Failure> {
+        let subscriber = RabbitMqSubscriber::new(
+            url.clone(),
+            topology.clone(),
+            queue,
+            handler,
+            SubscriberSettings::default(),
+        )
+        .ok_or("queue")?;
+        Ok(tokio::spawn(subscriber.run(stopped)))
+    };
+    through(publisher, &spawn, events, Duration::from_millis(300)).await
+}
+
+/// Events per second through a transport: `events` creates by WRITERS concurrent writers, each an
+/// outbox write and a publish, until the stats consumer has applied them all. The clock starts
+/// once the subscribers had `warm_up` to connect (a Kafka consumer group takes seconds to form).
+async fn through(
+    publisher: Arc<dyn EventPublisher>,
+    spawn: &SpawnSubscriber,
+    events: usize,
+    warm_up: Duration,
+) -> Result<f64, Failure> {
     let activity_store = Arc::new(MemoryActivityStore::new());
     let stats_store = Arc::new(MemoryStatsStore::new());
     let achievement_store = Arc::new(MemoryAchievementStore::new(activity_store.clone()));
@@ -191,17 +227,9 @@ async fn end_to_end(url: &BrokerUrl, events: usize) -> Result<f64, Failure> {
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut subscribers = Vec::new();
     for (queue, handler) in handlers {
-        let subscriber = RabbitMqSubscriber::new(
-            url.clone(),
-            topology.clone(),
-            queue,
-            handler,
-            SubscriberSettings::default(),
-        )
-        .ok_or("queue")?;
-        subscribers.push(tokio::spawn(subscriber.run(stopped.clone())));
+        subscribers.push(spawn(queue, handler, stopped.clone())?);
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(warm_up).await;
     let user = UserId::parse(format!(
         "bench{}",
         ulid::Ulid::new().to_string().to_lowercase()
@@ -253,6 +281,9 @@ async fn end_to_end(url: &BrokerUrl, events: usize) -> Result<f64, Failure> {
 #[tokio::main]
 async fn main() -> Result<(), Failure> {
     let args = args();
+    if args.url.starts_with("kafka://") {
+        return kafka::run(&args).await;
+    }
     let url = BrokerUrl::parse(&args.url)?;
     // The body activelog publishes for one activity.created, for a like-for-like raw figure.
     let body = vec![b'x'; 700];

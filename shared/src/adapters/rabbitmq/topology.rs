@@ -59,31 +59,10 @@ impl Topology {
     ) -> Result<Self, TopologyError> {
         let mut queues: Vec<ConsumerQueue> = Vec::new();
         for rule in rules {
-            let error = |reason: &str| TopologyError {
+            let keys = rule.detail_types().map_err(|reason| TopologyError {
                 rule: rule.name.clone(),
-                reason: reason.to_owned(),
-            };
-            let pattern = rule
-                .event_pattern
-                .as_object()
-                .ok_or_else(|| error("the event pattern is not an object"))?;
-            if let Some(other) = pattern
-                .keys()
-                .find(|key| *key != "source" && *key != "detail-type")
-            {
-                return Err(error(&format!("it matches on `{other}`")));
-            }
-            let keys: Vec<String> = pattern
-                .get("detail-type")
-                .and_then(serde_json::Value::as_array)
-                .ok_or_else(|| error("it has no list of detail-types"))?
-                .iter()
-                .map(|key| {
-                    key.as_str()
-                        .map(str::to_owned)
-                        .ok_or_else(|| error("a detail-type is not a string"))
-                })
-                .collect::<Result<_, _>>()?;
+                reason,
+            })?;
             match queues
                 .iter_mut()
                 .find(|q| q.logical_id == rule.target_queue)
