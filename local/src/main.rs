@@ -1,7 +1,7 @@
 //! `cargo run`: activelog on one machine. Serves the HTTP API on 127.0.0.1:3000 through the same
 //! handlers the Lambda functions run, and runs the event pipeline (bus with the template's rules,
 //! queues with dead-letter queues, consumers, outbox relay) in memory — or, with `--aws`, on the
-//! real AWS adapters and queues, or, with `--broker rabbitmq://...`, through RabbitMQ.
+//! real AWS adapters and queues, or, with `--broker URL`, through a broker (`broker/`).
 
 mod access;
 mod aws_mode;
@@ -12,23 +12,25 @@ mod json_response;
 mod operator;
 mod pipeline;
 mod server;
+mod stores;
 
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
-use activelog::adapters::memory::rules_from_template;
+use activelog::adapters::memory::{RoutingRule, rules_from_template};
 use activelog::startup::{InMemoryStack, QueueOptions};
 use activelog::telemetry::{self, LogFormat};
 use clap::Parser;
 use time::Duration;
 
 use crate::access::OperatorAccess;
-use crate::broker::Broker;
+use crate::broker::{Broker, BrokerOptions, BrokerStack, ConnectedBroker};
 use crate::cli::Options;
 use crate::operator::MemoryOperator;
 use crate::pipeline::Pipeline;
 use crate::server::Services;
+use crate::stores::Stores;
 
 /// The template the local bus takes its routing rules from, so local routing is AWS routing.
 const TEMPLATE: &str = include_str!("../../template.yaml");
@@ -51,43 +53,46 @@ async fn main() -> ExitCode {
 }
 
 async fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
-    match (options.aws, Broker::parse(&options.broker)?) {
-        (true, Broker::Memory) => run_on_aws(options).await,
-        (false, Broker::Memory) => run_in_memory(options).await,
-        (false, Broker::RabbitMq(url)) => run_on_rabbitmq(options, url).await,
-        (true, Broker::RabbitMq(_)) => {
-            Err("--aws with --broker is not supported yet: the AWS mode's transport is EventBridge and SQS".into())
-        }
+    let broker = Broker::parse(&options.broker)?;
+    if options.aws && broker != Broker::Memory {
+        return Err("--aws with --broker is not supported yet: the AWS mode's transport is EventBridge and SQS".into());
+    }
+    let rules = rules_from_template(TEMPLATE)?;
+    let broker_options = BrokerOptions {
+        namespace: options.broker_namespace.clone(),
+        delivery_limit: options.max_receive_count,
+    };
+    match broker.connect(&rules, &broker_options).await? {
+        Some(connected) => run_on_broker(options, Stores::in_memory(), connected, &rules).await,
+        None if options.aws => run_on_aws(options).await,
+        None => run_in_memory(options).await,
     }
 }
 
-async fn run_on_rabbitmq(
+/// The HTTP API and the relay publishing to a broker, and the consumers subscribing from it.
+async fn run_on_broker(
     options: Options,
-    url: activelog::adapters::rabbitmq::BrokerUrl,
+    stores: Stores,
+    broker: Arc<dyn ConnectedBroker>,
+    rules: &[RoutingRule],
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let rules = rules_from_template(TEMPLATE)?;
-    tracing::info!(broker = %url, "connecting to RabbitMQ");
-    let stack = broker::RabbitMqStack::start(
-        url,
-        &rules,
-        broker::RabbitMqOptions {
-            namespace: options.broker_namespace.clone(),
-            delivery_limit: options.max_receive_count,
-            relay_interval: StdDuration::from_secs(options.relay_interval),
-        },
-    )
-    .await?;
+    let stack = BrokerStack::start(
+        stores,
+        broker,
+        rules,
+        StdDuration::from_secs(options.relay_interval),
+    )?;
     let access = operator_access(&options);
     let app = server::router(
         stack.services.clone(),
         stack.operator.clone(),
         access.clone(),
     );
-    let listener = listen(&options, "memory+rabbitmq", &access).await?;
+    let listener = listen(&options, &stack.adapters, &access).await?;
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
-    tracing::info!("HTTP stopped; relaying the outbox and stopping the subscribers");
+    tracing::info!("HTTP stopped; relaying the outbox and stopping the event sources");
     stack.stop().await;
     tracing::info!("shutdown complete");
     Ok(())

@@ -1,5 +1,6 @@
 //! End-to-end tests of `activelog-local`: start the real binary on a free loopback port, speak HTTP
-//! to it as a user and an operator would, and read its JSON logs.
+//! to it as a user and an operator would, and read its JSON logs. [`LocalStack`] and the flows that
+//! end in `_on` are shared: each broker's module runs the same flows through `--broker URL`.
 
 // The helpers below set up a running stack; a setup that fails is the test failing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 /// A running local stack, killed when dropped.
-struct LocalStack {
+pub(crate) struct LocalStack {
     child: Child,
     base: String,
     logs: Arc<Mutex<Vec<Value>>>,
@@ -21,12 +22,12 @@ struct LocalStack {
 
 impl LocalStack {
     /// Starts the stack on a free port with short queue timings (1 s visibility, 2 receives).
-    fn start(relay_interval_secs: u64) -> Self {
+    pub(crate) fn start(relay_interval_secs: u64) -> Self {
         Self::start_with(relay_interval_secs, &[])
     }
 
     /// [`LocalStack::start`] with more command-line arguments.
-    fn start_with(relay_interval_secs: u64, extra: &[&str]) -> Self {
+    pub(crate) fn start_with(relay_interval_secs: u64, extra: &[&str]) -> Self {
         let relay_interval = relay_interval_secs.to_string();
         let mut child = Command::new(env!("CARGO_BIN_EXE_activelog-local"))
             .args(["--port", "0", "--visibility-timeout", "1"])
@@ -72,7 +73,7 @@ impl LocalStack {
         }
     }
 
-    async fn call(
+    pub(crate) async fn call(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -135,7 +136,7 @@ impl LocalStack {
         }
     }
 
-    fn log_with_message(&self, message: &str) -> Option<Value> {
+    pub(crate) fn log_with_message(&self, message: &str) -> Option<Value> {
         self.logs
             .lock()
             .unwrap()
@@ -163,7 +164,7 @@ async fn two_users_create_update_delete_and_stats_follow() {
 
 /// Two users create, update and delete; each sees only their own activities and the stats
 /// follow. The same flow runs on every transport the local stack offers.
-async fn two_users_create_update_delete_and_stats_follow_on(stack: &LocalStack) {
+pub(crate) async fn two_users_create_update_delete_and_stats_follow_on(stack: &LocalStack) {
     use reqwest::Method;
 
     let (status, run) = stack
@@ -298,7 +299,7 @@ async fn a_poison_message_is_dead_lettered_and_can_be_redriven() {
 /// checks what the transport says of the dead letter; `empty_after_redrive` whether the
 /// dead-letter queue is seen empty right after the redrive (in memory the message is hidden for a
 /// visibility timeout first; a broker rejects it again within milliseconds).
-async fn a_poison_message_is_dead_lettered_and_can_be_redriven_on(
+pub(crate) async fn a_poison_message_is_dead_lettered_and_can_be_redriven_on(
     stack: &LocalStack,
     why_dead_lettered: impl Fn(&Value),
     empty_after_redrive: bool,
@@ -537,67 +538,5 @@ fn aws_mode_refuses_a_non_loopback_bind() {
     assert!(
         stdout.contains("refusing to bind 0.0.0.0"),
         "says why: {stdout}"
-    );
-}
-
-// ---------------------------------------------------------------------------------------------
-// The same flows through RabbitMQ (`--broker`), in a virtual host of the test's own
-// ---------------------------------------------------------------------------------------------
-
-async fn rabbitmq_stack() -> (activelog_tests::rabbitmq::Vhost, LocalStack) {
-    let vhost = activelog_tests::rabbitmq::Vhost::new().await;
-    let url = vhost.amqp_url();
-    let stack = LocalStack::start_with(1, &["--broker", &url]);
-    (vhost, stack)
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn through_rabbitmq_create_update_delete_and_stats_follow() {
-    let (_vhost, stack) = rabbitmq_stack().await;
-    let listening = stack.log_with_message("activelog-local listening").unwrap();
-    assert_eq!(listening["adapters"], "memory+rabbitmq");
-    two_users_create_update_delete_and_stats_follow_on(&stack).await;
-    let (_, depths) = stack
-        .call(reqwest::Method::GET, "/_local/queues", None, None)
-        .await;
-    assert_eq!(depths["StatsQueue"]["dead_lettered"], 0, "{depths}");
-    assert!(depths["AchievementsQueue"].is_object(), "{depths}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn through_rabbitmq_a_poison_message_is_dead_lettered_and_can_be_redriven() {
-    let (_vhost, stack) = rabbitmq_stack().await;
-    a_poison_message_is_dead_lettered_and_can_be_redriven_on(
-        &stack,
-        |dead| {
-            assert_eq!(
-                dead["reason"], "rejected",
-                "poison is rejected to the dead-letter queue at once"
-            );
-        },
-        false,
-    )
-    .await;
-}
-
-#[test]
-fn an_unreachable_broker_is_a_clear_start_up_error_without_the_password() {
-    let started = Instant::now();
-    let output = Command::new(env!("CARGO_BIN_EXE_activelog-local"))
-        .args([
-            "--port",
-            "0",
-            "--broker",
-            "rabbitmq://guest:hunter2-secret@127.0.0.1:1/%2f",
-        ])
-        .output()
-        .expect("the binary runs");
-    assert!(!output.status.success(), "it must not start");
-    assert!(started.elapsed() < Duration::from_secs(20), "no hang");
-    let logs = String::from_utf8_lossy(&output.stdout);
-    assert!(!logs.contains("hunter2-secret"), "{logs}");
-    assert!(
-        logs.contains("RabbitMQ broker at amqp://guest:***@127.0.0.1:1/%2f is unreachable"),
-        "{logs}"
     );
 }

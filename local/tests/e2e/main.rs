@@ -1,6 +1,7 @@
 //! The local stack's end-to-end tests in one binary (zero-to-production's `tests/api/main.rs`
-//! shape): the real `activelog-local` binary started and spoken to over HTTP, in memory and, with
-//! `--aws`, against moto.
+//! shape): the real `activelog-local` binary started and spoken to over HTTP, in memory, with
+//! `--aws` against moto, and through each broker (one module per broker).
 
 mod aws_mode;
 mod local_stack;
+mod rabbitmq;

@@ -1,0 +1,118 @@
+//! `--broker URL`: which event transport the local stack runs on, and the one seam every broker
+//! plugs into. A broker connects from the template's rules and then offers three things, and
+//! nothing else: the publisher the use cases and the relay publish through, one event source per
+//! consumer queue feeding that queue's consumer, and the operator that lists, redrives and sends
+//! on its dead-letter queues. [`BrokerStack`] wires the stores, use cases, relay and consumers
+//! around those once, for every broker. Adding a broker is one file beside `rabbitmq.rs`, one arm
+//! in [`Broker::parse`] and one in [`Broker::connect`].
+
+mod rabbitmq;
+mod stack;
+
+pub use stack::BrokerStack;
+
+use std::sync::Arc;
+
+use activelog::adapters::memory::RoutingRule;
+use activelog::application::EventPublisher;
+use activelog::consumer::BatchHandler;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::operator::Operator;
+
+/// The event transport of the local stack, as `--broker` names it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Broker {
+    /// In-process queues (the default; nothing to install). Not a broker to connect to: the
+    /// in-memory stack wires its own bus and queues.
+    Memory,
+    RabbitMq(activelog::adapters::rabbitmq::BrokerUrl),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error("unknown broker `{0}`: use `memory` or a broker URL (see --help)")]
+    Unknown(String),
+    /// What the broker's adapter said: a bad URL, an unreachable broker, a refused topology.
+    /// Adapters word their errors without passwords.
+    #[error(transparent)]
+    Adapter(Box<dyn std::error::Error + Send + Sync>),
+    #[error("queue `{0}` of template.yaml has no consumer in the local stack")]
+    NoConsumer(String),
+}
+
+impl BrokerError {
+    /// Wraps a broker adapter's own error.
+    pub fn adapter(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Adapter(Box::new(error))
+    }
+}
+
+impl Broker {
+    pub fn parse(value: &str) -> Result<Self, BrokerError> {
+        if value == "memory" {
+            return Ok(Self::Memory);
+        }
+        let scheme = value.split("://").next().unwrap_or_default();
+        match scheme {
+            "rabbitmq" | "rabbitmqs" | "amqp" | "amqps" => Ok(Self::RabbitMq(
+                activelog::adapters::rabbitmq::BrokerUrl::parse(value)
+                    .map_err(BrokerError::adapter)?,
+            )),
+            // Never echo the value: it may hold a password.
+            _ => Err(BrokerError::Unknown(format!("{scheme}://…"))),
+        }
+    }
+
+    /// Connects to the broker and declares what it needs (exchanges, queues, streams) from the
+    /// template's rules. `None` for [`Broker::Memory`]: there is nothing to connect to.
+    pub async fn connect(
+        &self,
+        rules: &[RoutingRule],
+        options: &BrokerOptions,
+    ) -> Result<Option<Arc<dyn ConnectedBroker>>, BrokerError> {
+        Ok(match self {
+            Self::Memory => None,
+            Self::RabbitMq(url) => Some(Arc::new(
+                rabbitmq::RabbitMq::connect(url, rules, options).await?,
+            )),
+        })
+    }
+}
+
+/// Settings every broker takes.
+#[derive(Debug, Clone)]
+pub struct BrokerOptions {
+    /// Prefix of the broker's names (exchanges, queues, streams, topics), so that several stacks
+    /// can share one broker.
+    pub namespace: String,
+    /// Deliveries before a message that keeps failing is dead-lettered.
+    pub delivery_limit: u32,
+}
+
+/// A broker the local stack is connected to. Routing comes from the template's rules given to
+/// `connect`: an event reaches the queue of every rule whose pattern it matches, and the queue's
+/// name is the rule target's logical id in `template.yaml` (`StatsQueue`, `AchievementsQueue`).
+pub trait ConnectedBroker: Send + Sync {
+    /// How the listening line names the transport (`rabbitmq`).
+    fn name(&self) -> &'static str;
+
+    /// The publisher behind the use cases and the outbox relay. A publish counts only once the
+    /// broker holds the event durably; what it does not confirm stays in the outbox.
+    fn publisher(&self) -> Arc<dyn EventPublisher>;
+
+    /// Starts the event source of consumer queue `queue`: it hands batches to `handler` and
+    /// settles each message by its verdict (applied and duplicate done, retry back later, poison
+    /// to the dead-letter queue, also once the delivery limit is reached), reconnecting when the
+    /// connection drops, until `stop` turns true; a batch in progress is settled first.
+    fn spawn_event_source(
+        &self,
+        queue: &str,
+        handler: Arc<dyn BatchHandler>,
+        stop: watch::Receiver<bool>,
+    ) -> Result<JoinHandle<()>, BrokerError>;
+
+    /// The `/_local/` operator over the consumer queues: depths, dead letters, redrive, send.
+    fn operator(&self) -> Arc<dyn Operator>;
+}
