@@ -30,7 +30,8 @@ pub struct Options {
     pub operator_token: Option<String>,
 
     /// The event transport: `memory` (in-process queues, the default) or a RabbitMQ URL such as
-    /// `rabbitmq://guest:guest@127.0.0.1:5672/%2f` (`amqp://` works too). The password is never
+    /// `rabbitmq://guest:guest@127.0.0.1:5672/%2f` (`amqp://` works too), or a Kafka cluster's
+    /// bootstrap servers as `kafka://127.0.0.1:9092[,host:port...]`. The password is never
     /// logged.
     #[arg(
         long,
@@ -40,7 +41,8 @@ pub struct Options {
     )]
     pub broker: String,
 
-    /// Broker mode: prefix of the exchanges and queues on the broker.
+    /// Broker mode: prefix of the exchanges and queues (or topics and consumer groups) on the
+    /// broker.
     #[arg(long, env = "ACTIVELOG_BROKER_NAMESPACE", default_value = "activelog")]
     pub broker_namespace: String,
 

@@ -6,6 +6,7 @@
 //! around those once, for every broker. Adding a broker is one file beside `rabbitmq.rs`, one arm
 //! in [`Broker::parse`] and one in [`Broker::connect`].
 
+mod kafka;
 mod rabbitmq;
 mod stack;
 
@@ -28,6 +29,7 @@ pub enum Broker {
     /// in-memory stack wires its own bus and queues.
     Memory,
     RabbitMq(activelog::adapters::rabbitmq::BrokerUrl),
+    Kafka(activelog::adapters::kafka::KafkaUrl),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +62,9 @@ impl Broker {
                 activelog::adapters::rabbitmq::BrokerUrl::parse(value)
                     .map_err(BrokerError::adapter)?,
             )),
+            "kafka" | "kafkas" => Ok(Self::Kafka(
+                activelog::adapters::kafka::KafkaUrl::parse(value).map_err(BrokerError::adapter)?,
+            )),
             // Never echo the value: it may hold a password.
             _ => Err(BrokerError::Unknown(format!("{scheme}://…"))),
         }
@@ -77,6 +82,7 @@ impl Broker {
             Self::RabbitMq(url) => Some(Arc::new(
                 rabbitmq::RabbitMq::connect(url, rules, options).await?,
             )),
+            Self::Kafka(url) => Some(Arc::new(kafka::Kafka::connect(url, rules, options).await?)),
         })
     }
 }

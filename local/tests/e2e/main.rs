@@ -3,5 +3,6 @@
 //! `--aws` against moto, and through each broker (one module per broker).
 
 mod aws_mode;
+mod kafka;
 mod local_stack;
 mod rabbitmq;

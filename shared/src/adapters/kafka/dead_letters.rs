@@ -14,12 +14,13 @@ use std::time::Duration;
 
 use rdkafka::Offset;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::message::{Header, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::topic_partition_list::TopicPartitionList;
 use serde::Serialize;
 
 use super::connection::{CONNECT_TIMEOUT, KafkaAdapterError, KafkaUrl};
+use super::publisher::headers;
 use super::subscriber::{dead_letter_headers, dead_letter_producer, header, message_id};
 use super::topology::{ConsumerGroup, KafkaTopology};
 
@@ -137,7 +138,11 @@ impl KafkaDeadLetters {
         let message_id = ulid::Ulid::new().to_string();
         let record = FutureRecord::to(&group.redrive_topic)
             .key(message_id.as_bytes())
-            .payload(body.as_bytes());
+            .payload(body.as_bytes())
+            .headers(OwnedHeaders::new().insert(Header {
+                key: headers::MESSAGE_ID,
+                value: Some(message_id.as_str()),
+            }));
         self.acknowledged(&producer, record).await?;
         Ok(message_id)
     }

@@ -32,6 +32,9 @@ pub mod headers {
     pub const EVENT_VERSION: &str = "event_version";
     pub const CORRELATION_ID: &str = "correlation_id";
     pub const EVENT_ID: &str = crate::consumer::msk::EVENT_ID_HEADER;
+    /// The transport's id of the message: the event id for events, a fresh id for a raw message
+    /// an operator sent (the role of an AMQP message id).
+    pub const MESSAGE_ID: &str = "message_id";
     pub const TRACE: &str = "x-amzn-trace-id";
 }
 
@@ -101,6 +104,10 @@ fn headers_and_key(record: &OutboxRecord) -> (OwnedHeaders, String) {
         })
         .insert(Header {
             key: headers::EVENT_ID,
+            value: Some(event_id.as_str()),
+        })
+        .insert(Header {
+            key: headers::MESSAGE_ID,
             value: Some(event_id.as_str()),
         });
     if let Some(version) = detail
@@ -203,7 +210,8 @@ mod tests {
             found,
             [
                 ("event_type".to_owned(), "activity.created".to_owned()),
-                ("event_id".to_owned(), event_id),
+                ("event_id".to_owned(), event_id.clone()),
+                ("message_id".to_owned(), event_id),
                 ("event_version".to_owned(), "2".to_owned()),
                 ("correlation_id".to_owned(), "req-1".to_owned()),
             ]

@@ -378,14 +378,16 @@ fn event_type(message: &OwnedMessage) -> Option<String> {
 }
 
 pub(crate) fn message_id(message: &OwnedMessage) -> String {
-    header(message, headers::EVENT_ID).unwrap_or_else(|| {
-        format!(
-            "{}/{}@{}",
-            message.topic(),
-            message.partition(),
-            message.offset()
-        )
-    })
+    header(message, headers::MESSAGE_ID)
+        .or_else(|| header(message, headers::EVENT_ID))
+        .unwrap_or_else(|| {
+            format!(
+                "{}/{}@{}",
+                message.topic(),
+                message.partition(),
+                message.offset()
+            )
+        })
 }
 
 /// The message as the consumers see it; `attempt` counts this process's deliveries of it.
