@@ -8,31 +8,12 @@
 // Test helpers as well as tests: a setup that fails is the test failing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
-
-use activelog::adapters::memory::{MemoryStatsStore, SequentialIds};
-use activelog::application::StatsUpdater;
+use activelog::consumer::BatchHandler;
 use activelog::consumer::trigger::{self, Answer, Trigger};
-use activelog::consumer::{AchievementsConsumer, BatchHandler, StatsConsumer};
 use activelog::domain::PeriodKey;
-use activelog::startup::{InMemoryStack, QueueOptions};
-use activelog_tests::consumer::{expected_msk, trigger_sample};
-
-fn stats_consumer() -> (Arc<MemoryStatsStore>, StatsConsumer) {
-    let store = Arc::new(MemoryStatsStore::new());
-    (store.clone(), StatsConsumer::new(StatsUpdater::new(store)))
-}
-
-fn achievements_consumer() -> AchievementsConsumer {
-    let stack = InMemoryStack::new(
-        &[],
-        &QueueOptions::default(),
-        Arc::new(activelog::adapters::system::SystemClock),
-        Arc::new(SequentialIds::default()),
-    )
-    .unwrap();
-    AchievementsConsumer::new(stack.achievement_recorder.clone())
-}
+use activelog_tests::consumer::{
+    achievements_consumer, expected_msk, stats_consumer, trigger_sample,
+};
 
 async fn check_samples(function: &str, consumer: impl Fn() -> Box<dyn BatchHandler>) {
     let cases = expected_msk(function);

@@ -66,6 +66,30 @@ pub fn expected_msk(function: &str) -> BTreeMap<String, serde_json::Value> {
         .collect()
 }
 
+/// The stats consumer over a fresh in-memory store, and the store.
+pub fn stats_consumer() -> (
+    std::sync::Arc<activelog::adapters::memory::MemoryStatsStore>,
+    activelog::consumer::StatsConsumer,
+) {
+    let store = std::sync::Arc::new(activelog::adapters::memory::MemoryStatsStore::new());
+    (
+        store.clone(),
+        activelog::consumer::StatsConsumer::new(activelog::application::StatsUpdater::new(store)),
+    )
+}
+
+/// The achievements consumer over a fresh in-memory stack.
+pub fn achievements_consumer() -> activelog::consumer::AchievementsConsumer {
+    let stack = activelog::startup::InMemoryStack::new(
+        &[],
+        &activelog::startup::QueueOptions::default(),
+        std::sync::Arc::new(activelog::adapters::system::SystemClock),
+        std::sync::Arc::new(activelog::adapters::memory::SequentialIds::default()),
+    )
+    .unwrap();
+    activelog::consumer::AchievementsConsumer::new(stack.achievement_recorder.clone())
+}
+
 /// A sample Amazon MQ or Kafka event, read as the consumer functions read their invocations.
 pub fn trigger_sample(function: &str, case: &str) -> activelog::consumer::trigger::Trigger {
     let path = samples_dir(function).join(case);
