@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Lints and validates the SAM templates (template.yaml, and template-amazon-mq.yaml for the
-# consumers behind Amazon MQ) without AWS: cfn-lint with the cfn-lint-serverless rules, then
+# Lints and validates the SAM templates (template.yaml, and template-amazon-mq.yaml and
+# template-msk.yaml for the consumers behind Amazon MQ and Amazon MSK) without AWS: cfn-lint with the cfn-lint-serverless rules, then
 # `sam validate --lint`. Both must be clean (exit non-zero otherwise). Suppressed findings are
 # justified next to their `Metadata: cfn-lint: config: ignore_checks` in the template.
 #
@@ -10,14 +10,14 @@
 # waits on the network. SAM CLI's weekly "newer version" check goes to PyPI with a 5 s timeout at
 # most; telemetry is off.
 #
-# Usage: scripts/lint-template.sh [template ...]   (default: both templates)
+# Usage: scripts/lint-template.sh [template ...]   (default: all three templates)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 if [ "$#" -gt 0 ]; then
   TEMPLATES=("$@")
 else
-  TEMPLATES=("$ROOT/template.yaml" "$ROOT/template-amazon-mq.yaml")
+  TEMPLATES=("$ROOT/template.yaml" "$ROOT/template-amazon-mq.yaml" "$ROOT/template-msk.yaml")
 fi
 VENV="${ACTIVELOG_VENV:-$ROOT/.venv}"
 

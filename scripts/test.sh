@@ -6,9 +6,10 @@
 #   2. cargo fmt --check and clippy with warnings denied
 #   3. cargo test for the whole workspace: unit, property, in-memory integration, local-stack
 #      end-to-end, the AWS adapters against a moto server the tests start on loopback, and the
-#      transport conformance suite on memory, SQS (moto) and RabbitMQ (127.0.0.1:5672, started
+#      transport conformance suite on memory, SQS (moto), RabbitMQ (127.0.0.1:5672, started
 #      here when it is not running), Redis Streams (127.0.0.1:6379) and NATS JetStream
-#      (127.0.0.1:4222), both also started here when they are not running
+#      (127.0.0.1:4222), both also started here when they are not running, and Kafka (a tansu
+#      broker per test, installed into a cache by scripts/install-kafka-broker.sh)
 #   4. the dependency policy of deny.toml, and the layering (tests/architecture.rs, with step 3)
 #   5. the API conformance fuzzer: docs/openapi.yaml against the local stack (schemathesis, all
 #      phases including stateful, bounded examples and a fixed seed)
@@ -52,6 +53,10 @@ if ! (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null; then
     -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server
   for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null && break; sleep 0.1; done
 fi
+
+step "Kafka-protocol broker (tansu, built once into a cache outside the clone; the Kafka tests start it)"
+ACTIVELOG_TANSU="$(bash scripts/install-kafka-broker.sh)"
+export ACTIVELOG_TANSU
 
 step "tests"
 cargo test --workspace --locked

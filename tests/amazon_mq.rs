@@ -6,37 +6,19 @@
 // Test helpers as well as tests: a setup that fails is the test failing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
-
-use activelog::adapters::memory::{MemoryStatsStore, SequentialIds};
-use activelog::application::StatsUpdater;
+use activelog::consumer::BatchHandler;
 use activelog::consumer::trigger::{self, Answer, Trigger};
-use activelog::consumer::{AchievementsConsumer, BatchHandler, StatsConsumer};
 use activelog::domain::PeriodKey;
-use activelog::startup::{InMemoryStack, QueueOptions};
-use activelog_tests::consumer::{amazon_mq_sample, expected_amazon_mq, expected_failures, sample};
-
-fn stats_consumer() -> (Arc<MemoryStatsStore>, StatsConsumer) {
-    let store = Arc::new(MemoryStatsStore::new());
-    (store.clone(), StatsConsumer::new(StatsUpdater::new(store)))
-}
-
-fn achievements_consumer() -> AchievementsConsumer {
-    let stack = InMemoryStack::new(
-        &[],
-        &QueueOptions::default(),
-        Arc::new(activelog::adapters::system::SystemClock),
-        Arc::new(SequentialIds::default()),
-    )
-    .unwrap();
-    AchievementsConsumer::new(stack.achievement_recorder.clone())
-}
+use activelog_tests::consumer::{
+    achievements_consumer, expected_amazon_mq, expected_failures, sample, stats_consumer,
+    trigger_sample,
+};
 
 async fn check_samples(function: &str, consumer: impl Fn() -> Box<dyn BatchHandler>) {
     let cases = expected_amazon_mq(function);
     assert!(cases.len() >= 2, "{function}: samples {cases:?}");
     for (case, expected_error) in cases {
-        let answer = trigger::answer(&*consumer(), amazon_mq_sample(function, &case)).await;
+        let answer = trigger::answer(&*consumer(), trigger_sample(function, &case)).await;
         match (answer, expected_error) {
             (Ok(Answer::AmazonMq(body)), None) => assert!(body.is_empty(), "{case}"),
             (Err(error), Some(text)) => {
@@ -48,7 +30,7 @@ async fn check_samples(function: &str, consumer: impl Fn() -> Box<dyn BatchHandl
 }
 
 #[tokio::test]
-async fn every_amazon_mq_sample_answers_as_expected() {
+async fn every_trigger_sample_answers_as_expected() {
     check_samples("update-stats", || Box::new(stats_consumer().1)).await;
     check_samples("record-achievements", || Box::new(achievements_consumer())).await;
 }
@@ -77,7 +59,7 @@ async fn a_failed_batch_comes_back_whole_and_its_applied_messages_are_not_applie
     let (store, consumer) = stats_consumer();
     let first = trigger::answer(
         &consumer,
-        amazon_mq_sample("update-stats", "amazon-mq-poison.json"),
+        trigger_sample("update-stats", "amazon-mq-poison.json"),
     )
     .await;
     assert!(first.is_err(), "poison fails the invocation");
@@ -86,7 +68,7 @@ async fn a_failed_batch_comes_back_whole_and_its_applied_messages_are_not_applie
     // Lambda returns the batch to the broker; it comes back as it was.
     let again = trigger::answer(
         &consumer,
-        amazon_mq_sample("update-stats", "amazon-mq-poison.json"),
+        trigger_sample("update-stats", "amazon-mq-poison.json"),
     )
     .await;
     assert!(again.is_err());

@@ -33,8 +33,9 @@ pub struct Options {
 
     /// The event transport: `memory` (in-process queues, the default) or a RabbitMQ URL such as
     /// `rabbitmq://guest:guest@127.0.0.1:5672/%2f` (`amqp://` works too), a Redis URL
-    /// (`redis://127.0.0.1:6379`, Redis Streams) or a NATS URL (`nats://127.0.0.1:4222`,
-    /// JetStream). The password is never logged.
+    /// (`redis://127.0.0.1:6379`, Redis Streams), a NATS URL (`nats://127.0.0.1:4222`,
+    /// JetStream) or a Kafka cluster's bootstrap servers as
+    /// `kafka://127.0.0.1:9092[,host:port...]`. The password is never logged.
     #[arg(
         long,
         env = "ACTIVELOG_BROKER",
@@ -43,7 +44,8 @@ pub struct Options {
     )]
     pub broker: String,
 
-    /// Broker mode: prefix of the exchanges and queues (Redis keys, NATS streams) on the broker.
+    /// Broker mode: prefix of the exchanges and queues (Redis keys, NATS streams, Kafka topics and
+    /// consumer groups) on the broker.
     #[arg(long, env = "ACTIVELOG_BROKER_NAMESPACE", default_value = "activelog")]
     pub broker_namespace: String,
 

@@ -26,11 +26,12 @@ fn expectations(function: &str) -> BTreeMap<String, serde_json::Value> {
 }
 
 /// Every SQS case of `events/<function>/expected.json` with the message ids it expects to fail
-/// (the Amazon MQ cases, `amazon-mq-*.json`, are in [`expected_amazon_mq`]).
+/// (the Amazon MQ cases, `amazon-mq-*.json`, are in [`expected_amazon_mq`]; the Kafka cases,
+/// `msk-*.json`, in [`expected_msk`]).
 pub fn expected_failures(function: &str) -> BTreeMap<String, Vec<String>> {
     expectations(function)
         .into_iter()
-        .filter(|(case, _)| !case.starts_with("amazon-mq-"))
+        .filter(|(case, _)| !case.starts_with("amazon-mq-") && !case.starts_with("msk-"))
         .map(|(case, value)| {
             let ids = value["batch_item_failures"]
                 .as_array()
@@ -56,8 +57,41 @@ pub fn expected_amazon_mq(function: &str) -> BTreeMap<String, Option<String>> {
         .collect()
 }
 
-/// A sample Amazon MQ event.
-pub fn amazon_mq_sample(function: &str, case: &str) -> activelog::consumer::trigger::Trigger {
+/// Every Kafka case of `events/<function>/expected.json` with the partial batch response it
+/// expects (`batchItemFailures` by topic-partition and offset).
+pub fn expected_msk(function: &str) -> BTreeMap<String, serde_json::Value> {
+    expectations(function)
+        .into_iter()
+        .filter(|(case, _)| case.starts_with("msk-"))
+        .collect()
+}
+
+/// The stats consumer over a fresh in-memory store, and the store.
+pub fn stats_consumer() -> (
+    std::sync::Arc<activelog::adapters::memory::MemoryStatsStore>,
+    activelog::consumer::StatsConsumer,
+) {
+    let store = std::sync::Arc::new(activelog::adapters::memory::MemoryStatsStore::new());
+    (
+        store.clone(),
+        activelog::consumer::StatsConsumer::new(activelog::application::StatsUpdater::new(store)),
+    )
+}
+
+/// The achievements consumer over a fresh in-memory stack.
+pub fn achievements_consumer() -> activelog::consumer::AchievementsConsumer {
+    let stack = activelog::startup::InMemoryStack::new(
+        &[],
+        &activelog::startup::QueueOptions::default(),
+        std::sync::Arc::new(activelog::adapters::system::SystemClock),
+        std::sync::Arc::new(activelog::adapters::memory::SequentialIds::default()),
+    )
+    .unwrap();
+    activelog::consumer::AchievementsConsumer::new(stack.achievement_recorder.clone())
+}
+
+/// A sample Amazon MQ or Kafka event, read as the consumer functions read their invocations.
+pub fn trigger_sample(function: &str, case: &str) -> activelog::consumer::trigger::Trigger {
     let path = samples_dir(function).join(case);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path:?}: {e}"))

@@ -9,6 +9,7 @@ pub mod broker_process;
 pub mod conformance;
 pub mod consumer;
 pub mod http;
+pub mod kafka;
 pub mod moto;
 pub mod nats;
 pub mod rabbitmq;

@@ -1,6 +1,7 @@
-//! `cargo run --release -p broker-bench -- [--transports memory,sqs,rabbitmq,redis,nats]
-//! [--events N] [--runs R] [--url amqp://...] [--redis-url redis://...] [--nats-url nats://...]`:
-//! through each transport on loopback, in the same run,
+//! `cargo run --release -p broker-bench -- [--transports memory,sqs,rabbitmq,redis,nats,kafka]
+//! [--events N] [--runs R] [--url amqp://...] [--redis-url redis://...] [--nats-url nats://...]
+//! [--kafka-url kafka://...]`: through each transport on loopback, in the same run (Kafka only
+//! when asked for: it needs a broker started first, see `kafka.rs`),
 //!
 //! - **raw**: what the transport does with nothing of activelog around it, with a 700-byte body
 //!   (the size of one `activity.created`): N messages sent, then received and settled —
@@ -10,8 +11,9 @@
 //!   `DeleteMessageBatch`; in memory `send`, then `receive` of 10 and `delete`; for Redis
 //!   Streams (redis-rs) `XADD` in pipelines of 100, then `XREADGROUP COUNT 20` with one `XACK`
 //!   per read; for NATS (async-nats) JetStream publishes to a file-stored stream, every
-//!   acknowledgement awaited, then a pull consumer 20 at a time with one ack each (each broker's
-//!   module says exactly how);
+//!   acknowledgement awaited, then a pull consumer 20 at a time with one ack each; for Kafka
+//!   (rdkafka) an idempotent producer with `acks=all`, then a consumer group committing every 100
+//!   (each broker's module says exactly how);
 //! - **end to end**: N activities created through the use case by 8 concurrent writers (each
 //!   create is an outbox write and a publish the request waits for), routed by the template's
 //!   rules to both consumers, applied by the stats consumer: from the first create until the
@@ -22,6 +24,7 @@
 //! Each figure is the median of R runs; every run uses its own queues. The SQS figures start
 //! moto (`.venv/bin/moto_server`, or `MOTO_ENDPOINT`) as the tests do.
 
+mod kafka;
 mod nats;
 mod redis_streams;
 
@@ -67,6 +70,7 @@ struct Args {
     url: String,
     redis_url: String,
     nats_url: String,
+    kafka_url: String,
     events: usize,
     runs: usize,
     transports: Vec<String>,
@@ -77,6 +81,7 @@ fn args() -> Args {
         url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
         redis_url: "redis://127.0.0.1:6379".into(),
         nats_url: "nats://127.0.0.1:4222".into(),
+        kafka_url: "kafka://127.0.0.1:9092".into(),
         events: 2000,
         runs: 5,
         transports: ["memory", "sqs", "rabbitmq", "redis", "nats"]
@@ -90,6 +95,7 @@ fn args() -> Args {
             "--url" => args.url = value,
             "--redis-url" => args.redis_url = value,
             "--nats-url" => args.nats_url = value,
+            "--kafka-url" => args.kafka_url = value,
             "--events" => args.events = value.parse().unwrap_or(args.events),
             "--runs" => args.runs = value.parse().unwrap_or(args.runs),
             "--transports" => args.transports = value.split(',').map(str::to_owned).collect(),
@@ -116,6 +122,9 @@ type Subscribe = Box<
 struct Wiring {
     publisher: Arc<dyn EventPublisher>,
     subscribe: Subscribe,
+    /// How long the event sources get to connect before the clock starts (a Kafka consumer
+    /// group takes seconds to form).
+    warm_up: Duration,
 }
 
 /// (publish msgs/s, consume msgs/s) of the bare client.
@@ -307,7 +316,7 @@ enum Wired {
         topology: Topology,
         publisher: Arc<RabbitMqPublisher>,
     },
-    /// A broker whose module builds its own wiring (Redis Streams, NATS JetStream).
+    /// A broker whose module builds its own wiring (Redis Streams, NATS JetStream, Kafka).
     Broker(Wiring),
 }
 
@@ -355,6 +364,7 @@ impl Wired {
             }
             "redis" => Self::Broker(redis_streams::wiring(&args.redis_url, rules).await?),
             "nats" => Self::Broker(nats::wiring(&args.nats_url, rules).await?),
+            "kafka" => Self::Broker(kafka::wiring(&args.kafka_url, rules).await?),
             other => return Err(format!("unknown transport {other}").into()),
         })
     }
@@ -365,6 +375,13 @@ impl Wired {
             Self::Sqs { publisher, .. } => publisher.clone(),
             Self::RabbitMq { publisher, .. } => publisher.clone(),
             Self::Broker(wiring) => wiring.publisher.clone(),
+        }
+    }
+
+    fn warm_up(&self) -> Duration {
+        match self {
+            Self::Broker(wiring) => wiring.warm_up,
+            _ => Duration::from_millis(300),
         }
     }
 
@@ -439,7 +456,7 @@ async fn end_to_end(wired: &Wired, events: usize) -> Result<f64, Failure> {
     for (queue, handler) in handlers {
         subscribers.push(wired.subscribe(queue, handler, stopped.clone()).await?);
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(wired.warm_up()).await;
     let user = UserId::parse(format!(
         "bench{}",
         ulid::Ulid::new().to_string().to_lowercase()
@@ -497,6 +514,9 @@ fn raw_label(transport: &str) -> &'static str {
         "nats" => {
             "async-nats: JetStream publish, file storage, acknowledged / pull 20, one ack each"
         }
+        "kafka" => {
+            "rdkafka: idempotent produce, acks=all, all in flight / consumer group, commit every 100"
+        }
         _ => {
             "lapin: publish persistent, confirmed (quorum queue) / consume, prefetch 20, one ack each"
         }
@@ -516,8 +536,11 @@ async fn main() -> Result<(), Failure> {
             let (p, c) = match transport.as_str() {
                 "memory" => raw_memory(args.events, &body),
                 "sqs" => raw_sqs(&Clients::new(), args.events, &body).await?,
-                "redis" => redis_streams::raw(&args.redis_url, args.events, body.as_bytes()).await?,
+                "redis" => {
+                    redis_streams::raw(&args.redis_url, args.events, body.as_bytes()).await?
+                }
                 "nats" => nats::raw(&args.nats_url, args.events, body.as_bytes()).await?,
+                "kafka" => kafka::raw(&args.kafka_url, args.events, body.as_bytes()).await?,
                 _ => raw_lapin(&args.url, args.events, body.as_bytes()).await?,
             };
             let wired = Wired::new(transport, &rules, &args).await?;

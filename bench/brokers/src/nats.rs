@@ -82,6 +82,7 @@ pub async fn wiring(url: &str, rules: &[RoutingRule]) -> Result<Wiring, Failure>
     )?;
     let publisher = Arc::new(NatsPublisher::connect(url.clone(), topology.clone()).await?);
     Ok(Wiring {
+        warm_up: std::time::Duration::from_millis(300),
         publisher,
         subscribe: Box::new(move |queue, handler, stopped| {
             let subscriber = NatsSubscriber::new(

@@ -93,6 +93,7 @@ pub async fn wiring(url: &str, rules: &[RoutingRule]) -> Result<Wiring, Failure>
     let topology = StreamTopology::from_rules(&format!("bench-{}", ulid::Ulid::new()), rules, 5)?;
     let publisher = Arc::new(RedisStreamsPublisher::connect(url.clone(), topology.clone()).await?);
     Ok(Wiring {
+        warm_up: std::time::Duration::from_millis(300),
         publisher,
         subscribe: Box::new(move |queue, handler, stopped| {
             let subscriber = RedisStreamsSubscriber::new(

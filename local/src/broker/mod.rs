@@ -6,6 +6,7 @@
 //! around those once, for every broker. Adding a broker is one file beside `rabbitmq.rs`, one arm
 //! in [`Broker::parse`] and one in [`Broker::connect`].
 
+mod kafka;
 mod nats;
 mod rabbitmq;
 mod redis;
@@ -32,6 +33,7 @@ pub enum Broker {
     RabbitMq(activelog::adapters::rabbitmq::BrokerUrl),
     Redis(activelog::adapters::redis_streams::RedisUrl),
     Nats(activelog::adapters::nats::NatsUrl),
+    Kafka(activelog::adapters::kafka::KafkaUrl),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +73,9 @@ impl Broker {
             "nats" => Ok(Self::Nats(
                 activelog::adapters::nats::NatsUrl::parse(value).map_err(BrokerError::adapter)?,
             )),
+            "kafka" | "kafkas" => Ok(Self::Kafka(
+                activelog::adapters::kafka::KafkaUrl::parse(value).map_err(BrokerError::adapter)?,
+            )),
             // Never echo the value: it may hold a password.
             _ => Err(BrokerError::Unknown(format!("{scheme}://…"))),
         }
@@ -90,6 +95,7 @@ impl Broker {
             )),
             Self::Redis(url) => Some(Arc::new(redis::Redis::connect(url, rules, options).await?)),
             Self::Nats(url) => Some(Arc::new(nats::Nats::connect(url, rules, options).await?)),
+            Self::Kafka(url) => Some(Arc::new(kafka::Kafka::connect(url, rules, options).await?)),
         })
     }
 }

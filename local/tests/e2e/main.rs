@@ -3,6 +3,7 @@
 //! `--aws` against moto, and through each broker (one module per broker).
 
 mod aws_mode;
+mod kafka;
 mod local_stack;
 mod nats;
 mod rabbitmq;

@@ -1,7 +1,7 @@
 //! Adapters: the ports implemented for the world outside. `memory` runs everything in one process
 //! (local stack and tests); `system` holds the real clock and id generator; the AWS adapters sit
 //! behind the `aws` feature so that crates which do not need an SDK do not compile one, and the
-//! broker adapters behind `rabbitmq`, `redis` and `nats`.
+//! broker adapters behind `rabbitmq`, `redis`, `nats` and `kafka`.
 
 #[cfg(any(feature = "rabbitmq", feature = "redis", feature = "nats"))]
 mod broker_session;
@@ -15,6 +15,8 @@ pub(crate) mod aws_error;
 pub mod dynamodb;
 #[cfg(feature = "aws")]
 pub mod eventbridge;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 #[cfg(feature = "nats")]
 pub mod nats;
 #[cfg(feature = "rabbitmq")]

@@ -1,8 +1,9 @@
 //! The edge of the event consumers: a batch of delivered messages in, one verdict per message out.
 //!
 //! Every transport feeds the consumers through one contract (`event_source.rs`): the in-memory
-//! queue's poller, the SQS poller, the RabbitMQ subscriber, and the Lambda triggers (SQS with
-//! partial batch responses, [`sqs`]; Amazon MQ, [`amazon_mq`]) hand over [`RawMessage`]s and
+//! queue's poller, the SQS poller, the broker subscribers, and the Lambda triggers (SQS with
+//! partial batch responses, [`sqs`]; Amazon MQ, [`amazon_mq`]; Amazon MSK and self-managed
+//! Kafka, [`msk`]) hand over [`RawMessage`]s and
 //! settle each by its [`Verdict`]. The consumers do not know which transport fed them.
 //!
 //! Each message body is the event EventBridge delivers (`version`, `id`, `detail-type`, `source`,
@@ -25,13 +26,14 @@
 //! The consumers implement [`BatchHandler`], which every event source (the in-memory poller, the
 //! SQS poller, the RabbitMQ subscriber, Lambda's event source mappings through the functions'
 //! `main.rs` and [`trigger`]) drives; none of them is known here. The modules are private and
-//! re-exported here, except the Lambda trigger shapes ([`sqs`], [`amazon_mq`], [`trigger`]),
+//! re-exported here, except the Lambda trigger shapes ([`sqs`], [`amazon_mq`], [`msk`], [`trigger`]),
 //! which are used by path.
 
 mod achievements;
 pub mod amazon_mq;
 mod event_source;
 mod message;
+pub mod msk;
 mod report;
 pub mod sqs;
 mod stats;

@@ -14,6 +14,35 @@ pub struct RoutingRule {
     pub target_queue: String,
 }
 
+impl RoutingRule {
+    /// The event types the rule routes, for a broker that routes (or filters) by event type: the
+    /// pattern may name `source` and `detail-type` (lists of strings) and nothing else, which is
+    /// what a routing key or a filter on the event type can express. Otherwise, why not.
+    pub fn detail_types(&self) -> Result<Vec<String>, String> {
+        let pattern = self
+            .event_pattern
+            .as_object()
+            .ok_or("the event pattern is not an object")?;
+        if let Some(other) = pattern
+            .keys()
+            .find(|key| *key != "source" && *key != "detail-type")
+        {
+            return Err(format!("it matches on `{other}`"));
+        }
+        pattern
+            .get("detail-type")
+            .and_then(serde_json::Value::as_array)
+            .ok_or("it has no list of detail-types")?
+            .iter()
+            .map(|key| {
+                key.as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| "a detail-type is not a string".to_owned())
+            })
+            .collect()
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RoutingError {
     #[error("template is not valid YAML: {0}")]
@@ -88,31 +117,10 @@ pub struct TopologyError {
 pub fn consumer_routes(rules: &[RoutingRule]) -> Result<Vec<ConsumerRoute>, TopologyError> {
     let mut routes: Vec<ConsumerRoute> = Vec::new();
     for rule in rules {
-        let error = |reason: &str| TopologyError {
+        let event_types = rule.detail_types().map_err(|reason| TopologyError {
             rule: rule.name.clone(),
-            reason: reason.to_owned(),
-        };
-        let pattern = rule
-            .event_pattern
-            .as_object()
-            .ok_or_else(|| error("the event pattern is not an object"))?;
-        if let Some(other) = pattern
-            .keys()
-            .find(|key| *key != "source" && *key != "detail-type")
-        {
-            return Err(error(&format!("it matches on `{other}`")));
-        }
-        let event_types: Vec<String> = pattern
-            .get("detail-type")
-            .and_then(serde_json::Value::as_array)
-            .ok_or_else(|| error("it has no list of detail-types"))?
-            .iter()
-            .map(|key| {
-                key.as_str()
-                    .map(str::to_owned)
-                    .ok_or_else(|| error("a detail-type is not a string"))
-            })
-            .collect::<Result<_, _>>()?;
+            reason,
+        })?;
         match routes
             .iter_mut()
             .find(|route| route.logical_id == rule.target_queue)

@@ -1,0 +1,239 @@
+//! The operator's view of the dead-letter topics, for the `/_local/` endpoints and the tests:
+//! list the dead letters not yet redriven (without consuming them), redrive them to the
+//! consumer's redrive topic, and send a raw message there (to try a poison message).
+//!
+//! A topic is an append-only log, so "redriven" is a position, not a deletion: the operator's own
+//! consumer group `<group>.dlq-redrive` commits the offset up to which the dead-letter topic was
+//! redriven. Listing shows what lies past that offset; a redrive republishes it, waits until the
+//! cluster acknowledged every republished message, and only then commits, so an interruption
+//! may redrive a message twice (the consumer absorbs it) but never loses one. The redrive topic
+//! is read by that consumer's group only, so a redriven stats event does not reach the other
+//! consumers again.
+
+use std::time::Duration;
+
+use rdkafka::Offset;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::{Header, Message, OwnedHeaders, OwnedMessage};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::topic_partition_list::TopicPartitionList;
+use serde::Serialize;
+
+use super::connection::{CONNECT_TIMEOUT, KafkaAdapterError, KafkaUrl};
+use super::publisher::headers;
+use super::subscriber::{dead_letter_headers, dead_letter_producer, header, message_id};
+use super::topology::{ConsumerGroup, KafkaTopology};
+
+/// How long to wait for a message the watermarks say is there.
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KafkaDeadLetter {
+    pub message_id: String,
+    pub body: String,
+    /// Why it was dead-lettered (`poison`, `retries exhausted`).
+    pub reason: Option<String>,
+    /// Deliveries it had before.
+    pub attempts: Option<u32>,
+}
+
+pub struct KafkaDeadLetters {
+    url: KafkaUrl,
+    topology: KafkaTopology,
+}
+
+/// Dead letters past the redriven offset, and where the topic ends.
+struct Pending {
+    consumer: StreamConsumer,
+    messages: Vec<OwnedMessage>,
+    end: i64,
+}
+
+impl KafkaDeadLetters {
+    pub fn new(url: KafkaUrl, topology: KafkaTopology) -> Self {
+        Self { url, topology }
+    }
+
+    pub fn group(&self, logical_id: &str) -> Option<&ConsumerGroup> {
+        self.topology.group(logical_id)
+    }
+
+    pub fn topology(&self) -> &KafkaTopology {
+        &self.topology
+    }
+
+    /// How many dead letters of each consumer wait for a redrive, by logical id.
+    pub async fn depths(&self) -> Result<Vec<(String, u64)>, KafkaAdapterError> {
+        let mut depths = Vec::new();
+        for group in &self.topology.groups {
+            let consumer = self.operator(group)?;
+            let (start, end) = self.window(&consumer, group)?;
+            depths.push((
+                group.logical_id.clone(),
+                u64::try_from(end - start).unwrap_or(0),
+            ));
+        }
+        Ok(depths)
+    }
+
+    /// Up to `max` dead letters of a consumer not redriven yet, left in place.
+    pub async fn peek(
+        &self,
+        group: &ConsumerGroup,
+        max: usize,
+    ) -> Result<Vec<KafkaDeadLetter>, KafkaAdapterError> {
+        let pending = self.pending(group, max).await?;
+        Ok(pending
+            .messages
+            .iter()
+            .map(|message| KafkaDeadLetter {
+                message_id: message_id(message),
+                body: message
+                    .payload()
+                    .map(|p| String::from_utf8_lossy(p).into_owned())
+                    .unwrap_or_default(),
+                reason: header(message, dead_letter_headers::REASON),
+                attempts: header(message, dead_letter_headers::ATTEMPTS)
+                    .and_then(|a| a.parse().ok()),
+            })
+            .collect())
+    }
+
+    /// Republishes every dead letter of a consumer not redriven yet to its redrive topic, then
+    /// marks them redriven; returns how many.
+    pub async fn redrive(&self, group: &ConsumerGroup) -> Result<usize, KafkaAdapterError> {
+        let pending = self.pending(group, usize::MAX).await?;
+        let producer = dead_letter_producer(&self.url)?;
+        for message in &pending.messages {
+            let mut record = FutureRecord::to(&group.redrive_topic);
+            if let Some(key) = message.key() {
+                record = record.key(key);
+            }
+            if let Some(payload) = message.payload() {
+                record = record.payload(payload);
+            }
+            if let Some(headers) = message.headers() {
+                record = record.headers(headers.clone());
+            }
+            self.acknowledged(&producer, record).await?;
+        }
+        let mut redriven = TopicPartitionList::new();
+        redriven
+            .add_partition_offset(&group.dead_letter_topic, 0, Offset::Offset(pending.end))
+            .map_err(|e| self.url.failed("marking dead letters redriven", e))?;
+        pending
+            .consumer
+            .commit(&redriven, CommitMode::Sync)
+            .map_err(|e| self.url.failed("marking dead letters redriven", e))?;
+        Ok(pending.messages.len())
+    }
+
+    /// Sends a raw body straight to a consumer (its redrive topic); returns its message id.
+    pub async fn send(
+        &self,
+        group: &ConsumerGroup,
+        body: &str,
+    ) -> Result<String, KafkaAdapterError> {
+        let producer = dead_letter_producer(&self.url)?;
+        let message_id = ulid::Ulid::new().to_string();
+        let record = FutureRecord::to(&group.redrive_topic)
+            .key(message_id.as_bytes())
+            .payload(body.as_bytes())
+            .headers(OwnedHeaders::new().insert(Header {
+                key: headers::MESSAGE_ID,
+                value: Some(message_id.as_str()),
+            }));
+        self.acknowledged(&producer, record).await?;
+        Ok(message_id)
+    }
+
+    async fn acknowledged(
+        &self,
+        producer: &FutureProducer,
+        record: FutureRecord<'_, [u8], [u8]>,
+    ) -> Result<(), KafkaAdapterError> {
+        producer
+            .send(record, Duration::from_secs(1))
+            .await
+            .map(|_| ())
+            .map_err(|(error, _)| self.url.failed("publishing to a topic", error))
+    }
+
+    /// The operator's consumer of a dead-letter topic (it never joins the group: it assigns the
+    /// partition itself and only commits the redriven offset).
+    fn operator(&self, group: &ConsumerGroup) -> Result<StreamConsumer, KafkaAdapterError> {
+        self.url
+            .client_config()
+            .set("group.id", format!("{}.dlq-redrive", group.group_id))
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .create()
+            .map_err(|e| self.url.failed("creating a consumer", e))
+    }
+
+    /// Where the not-yet-redriven dead letters start (the redriven offset, or the topic's
+    /// beginning) and where the topic ends.
+    fn window(
+        &self,
+        consumer: &StreamConsumer,
+        group: &ConsumerGroup,
+    ) -> Result<(i64, i64), KafkaAdapterError> {
+        let (low, high) = consumer
+            .fetch_watermarks(&group.dead_letter_topic, 0, CONNECT_TIMEOUT)
+            .map_err(|e| self.url.unreachable(&e))?;
+        let mut partition = TopicPartitionList::new();
+        partition.add_partition(&group.dead_letter_topic, 0);
+        let committed = consumer
+            .committed_offsets(partition, CONNECT_TIMEOUT)
+            .map_err(|e| self.url.failed("reading the redriven offset", e))?;
+        let redriven = committed
+            .elements()
+            .first()
+            .and_then(|element| match element.offset() {
+                Offset::Offset(offset) => Some(offset),
+                _ => None,
+            })
+            .unwrap_or(low);
+        Ok((redriven.max(low), high))
+    }
+
+    async fn pending(
+        &self,
+        group: &ConsumerGroup,
+        max: usize,
+    ) -> Result<Pending, KafkaAdapterError> {
+        let consumer = self.operator(group)?;
+        let (start, end) = self.window(&consumer, group)?;
+        let mut messages = Vec::new();
+        if start < end {
+            let mut assignment = TopicPartitionList::new();
+            assignment
+                .add_partition_offset(&group.dead_letter_topic, 0, Offset::Offset(start))
+                .map_err(|e| self.url.failed("reading dead letters", e))?;
+            consumer
+                .assign(&assignment)
+                .map_err(|e| self.url.failed("reading dead letters", e))?;
+            while messages.len() < max {
+                let message = tokio::time::timeout(READ_TIMEOUT, consumer.recv())
+                    .await
+                    .map_err(|_| KafkaAdapterError::Unreachable {
+                        url: self.url.to_string(),
+                        reason: format!("dead letters not readable within {READ_TIMEOUT:?}"),
+                    })?
+                    .map_err(|e| self.url.failed("reading dead letters", e))?
+                    .detach();
+                let offset = message.offset();
+                messages.push(message);
+                if offset + 1 >= end {
+                    break;
+                }
+            }
+        }
+        Ok(Pending {
+            consumer,
+            messages,
+            end,
+        })
+    }
+}
