@@ -134,7 +134,7 @@ impl Transport for Nats {
     ) -> Subscription {
         // The task dies with its connection and the batch it held. Its successor starts once
         // the dead one's pull requests have expired at the server (they live one ack wait).
-        subscription.abort();
+        subscription.abort().await;
         tokio::time::sleep(VISIBILITY * 2).await;
         self.subscribe(queue, handler).await
     }
