@@ -5,15 +5,15 @@
 #      schemathesis)
 #   2. cargo fmt --check and clippy with warnings denied
 #   3. cargo test for the whole workspace: unit, property, in-memory integration, local-stack
-#      end-to-end, the AWS adapters against a moto server the tests start on loopback, and the
+#      end-to-end, the AWS adapters against a moto server the tests start on loopback, the
 #      transport conformance suite on memory, SQS (moto) and RabbitMQ (127.0.0.1:5672, started
-#      here when it is not running)
+#      here when it is not running), and every sample event through its function's binary under
+#      a loopback Lambda Runtime API (the binaries are built first, once for that test and step 7)
 #   4. the dependency policy of deny.toml, and the layering (tests/architecture.rs, with step 3)
 #   5. the API conformance fuzzer: docs/openapi.yaml against the local stack (schemathesis, all
 #      phases including stateful, bounded examples and a fixed seed)
 #   6. template lint and validation (cfn-lint + serverless rules, sam validate --lint)
-#   7. every sample event through its function binary with cargo-lambda's emulator
-#   8. the benchmarks in smoke mode (they run; they are not timed here)
+#   7. the benchmarks in smoke mode (they run; they are not timed here)
 #
 # Stops at the first failing step and exits non-zero.
 set -euo pipefail
@@ -40,6 +40,9 @@ if ! rabbitmqctl await_startup --timeout 5 >/dev/null 2>&1; then
   rabbitmqctl await_startup --timeout 120
 fi
 
+step "function binaries (debug; for the samples test and the benchmark smoke)"
+bash scripts/function-binaries.sh --locked
+
 step "tests"
 cargo test --workspace --locked
 
@@ -51,9 +54,6 @@ bash scripts/fuzz-api.sh
 
 step "template lint and validation"
 bash scripts/lint-template.sh
-
-step "sample events through cargo lambda invoke"
-bash scripts/invoke-samples.sh
 
 step "benchmarks (smoke)"
 bash scripts/bench.sh --smoke

@@ -1,16 +1,18 @@
 //! Helpers for the consumer tests: the checked-in SQS samples, and SQS batches built from domain
 //! events the way EventBridge and SQS would deliver them.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use activelog::adapters::memory::{Poller, ReceivedMessage};
-use activelog::consumer::{SqsBatchResponse, SqsEvent};
+use activelog::consumer::trigger::{self, Trigger};
+use activelog::consumer::{BatchHandler, SqsBatchResponse, SqsEvent};
 use activelog::domain::{
     ActivityDate, ActivityFacts, ActivityType, CorrelationId, DomainEvent, EventId, EventPayload,
     UserId,
 };
 use time::macros::datetime;
+
+use crate::samples::{Answer, Expectation, Sample, samples_of};
 
 /// `events/<function>/`.
 pub fn samples_dir(function: &str) -> PathBuf {
@@ -19,45 +21,40 @@ pub fn samples_dir(function: &str) -> PathBuf {
         .join(function)
 }
 
-fn expectations(function: &str) -> BTreeMap<String, serde_json::Value> {
-    let path = samples_dir(function).join("expected.json");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
-    serde_json::from_str(&text).unwrap()
-}
-
-/// Every SQS case of `events/<function>/expected.json` with the message ids it expects to fail
-/// (the Amazon MQ cases, `amazon-mq-*.json`, are in [`expected_amazon_mq`]).
-pub fn expected_failures(function: &str) -> BTreeMap<String, Vec<String>> {
-    expectations(function)
+/// The samples of an SQS consumer's partial batch responses (`batch_item_failures`); the
+/// Amazon MQ samples (`amazon-mq-*.json`) expect other answers.
+pub fn sqs_samples(function: &str) -> Vec<Sample> {
+    samples_of(function)
         .into_iter()
-        .filter(|(case, _)| !case.starts_with("amazon-mq-"))
-        .map(|(case, value)| {
-            let ids = value["batch_item_failures"]
-                .as_array()
-                .unwrap_or_else(|| panic!("{case}: batch_item_failures missing"))
-                .iter()
-                .map(|id| id.as_str().unwrap().to_owned())
-                .collect();
-            (case, ids)
-        })
+        .filter(|sample| matches!(sample.expected, Expectation::BatchItemFailures(_)))
         .collect()
 }
 
-/// Every Amazon MQ case of `events/<function>/expected.json`: `None` when the invocation
-/// succeeds, or the text its error must contain.
-pub fn expected_amazon_mq(function: &str) -> BTreeMap<String, Option<String>> {
-    expectations(function)
-        .into_iter()
-        .filter(|(case, _)| case.starts_with("amazon-mq-"))
-        .map(|(case, value)| {
-            let error = value["invocation_error"].as_str().map(str::to_owned);
-            (case, error)
-        })
-        .collect()
+/// What a consumer's function answers a sample event: the trigger's answer (SQS's partial batch
+/// response, Amazon MQ's `{}`), or the error that hands the batch back.
+pub async fn answer(consumer: &dyn BatchHandler, sample: &Sample) -> Answer {
+    let trigger: Trigger = serde_json::from_value(sample.event.clone())
+        .unwrap_or_else(|e| panic!("{}: {e}", sample.label()));
+    match trigger::answer(consumer, trigger).await {
+        Ok(answer) => Answer::Response(serde_json::to_value(answer).unwrap()),
+        Err(error) => Answer::InvocationError(error.to_string()),
+    }
+}
+
+/// Asserts that `consumer` answers `sample` as `expected.json` says.
+pub async fn assert_answers_as_expected(consumer: &dyn BatchHandler, sample: &Sample) {
+    let answer = answer(consumer, sample).await;
+    let problems = sample.expected.problems(&sample.event, &answer);
+    assert!(
+        problems.is_empty(),
+        "{}: {}",
+        sample.label(),
+        problems.join("; ")
+    );
 }
 
 /// A sample Amazon MQ event.
-pub fn amazon_mq_sample(function: &str, case: &str) -> activelog::consumer::trigger::Trigger {
+pub fn amazon_mq_sample(function: &str, case: &str) -> Trigger {
     let path = samples_dir(function).join(case);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path:?}: {e}"))

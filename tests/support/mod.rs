@@ -10,4 +10,5 @@ pub mod consumer;
 pub mod http;
 pub mod moto;
 pub mod rabbitmq;
+pub mod samples;
 pub mod stack;
