@@ -8,12 +8,13 @@
 #      end-to-end, the AWS adapters against a moto server the tests start on loopback, the
 #      transport conformance suite on memory, SQS (moto) and RabbitMQ (127.0.0.1:5672, started
 #      here when it is not running), and every sample event through its function's binary under
-#      a loopback Lambda Runtime API (the binaries are built first, once for that test and step 7)
+#      a loopback Lambda Runtime API (the binaries are built first, once for that test and step 8)
 #   4. the dependency policy of deny.toml, and the layering (tests/architecture.rs, with step 3)
 #   5. the API conformance fuzzer: docs/openapi.yaml against the local stack (schemathesis, all
 #      phases including stateful, bounded examples and a fixed seed)
 #   6. template lint and validation (cfn-lint + serverless rules, sam validate --lint)
-#   7. the benchmarks in smoke mode (they run; they are not timed here)
+#   7. cargo-lambda's emulator runs a function with the workspace's cargo-lambda settings
+#   8. the benchmarks in smoke mode (they run; they are not timed here)
 #
 # Stops at the first failing step and exits non-zero.
 set -euo pipefail
@@ -54,6 +55,9 @@ bash scripts/fuzz-api.sh
 
 step "template lint and validation"
 bash scripts/lint-template.sh
+
+step "cargo lambda watch reads the workspace's cargo-lambda settings (one sample)"
+bash scripts/cargo-lambda-smoke.sh
 
 step "benchmarks (smoke)"
 bash scripts/bench.sh --smoke
