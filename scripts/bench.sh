@@ -69,7 +69,7 @@ if [ "$cold_start" = 1 ]; then
   if [ "$smoke" = 1 ]; then profile_flag=() profile_dir=debug; else profile_flag=(--release) profile_dir=release; fi
   log "building the functions, the baseline and the harness (${profile_dir})"
   timed "cargo build ${profile_flag[*]}" \
-    cargo build --quiet "${profile_flag[@]}" "${packages[@]}" -p hello-world -p cold-start
+    bash scripts/function-binaries.sh --quiet "${profile_flag[@]}"
   staged="$OUT/functions-$profile_dir"
   rm -rf "$staged" && mkdir -p "$staged"
   for f in "${functions[@]}"; do ln -s "$TARGET/$profile_dir/$f" "$staged/$f"; done

@@ -5,16 +5,18 @@
 #      schemathesis)
 #   2. cargo fmt --check and clippy with warnings denied
 #   3. cargo test for the whole workspace: unit, property, in-memory integration, local-stack
-#      end-to-end, the AWS adapters against a moto server the tests start on loopback, and the
+#      end-to-end, the AWS adapters against a moto server the tests start on loopback, the
 #      transport conformance suite on memory, SQS (moto), RabbitMQ (127.0.0.1:5672, started
 #      here when it is not running), Redis Streams (127.0.0.1:6379) and NATS JetStream
 #      (127.0.0.1:4222), both also started here when they are not running, and Kafka (a tansu
-#      broker per test, installed into a cache by scripts/install-kafka-broker.sh)
+#      broker per test, installed into a cache by scripts/install-kafka-broker.sh), and every
+#      sample event through its function's binary under a loopback Lambda Runtime API (the
+#      binaries are built first, once for that test and step 8)
 #   4. the dependency policy of deny.toml, and the layering (tests/architecture.rs, with step 3)
 #   5. the API conformance fuzzer: docs/openapi.yaml against the local stack (schemathesis, all
 #      phases including stateful, bounded examples and a fixed seed)
 #   6. template lint and validation (cfn-lint + serverless rules, sam validate --lint)
-#   7. every sample event through its function binary with cargo-lambda's emulator
+#   7. cargo-lambda's emulator runs a function with the workspace's cargo-lambda settings
 #   8. the benchmarks in smoke mode (they run; they are not timed here)
 #
 # Stops at the first failing step and exits non-zero.
@@ -58,6 +60,9 @@ step "Kafka-protocol broker (tansu, built once into a cache outside the clone; t
 ACTIVELOG_TANSU="$(bash scripts/install-kafka-broker.sh)"
 export ACTIVELOG_TANSU
 
+step "function binaries (debug; for the samples test and the benchmark smoke)"
+bash scripts/function-binaries.sh --locked
+
 step "tests"
 cargo test --workspace --locked
 
@@ -70,8 +75,8 @@ bash scripts/fuzz-api.sh
 step "template lint and validation"
 bash scripts/lint-template.sh
 
-step "sample events through cargo lambda invoke"
-bash scripts/invoke-samples.sh
+step "cargo lambda watch reads the workspace's cargo-lambda settings (one sample)"
+bash scripts/cargo-lambda-smoke.sh
 
 step "benchmarks (smoke)"
 bash scripts/bench.sh --smoke

@@ -13,7 +13,9 @@ use activelog::application::{PublishError, RequestContext, StoreError};
 use activelog::consumer::AchievementsConsumer;
 use activelog::domain::{ActivityType, CorrelationId, Milestone, Progress, UserId};
 use activelog::startup::InMemoryStack;
-use activelog_tests::consumer::{batch_of, created, expected_failures, facts, failed_ids, sample};
+use activelog_tests::consumer::{
+    assert_answers_as_expected, batch_of, created, facts, failed_ids, sample, sqs_samples,
+};
 use time::macros::datetime;
 
 fn stack() -> (InMemoryStack, AchievementsConsumer) {
@@ -91,14 +93,14 @@ fn expected_standing(case: &str) -> Vec<(&'static str, Progress, Vec<Milestone>)
 
 #[tokio::test]
 async fn every_sample_gets_its_expected_failures_and_awards() {
-    let cases = expected_failures("record-achievements");
-    assert!(cases.len() >= 4, "samples: {cases:?}");
-    for (case, expected) in cases {
+    let samples = sqs_samples("record-achievements");
+    assert!(samples.len() >= 4, "samples: {samples:?}");
+    for sample in samples {
+        let case = &sample.name;
         let (stack, consumer) = stack();
-        let response = consumer.handle(sample("record-achievements", &case)).await;
-        assert_eq!(failed_ids(&response), expected, "{case}");
+        assert_answers_as_expected(&consumer, &sample).await;
         let mut announced = 0;
-        for (user, expected_progress, expected_awards) in expected_standing(&case) {
+        for (user, expected_progress, expected_awards) in expected_standing(case) {
             let (progress, awards) = standing(&stack, user).await;
             assert_eq!(progress, expected_progress, "{case}: {user}");
             assert_eq!(awards, expected_awards, "{case}: {user}");

@@ -6,51 +6,47 @@
 // Test helpers as well as tests: a setup that fails is the test failing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use activelog::consumer::BatchHandler;
-use activelog::consumer::trigger::{self, Answer, Trigger};
+use activelog::consumer::trigger::{self, Trigger};
+use activelog::consumer::{BatchHandler, SqsEvent};
 use activelog::domain::PeriodKey;
 use activelog_tests::consumer::{
-    achievements_consumer, expected_amazon_mq, expected_failures, sample, stats_consumer,
-    trigger_sample,
+    achievements_consumer, answer, assert_answers_as_expected, samples_named, sqs_samples,
+    stats_consumer, trigger_sample,
 };
+use activelog_tests::samples::Answer;
 
 async fn check_samples(function: &str, consumer: impl Fn() -> Box<dyn BatchHandler>) {
-    let cases = expected_amazon_mq(function);
-    assert!(cases.len() >= 2, "{function}: samples {cases:?}");
-    for (case, expected_error) in cases {
-        let answer = trigger::answer(&*consumer(), trigger_sample(function, &case)).await;
-        match (answer, expected_error) {
-            (Ok(Answer::AmazonMq(body)), None) => assert!(body.is_empty(), "{case}"),
-            (Err(error), Some(text)) => {
-                assert!(error.to_string().contains(&text), "{case}: {error}")
-            }
-            (other, expected) => panic!("{function}/{case}: got {other:?}, expected {expected:?}"),
-        }
+    let samples = samples_named(function, "amazon-mq-");
+    assert!(samples.len() >= 2, "{function}: samples {samples:?}");
+    for sample in samples {
+        assert_answers_as_expected(&*consumer(), &sample).await;
     }
 }
 
 #[tokio::test]
-async fn every_trigger_sample_answers_as_expected() {
+async fn every_amazon_mq_sample_answers_as_expected() {
     check_samples("update-stats", || Box::new(stats_consumer().1)).await;
     check_samples("record-achievements", || Box::new(achievements_consumer())).await;
 }
 
 #[tokio::test]
 async fn the_sqs_samples_answer_through_the_trigger_as_through_the_sqs_edge() {
-    for (case, expected) in expected_failures("update-stats") {
-        let (_, consumer) = stats_consumer();
-        let event: Trigger =
-            serde_json::from_value(serde_json::to_value(sample("update-stats", &case)).unwrap())
-                .unwrap();
-        let Ok(Answer::Sqs(response)) = trigger::answer(&consumer, event).await else {
-            panic!("{case}: an SQS event gets a partial batch response");
+    for sample in sqs_samples("update-stats") {
+        let through_the_trigger = answer(&stats_consumer().1, &sample).await;
+        let event: SqsEvent = serde_json::from_value(sample.event.clone()).unwrap();
+        let through_the_sqs_edge = stats_consumer().1.handle(event).await;
+        let Answer::Response(through_the_trigger) = through_the_trigger else {
+            panic!(
+                "{}: an SQS event gets a partial batch response",
+                sample.label()
+            );
         };
-        let failed: Vec<String> = response
-            .batch_item_failures
-            .into_iter()
-            .map(|f| f.item_identifier)
-            .collect();
-        assert_eq!(failed, expected, "{case}");
+        assert_eq!(
+            through_the_trigger,
+            serde_json::to_value(through_the_sqs_edge).unwrap(),
+            "{}",
+            sample.label()
+        );
     }
 }
 

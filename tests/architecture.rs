@@ -4,6 +4,9 @@
 //! or a forbidden `use` fails this test; the checker's own tests feed it a cycle and a forbidden
 //! import to show that it can fail.
 //!
+//! Also checked here: every Rust file of the workspace opens with a `//!` comment (saying why the
+//! file exists, the house rule; a test can only see that something is said).
+//!
 //! A file's dependencies are the `crate::…`, `super::…` and `self::…` paths in its code outside
 //! `#[cfg(test)]` modules (unit tests may use any adapter). A `mod.rs` naming its own children
 //! (declaring and re-exporting them) is not a dependency: that is how a folder shows its contents.
@@ -500,5 +503,67 @@ fn the_checker_refuses_an_edge_importing_an_adapter() {
     assert_eq!(
         graph.layering_violations(),
         ["consumer uses adapters::memory (consumer may not depend on adapters)"]
+    );
+}
+
+/// The folders whose Rust files must each open with a `//!` comment saying why the file exists.
+const COMMENTED_FOLDERS: &[&str] = &["shared", "local", "functions", "tests", "bench"];
+
+/// The files (relative to `root`) of `folders` whose first line is not a `//!` comment with
+/// something in it. Build output (`target/`) is not source.
+fn files_without_opening_comment(root: &Path, folders: &[&str]) -> Vec<String> {
+    let mut files = Vec::new();
+    for folder in folders {
+        collect_files(&root.join(folder), &mut files);
+    }
+    let mut missing: Vec<String> = files
+        .iter()
+        .filter(|file| {
+            let relative = file.strip_prefix(root).unwrap();
+            !relative.components().any(|c| c.as_os_str() == "target")
+        })
+        .filter(|file| {
+            let text = std::fs::read_to_string(file).unwrap_or_default();
+            let first = text.lines().next().unwrap_or_default();
+            first
+                .strip_prefix("//!")
+                .is_none_or(|said| said.trim().is_empty())
+        })
+        .map(|file| file.strip_prefix(root).unwrap().display().to_string())
+        .collect();
+    missing.sort();
+    missing
+}
+
+#[test]
+fn every_source_file_opens_with_a_comment_saying_why_it_exists() {
+    let missing = files_without_opening_comment(&workspace(), COMMENTED_FOLDERS);
+    assert!(
+        missing.is_empty(),
+        "these files do not open with a `//!` comment saying why they exist:\n{}",
+        missing.join("\n")
+    );
+}
+
+#[test]
+fn the_opening_comment_check_finds_a_file_without_one() {
+    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("opening-comments");
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(root.join("src/nested")).unwrap();
+    std::fs::write(
+        root.join("src/lib.rs"),
+        "//! Why the crate exists.\nmod nested;\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("src/nested/mod.rs"), "// A plain comment.\n").unwrap();
+    std::fs::write(root.join("src/nested/empty.rs"), "//!\nfn f() {}\n").unwrap();
+    std::fs::write(root.join("src/nested/late.rs"), "\n//! Too late.\n").unwrap();
+    assert_eq!(
+        files_without_opening_comment(&root, &["src"]),
+        [
+            "src/nested/empty.rs",
+            "src/nested/late.rs",
+            "src/nested/mod.rs"
+        ]
     );
 }

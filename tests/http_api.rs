@@ -7,8 +7,9 @@
 
 use activelog::application::{PublishError, StoreError};
 use activelog::domain::DomainEvent;
+use activelog::http::GatewayEventBuilder;
 use activelog_tests::http::{
-    ALICE, ALICE_RIDE, ALICE_RUN, ALICE_SWIM, ALICE_YOGA, ApiRequest, BOB, BOB_RUN, TestApi,
+    ALICE, ALICE_RIDE, ALICE_RUN, ALICE_SWIM, ALICE_YOGA, BOB, BOB_RUN, TestApi, api_request,
 };
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -40,7 +41,12 @@ fn ids(body: &Value) -> Vec<String> {
 async fn a_created_activity_can_be_read_back_and_publishes_one_event() {
     let api = TestApi::empty();
     let created = api
-        .call(ApiRequest::post("/activities").json(&run_body()).build())
+        .call(
+            api_request("POST", "/activities")
+                .json(&run_body())
+                .request()
+                .unwrap(),
+        )
         .await;
     created.assert_status(201);
     let id = created.body["id"].as_str().expect("id").to_owned();
@@ -55,7 +61,11 @@ async fn a_created_activity_can_be_read_back_and_publishes_one_event() {
     assert_eq!(created.body["created_at"], "2026-11-26T12:00:00Z");
 
     let read = api
-        .call(ApiRequest::get(&format!("/activities/{id}")).build())
+        .call(
+            api_request("GET", &format!("/activities/{id}"))
+                .request()
+                .unwrap(),
+        )
         .await;
     read.assert_status(200);
     assert_eq!(read.body, created.body);
@@ -77,7 +87,7 @@ async fn the_correlation_id_travels_from_the_request_into_the_event_and_back() {
     let api = TestApi::empty();
     let response = api
         .call(
-            ApiRequest::post("/activities")
+            api_request("POST", "/activities")
                 .request_id("gw-req-1")
                 .header("x-correlation-id", "checkout-42")
                 .header(
@@ -85,7 +95,8 @@ async fn the_correlation_id_travels_from_the_request_into_the_event_and_back() {
                     "Root=1-6746ea40-0123456789abcdef01234567",
                 )
                 .json(&run_body())
-                .build(),
+                .request()
+                .unwrap(),
         )
         .await;
     response.assert_status(201);
@@ -95,11 +106,12 @@ async fn the_correlation_id_travels_from_the_request_into_the_event_and_back() {
     // An unusable header is replaced by the request id, never echoed.
     let response = api
         .call(
-            ApiRequest::post("/activities")
+            api_request("POST", "/activities")
                 .request_id("gw-req-2")
                 .header("x-correlation-id", "bad value with spaces")
                 .json(&run_body())
-                .build(),
+                .request()
+                .unwrap(),
         )
         .await;
     assert_eq!(response.header("x-correlation-id"), Some("gw-req-2"));
@@ -114,10 +126,11 @@ async fn the_trace_header_is_kept_with_the_event_for_the_relay() {
         .fail_calls_with(Some(PublishError::Unavailable("bus down".into())));
     let trace = "Root=1-6746ea40-0123456789abcdef01234567;Parent=53995c3f42cd8ad8;Sampled=1";
     api.call(
-        ApiRequest::post("/activities")
+        api_request("POST", "/activities")
             .header("x-amzn-trace-id", trace)
             .json(&run_body())
-            .build(),
+            .request()
+            .unwrap(),
     )
     .await
     .assert_status(201);
@@ -132,7 +145,12 @@ async fn a_failed_publish_still_answers_201_and_leaves_the_event_for_the_relay()
         .bus
         .fail_calls_with(Some(PublishError::Unavailable("bus down".into())));
     let created = api
-        .call(ApiRequest::post("/activities").json(&run_body()).build())
+        .call(
+            api_request("POST", "/activities")
+                .json(&run_body())
+                .request()
+                .unwrap(),
+        )
         .await;
     created.assert_status(201);
     assert!(api.published().is_empty());
@@ -155,9 +173,10 @@ async fn update_and_delete_publish_their_events_and_a_no_op_update_publishes_non
 
     let unchanged = api
         .call(
-            ApiRequest::patch(&path)
+            api_request("PATCH", &path)
                 .json(&json!({"title": "Morning run", "tags": ["easy", "river"]}))
-                .build(),
+                .request()
+                .unwrap(),
         )
         .await;
     unchanged.assert_status(200);
@@ -171,15 +190,18 @@ async fn update_and_delete_publish_their_events_and_a_no_op_update_publishes_non
 
     let updated = api
         .call(
-            ApiRequest::patch(&path)
+            api_request("PATCH", &path)
                 .json(&json!({"duration_minutes": 50}))
-                .build(),
+                .request()
+                .unwrap(),
         )
         .await;
     updated.assert_status(200);
     assert_eq!(updated.body["version"], 2);
     assert_eq!(updated.header("etag"), Some("\"2\""));
-    let deleted = api.call(ApiRequest::delete(&path).build()).await;
+    let deleted = api
+        .call(api_request("DELETE", &path).request().unwrap())
+        .await;
     deleted.assert_status(204);
     assert!(deleted.text.is_empty());
 
@@ -192,7 +214,7 @@ async fn update_and_delete_publish_their_events_and_a_no_op_update_publishes_non
     assert_eq!(published[0].1["data"]["after"]["duration_minutes"], 50);
     assert_eq!(published[1].1["data"]["deleted"]["duration_minutes"], 50);
 
-    api.call(ApiRequest::get(&path).build())
+    api.call(api_request("GET", &path).request().unwrap())
         .await
         .assert_problem(404, "not-found");
 }
@@ -207,9 +229,14 @@ async fn stats_reflect_the_events_once_the_consumer_applied_them() {
     ] {
         let body = json!({"type": kind, "title": "x", "duration_minutes": minutes,
                           "distance_km": km, "activity_date": date});
-        api.call(ApiRequest::post("/activities").json(&body).build())
-            .await
-            .assert_status(201);
+        api.call(
+            api_request("POST", "/activities")
+                .json(&body)
+                .request()
+                .unwrap(),
+        )
+        .await
+        .assert_status(201);
     }
     let events: Vec<DomainEvent> = api
         .published()
@@ -220,10 +247,11 @@ async fn stats_reflect_the_events_once_the_consumer_applied_them() {
 
     let week = api
         .call(
-            ApiRequest::get("/stats")
+            api_request("GET", "/stats")
                 .query("period", "week")
                 .query("date", "2026-11-26")
-                .build(),
+                .request()
+                .unwrap(),
         )
         .await;
     week.assert_status(200);
@@ -233,11 +261,13 @@ async fn stats_reflect_the_events_once_the_consumer_applied_them() {
                "totals": {"activities": 2, "duration_minutes": 75, "distance_km": 13.25, "calories_burned": 0},
                "by_type": {"running": {"activities": 2, "duration_minutes": 75, "distance_km": 13.25, "calories_burned": 0}}})
     );
-    let all = api.call(ApiRequest::get("/stats").build()).await;
+    let all = api
+        .call(api_request("GET", "/stats").request().unwrap())
+        .await;
     assert_eq!(all.body["totals"]["activities"], 3);
     assert_eq!(all.body["by_type"]["cycling"]["distance_km"], 20.0);
     let bob = api
-        .call(ApiRequest::get("/stats").as_user(BOB).build())
+        .call(api_request("GET", "/stats").caller(BOB).request().unwrap())
         .await;
     assert_eq!(bob.body["totals"]["activities"], 0, "stats are per user");
 }
@@ -250,20 +280,20 @@ async fn another_users_activity_is_answered_exactly_like_a_missing_one() {
     let missing = "01KAW3D5R8M2N4P6Q8S0T2V4ZZ";
     for (theirs, absent) in [
         (
-            ApiRequest::get(&format!("/activities/{BOB_RUN}")),
-            ApiRequest::get(&format!("/activities/{missing}")),
+            api_request("GET", &format!("/activities/{BOB_RUN}")),
+            api_request("GET", &format!("/activities/{missing}")),
         ),
         (
-            ApiRequest::patch(&format!("/activities/{BOB_RUN}")).json(&json!({"title": "mine"})),
-            ApiRequest::patch(&format!("/activities/{missing}")).json(&json!({"title": "mine"})),
+            api_request("PATCH", &format!("/activities/{BOB_RUN}")).json(&json!({"title": "mine"})),
+            api_request("PATCH", &format!("/activities/{missing}")).json(&json!({"title": "mine"})),
         ),
         (
-            ApiRequest::delete(&format!("/activities/{BOB_RUN}")),
-            ApiRequest::delete(&format!("/activities/{missing}")),
+            api_request("DELETE", &format!("/activities/{BOB_RUN}")),
+            api_request("DELETE", &format!("/activities/{missing}")),
         ),
     ] {
-        let theirs = api.call(theirs.request_id("same").build()).await;
-        let absent = api.call(absent.request_id("same").build()).await;
+        let theirs = api.call(theirs.request_id("same").request().unwrap()).await;
+        let absent = api.call(absent.request_id("same").request().unwrap()).await;
         theirs.assert_problem(404, "not-found");
         assert_eq!(theirs.body, absent.body);
     }
@@ -282,18 +312,33 @@ async fn another_users_activity_is_answered_exactly_like_a_missing_one() {
 async fn a_list_never_shows_another_users_activities() {
     let api = TestApi::seeded();
     let alice = api
-        .call(ApiRequest::get("/activities").query("limit", "100").build())
+        .call(
+            api_request("GET", "/activities")
+                .query("limit", "100")
+                .request()
+                .unwrap(),
+        )
         .await;
     assert_eq!(
         ids(&alice.body),
         [ALICE_RUN, ALICE_RIDE, ALICE_SWIM, ALICE_YOGA]
     );
     let bob = api
-        .call(ApiRequest::get("/activities").as_user(BOB).build())
+        .call(
+            api_request("GET", "/activities")
+                .caller(BOB)
+                .request()
+                .unwrap(),
+        )
         .await;
     assert_eq!(ids(&bob.body), [BOB_RUN]);
     let carol = api
-        .call(ApiRequest::get("/activities").as_user("user-carol").build())
+        .call(
+            api_request("GET", "/activities")
+                .caller("user-carol")
+                .request()
+                .unwrap(),
+        )
         .await;
     assert_eq!(carol.body, json!({"items": [], "next_cursor": null}));
 }
@@ -304,23 +349,34 @@ async fn identity_comes_from_the_claim_only() {
     // A user id in the headers or query is no identity.
     let response = api
         .call(
-            ApiRequest::get("/activities")
-                .user(None)
+            api_request("GET", "/activities")
+                .without_caller()
                 .header("x-user-id", BOB)
-                .build(),
+                .request()
+                .unwrap(),
         )
         .await;
     response.assert_problem(401, "unauthenticated");
     let response = api
-        .call(ApiRequest::get("/activities").query("user_id", BOB).build())
+        .call(
+            api_request("GET", "/activities")
+                .query("user_id", BOB)
+                .request()
+                .unwrap(),
+        )
         .await;
     response.assert_problem(400, "invalid-parameter");
     // Nor is one in the body.
     let mut body = run_body();
     body["user_id"] = json!(BOB);
-    api.call(ApiRequest::post("/activities").json(&body).build())
-        .await
-        .assert_problem(400, "malformed-request");
+    api.call(
+        api_request("POST", "/activities")
+            .json(&body)
+            .request()
+            .unwrap(),
+    )
+    .await
+    .assert_problem(400, "malformed-request");
     assert_eq!(api.activity_writes(), 0);
 }
 
@@ -332,11 +388,11 @@ async fn cursors_page_through_newest_first_and_only_for_their_owner_and_filters(
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
-        let mut request = ApiRequest::get("/activities").query("limit", "1");
+        let mut request = api_request("GET", "/activities").query("limit", "1");
         if let Some(cursor) = &cursor {
             request = request.query("cursor", cursor);
         }
-        let page = api.call(request.build()).await;
+        let page = api.call(request.request().unwrap()).await;
         page.assert_status(200);
         seen.extend(ids(&page.body));
         match page.body["next_cursor"].as_str() {
@@ -347,34 +403,42 @@ async fn cursors_page_through_newest_first_and_only_for_their_owner_and_filters(
     assert_eq!(seen, [ALICE_RUN, ALICE_RIDE, ALICE_SWIM, ALICE_YOGA]);
 
     let first = api
-        .call(ApiRequest::get("/activities").query("limit", "2").build())
+        .call(
+            api_request("GET", "/activities")
+                .query("limit", "2")
+                .request()
+                .unwrap(),
+        )
         .await;
     let cursor = first.body["next_cursor"]
         .as_str()
         .expect("more pages")
         .to_owned();
     api.call(
-        ApiRequest::get("/activities")
-            .as_user(BOB)
+        api_request("GET", "/activities")
+            .caller(BOB)
             .query("cursor", &cursor)
-            .build(),
+            .request()
+            .unwrap(),
     )
     .await
     .assert_problem(400, "invalid-cursor");
     api.call(
-        ApiRequest::get("/activities")
+        api_request("GET", "/activities")
             .query("type", "running")
             .query("cursor", &cursor)
-            .build(),
+            .request()
+            .unwrap(),
     )
     .await
     .assert_problem(400, "invalid-cursor");
     let mut forged = cursor.clone();
     forged.insert(3, 'x');
     api.call(
-        ApiRequest::get("/activities")
+        api_request("GET", "/activities")
             .query("cursor", &forged)
-            .build(),
+            .request()
+            .unwrap(),
     )
     .await
     .assert_problem(400, "invalid-cursor");
@@ -385,15 +449,21 @@ async fn list_filters_by_date_range_and_type() {
     let api = TestApi::seeded();
     let page = api
         .call(
-            ApiRequest::get("/activities")
+            api_request("GET", "/activities")
                 .query("from", "2026-11-20")
                 .query("to", "2026-11-22")
-                .build(),
+                .request()
+                .unwrap(),
         )
         .await;
     assert_eq!(ids(&page.body), [ALICE_RIDE, ALICE_SWIM]);
     let page = api
-        .call(ApiRequest::get("/activities").query("type", "yoga").build())
+        .call(
+            api_request("GET", "/activities")
+                .query("type", "yoga")
+                .request()
+                .unwrap(),
+        )
         .await;
     assert_eq!(ids(&page.body), [ALICE_YOGA]);
 }
@@ -404,35 +474,35 @@ async fn list_filters_by_date_range_and_type() {
 async fn every_class_of_bad_input_is_a_precise_problem_and_writes_nothing() {
     let api = TestApi::seeded();
     let run = format!("/activities/{ALICE_RUN}");
-    let cases: Vec<(ApiRequest, u16, &str, &str)> = vec![
-        (ApiRequest::post("/activities").raw_body("{\"title\": ").header("content-type", "application/json"), 400, "malformed-request", "EOF while parsing"),
-        (ApiRequest::post("/activities").json(&json!({"type": "running", "title": 5})), 400, "malformed-request", "invalid type: integer `5`"),
-        (ApiRequest::post("/activities").json(&json!({"type": "running", "colour": "red"})), 400, "malformed-request", "unknown field `colour`"),
-        (ApiRequest::post("/activities").json(&json!({"title": "a", "title2": 1})), 400, "malformed-request", "title2"),
-        (ApiRequest::post("/activities").raw_body("[1, 2]"), 400, "malformed-request", "JSON object"),
-        (ApiRequest::post("/activities").raw_body(""), 400, "malformed-request", "empty"),
-        (ApiRequest::post("/activities").raw_body(&run_body().to_string()).header("content-type", "text/csv"), 415, "unsupported-media-type", "text/csv"),
-        (ApiRequest::post("/activities").json(&json!({"type": "running", "title": "x", "duration_minutes": 1441, "activity_date": "2026-11-26"})), 422, "validation-failed", "duration_minutes: must be between 1 and 1440"),
-        (ApiRequest::post("/activities").json(&json!({"type": "running", "title": "x", "duration_minutes": 30.5, "activity_date": "2026-11-26"})), 422, "validation-failed", "duration_minutes: must be a whole number"),
-        (ApiRequest::post("/activities").json(&json!({"type": "running", "title": "x", "duration_minutes": 30, "activity_date": "26/11/2026"})), 422, "validation-failed", "activity_date: must be a calendar date"),
-        (ApiRequest::post("/activities").json(&json!({"type": "running", "title": "x", "duration_minutes": 30, "activity_date": "2026-11-28"})), 422, "validation-failed", "future"),
-        (ApiRequest::patch(&run).json(&json!({"distance_km": 1000.5})), 422, "validation-failed", "distance_km"),
-        (ApiRequest::patch(&run).json(&json!({"type": null})), 422, "validation-failed", "type: is required and cannot be cleared"),
-        (ApiRequest::patch(&run).json(&json!({"id": "01KAW3D5R8M2N4P6Q8S0T2V4W7"})), 400, "malformed-request", "unknown field `id`"),
-        (ApiRequest::patch(&run).header("if-match", "W/\"1\"").json(&json!({"title": "x"})), 400, "invalid-parameter", "If-Match"),
-        (ApiRequest::patch("/activities/123").json(&json!({"title": "x"})), 400, "invalid-parameter", "id: must be a 26-character ULID"),
-        (ApiRequest::delete("/activities/..."), 400, "invalid-parameter", "id"),
-        (ApiRequest::get("/activities").query("from", "2026-02-29"), 400, "invalid-parameter", "from: must be a calendar date"),
-        (ApiRequest::get("/activities").query("limit", "101"), 400, "invalid-parameter", "limit: must be a whole number from 1 to 100"),
-        (ApiRequest::get("/activities").query("limit", "ten"), 400, "invalid-parameter", "limit"),
-        (ApiRequest::get("/activities").query("type", "run").query("type", "swim"), 400, "invalid-parameter", "type"),
-        (ApiRequest::get("/activities").query("cursor", "not-a-cursor"), 400, "invalid-cursor", "cursor"),
-        (ApiRequest::get("/stats").query("period", "month").query("date", "2026-11"), 400, "invalid-parameter", "date"),
-        (ApiRequest::get("/stats").query("date", "2026-11-26"), 400, "invalid-parameter", "date: must not be given"),
+    let cases: Vec<(GatewayEventBuilder, u16, &str, &str)> = vec![
+        (api_request("POST", "/activities").body("{\"title\": ").header("content-type", "application/json"), 400, "malformed-request", "EOF while parsing"),
+        (api_request("POST", "/activities").json(&json!({"type": "running", "title": 5})), 400, "malformed-request", "invalid type: integer `5`"),
+        (api_request("POST", "/activities").json(&json!({"type": "running", "colour": "red"})), 400, "malformed-request", "unknown field `colour`"),
+        (api_request("POST", "/activities").json(&json!({"title": "a", "title2": 1})), 400, "malformed-request", "title2"),
+        (api_request("POST", "/activities").body("[1, 2]"), 400, "malformed-request", "JSON object"),
+        (api_request("POST", "/activities").body(""), 400, "malformed-request", "empty"),
+        (api_request("POST", "/activities").body(run_body().to_string()).header("content-type", "text/csv"), 415, "unsupported-media-type", "text/csv"),
+        (api_request("POST", "/activities").json(&json!({"type": "running", "title": "x", "duration_minutes": 1441, "activity_date": "2026-11-26"})), 422, "validation-failed", "duration_minutes: must be between 1 and 1440"),
+        (api_request("POST", "/activities").json(&json!({"type": "running", "title": "x", "duration_minutes": 30.5, "activity_date": "2026-11-26"})), 422, "validation-failed", "duration_minutes: must be a whole number"),
+        (api_request("POST", "/activities").json(&json!({"type": "running", "title": "x", "duration_minutes": 30, "activity_date": "26/11/2026"})), 422, "validation-failed", "activity_date: must be a calendar date"),
+        (api_request("POST", "/activities").json(&json!({"type": "running", "title": "x", "duration_minutes": 30, "activity_date": "2026-11-28"})), 422, "validation-failed", "future"),
+        (api_request("PATCH", &run).json(&json!({"distance_km": 1000.5})), 422, "validation-failed", "distance_km"),
+        (api_request("PATCH", &run).json(&json!({"type": null})), 422, "validation-failed", "type: is required and cannot be cleared"),
+        (api_request("PATCH", &run).json(&json!({"id": "01KAW3D5R8M2N4P6Q8S0T2V4W7"})), 400, "malformed-request", "unknown field `id`"),
+        (api_request("PATCH", &run).header("if-match", "W/\"1\"").json(&json!({"title": "x"})), 400, "invalid-parameter", "If-Match"),
+        (api_request("PATCH", "/activities/123").json(&json!({"title": "x"})), 400, "invalid-parameter", "id: must be a 26-character ULID"),
+        (api_request("DELETE", "/activities/..."), 400, "invalid-parameter", "id"),
+        (api_request("GET", "/activities").query("from", "2026-02-29"), 400, "invalid-parameter", "from: must be a calendar date"),
+        (api_request("GET", "/activities").query("limit", "101"), 400, "invalid-parameter", "limit: must be a whole number from 1 to 100"),
+        (api_request("GET", "/activities").query("limit", "ten"), 400, "invalid-parameter", "limit"),
+        (api_request("GET", "/activities").query("type", "run").query("type", "swim"), 400, "invalid-parameter", "type"),
+        (api_request("GET", "/activities").query("cursor", "not-a-cursor"), 400, "invalid-cursor", "cursor"),
+        (api_request("GET", "/stats").query("period", "month").query("date", "2026-11"), 400, "invalid-parameter", "date"),
+        (api_request("GET", "/stats").query("date", "2026-11-26"), 400, "invalid-parameter", "date: must not be given"),
     ];
     for (request, status, slug, detail) in cases {
         let event = request.event();
-        let response = api.call(request.build()).await;
+        let response = api.call(request.request().unwrap()).await;
         assert_eq!(response.status, status, "{event}\n{}", response.text);
         assert_eq!(response.problem(), Some(slug), "{event}\n{}", response.text);
         let text = format!("{} {}", response.body["detail"], response.body["errors"]);
@@ -450,10 +520,10 @@ async fn validation_lists_every_offending_field() {
     let api = TestApi::empty();
     let response = api
         .call(
-            ApiRequest::post("/activities")
+            api_request("POST", "/activities")
                 .json(&json!({"type": "Running", "title": "", "duration_minutes": -1,
                               "calories_burned": 20001, "tags": ["ok", ""], "description": "é".repeat(2001)}))
-                .build(),
+                .request().unwrap(),
         )
         .await;
     response.assert_problem(422, "validation-failed");
@@ -489,19 +559,33 @@ async fn the_body_limit_is_64_kib() {
     let body = run_body().to_string();
     // Padding with whitespace keeps the JSON valid: the limit is on bytes, not on content.
     let at_limit = format!("{body}{}", " ".repeat(64 * 1024 - body.len()));
-    api.call(ApiRequest::post("/activities").raw_body(&at_limit).build())
-        .await
-        .assert_status(201);
+    api.call(
+        api_request("POST", "/activities")
+            .body(&at_limit)
+            .request()
+            .unwrap(),
+    )
+    .await
+    .assert_status(201);
     let over = format!("{at_limit} ");
     let response = api
-        .call(ApiRequest::post("/activities").raw_body(&over).build())
+        .call(
+            api_request("POST", "/activities")
+                .body(&over)
+                .request()
+                .unwrap(),
+        )
         .await;
     response.assert_problem(413, "payload-too-large");
     let response = api
         .call(
-            ApiRequest::patch(&format!("/activities/{}", "01KAW3D5R8M2N4P6Q8S0T2V4W6"))
-                .raw_body(&over)
-                .build(),
+            api_request(
+                "PATCH",
+                &format!("/activities/{}", "01KAW3D5R8M2N4P6Q8S0T2V4W6"),
+            )
+            .body(&over)
+            .request()
+            .unwrap(),
         )
         .await;
     response.assert_problem(413, "payload-too-large");
@@ -516,10 +600,11 @@ async fn if_match_guards_updates_and_deletes() {
     let yoga = format!("/activities/{ALICE_YOGA}");
     let stale = api
         .call(
-            ApiRequest::patch(&yoga)
+            api_request("PATCH", &yoga)
                 .header("if-match", "\"2\"")
                 .json(&json!({"duration_minutes": 70}))
-                .build(),
+                .request()
+                .unwrap(),
         )
         .await;
     stale.assert_problem(412, "precondition-failed");
@@ -530,9 +615,10 @@ async fn if_match_guards_updates_and_deletes() {
             .contains("\"3\"")
     );
     api.call(
-        ApiRequest::delete(&yoga)
+        api_request("DELETE", &yoga)
             .header("if-match", "\"2\"")
-            .build(),
+            .request()
+            .unwrap(),
     )
     .await
     .assert_problem(412, "precondition-failed");
@@ -540,26 +626,29 @@ async fn if_match_guards_updates_and_deletes() {
 
     let fresh = api
         .call(
-            ApiRequest::patch(&yoga)
+            api_request("PATCH", &yoga)
                 .header("if-match", "\"3\"")
                 .json(&json!({"duration_minutes": 70}))
-                .build(),
+                .request()
+                .unwrap(),
         )
         .await;
     fresh.assert_status(200);
     assert_eq!(fresh.header("etag"), Some("\"4\""));
     api.call(
-        ApiRequest::patch(&yoga)
+        api_request("PATCH", &yoga)
             .header("if-match", "*")
             .json(&json!({"notes": null}))
-            .build(),
+            .request()
+            .unwrap(),
     )
     .await
     .assert_status(200);
     api.call(
-        ApiRequest::delete(&yoga)
+        api_request("DELETE", &yoga)
             .header("if-match", "\"5\"")
-            .build(),
+            .request()
+            .unwrap(),
     )
     .await
     .assert_status(204);
@@ -571,10 +660,10 @@ async fn a_merge_patch_keeps_absent_fields_and_clears_null_ones() {
     let run = format!("/activities/{ALICE_RUN}");
     let patched = api
         .call(
-            ApiRequest::patch(&run)
+            api_request("PATCH", &run)
                 .header("content-type", "application/merge-patch+json")
-                .raw_body(r#"{"description": null, "calories_burned": null, "tags": [], "notes": "windy"}"#)
-                .build(),
+                .body(r#"{"description": null, "calories_burned": null, "tags": [], "notes": "windy"}"#)
+                .request().unwrap(),
         )
         .await;
     patched.assert_status(200);
@@ -594,10 +683,11 @@ async fn an_idempotent_retry_replays_the_first_answer_and_creates_nothing() {
     let api = TestApi::empty();
     let first = api
         .call(
-            ApiRequest::post("/activities")
+            api_request("POST", "/activities")
                 .header("idempotency-key", "k-1")
                 .json(&run_body())
-                .build(),
+                .request()
+                .unwrap(),
         )
         .await;
     first.assert_status(201);
@@ -609,11 +699,12 @@ async fn an_idempotent_retry_replays_the_first_answer_and_creates_nothing() {
     api.clock.advance(time::Duration::minutes(10));
     let retry = api
         .call(
-            ApiRequest::post("/activities")
+            api_request("POST", "/activities")
                 .header("idempotency-key", "k-1")
                 .header("content-type", "application/json")
-                .raw_body(reordered)
-                .build(),
+                .body(reordered)
+                .request()
+                .unwrap(),
         )
         .await;
     retry.assert_status(201);
@@ -623,10 +714,10 @@ async fn an_idempotent_retry_replays_the_first_answer_and_creates_nothing() {
 
     let other_body = api
         .call(
-            ApiRequest::post("/activities")
+            api_request("POST", "/activities")
                 .header("idempotency-key", "k-1")
                 .json(&json!({"type": "yoga", "title": "x", "duration_minutes": 10, "activity_date": "2026-11-26"}))
-                .build(),
+                .request().unwrap(),
         )
         .await;
     other_body.assert_problem(422, "idempotency-key-reused");
@@ -637,11 +728,12 @@ async fn an_idempotent_retry_replays_the_first_answer_and_creates_nothing() {
 
     // Keys are per user: Bob's "k-1" is his own.
     api.call(
-        ApiRequest::post("/activities")
-            .as_user(BOB)
+        api_request("POST", "/activities")
+            .caller(BOB)
             .header("idempotency-key", "k-1")
             .json(&run_body())
-            .build(),
+            .request()
+            .unwrap(),
     )
     .await
     .assert_status(201);
@@ -651,12 +743,14 @@ async fn an_idempotent_retry_replays_the_first_answer_and_creates_nothing() {
 #[tokio::test]
 async fn an_idempotency_key_expires_after_a_day() {
     let api = TestApi::empty();
-    let request = ApiRequest::post("/activities")
+    let request = api_request("POST", "/activities")
         .header("idempotency-key", "k-2")
         .json(&run_body());
-    api.call(request.build()).await.assert_status(201);
+    api.call(request.request().unwrap())
+        .await
+        .assert_status(201);
     api.clock.advance(time::Duration::hours(25));
-    let later = api.call(request.build()).await;
+    let later = api.call(request.request().unwrap()).await;
     later.assert_status(201);
     assert_eq!(later.header("idempotent-replayed"), None);
     assert_eq!(api.stack.activity_store.all_activities().len(), 2);
@@ -674,10 +768,11 @@ async fn a_store_failure_is_a_500_without_internal_detail_and_names_the_request(
         )));
     let response = api
         .call(
-            ApiRequest::post("/activities")
+            api_request("POST", "/activities")
                 .request_id("req-500")
                 .json(&run_body())
-                .build(),
+                .request()
+                .unwrap(),
         )
         .await;
     response.assert_problem(500, "internal-error");
@@ -689,7 +784,11 @@ async fn a_store_failure_is_a_500_without_internal_detail_and_names_the_request(
         .activity_store
         .fail_writes_with(Some(StoreError::Unavailable("throttled: secret".into())));
     let response = api
-        .call(ApiRequest::delete(&format!("/activities/{ALICE_RUN}")).build())
+        .call(
+            api_request("DELETE", &format!("/activities/{ALICE_RUN}"))
+                .request()
+                .unwrap(),
+        )
         .await;
     response.assert_problem(503, "service-unavailable");
     assert!(!response.text.contains("secret"));
@@ -740,12 +839,12 @@ proptest! {
             let api = TestApi::seeded();
             let run = format!("/activities/{ALICE_RUN}");
             for request in [
-                ApiRequest::post("/activities").json(&body),
-                ApiRequest::patch(&run).json(&body),
-                ApiRequest::post("/activities").raw_body(&raw),
-                ApiRequest::patch(&run).raw_body(&raw),
+                api_request("POST", "/activities").json(&body),
+                api_request("PATCH", &run).json(&body),
+                api_request("POST", "/activities").body(&raw),
+                api_request("PATCH", &run).body(&raw),
             ] {
-                let response = api.call(request.build()).await;
+                let response = api.call(request.request().unwrap()).await;
                 prop_assert!(
                     matches!(response.status, 200 | 201 | 400 | 422),
                     "{} for {}", response.status, response.text

@@ -7,56 +7,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use activelog::http::ROUTES;
-use activelog_tests::http::{Sample, contains, samples};
+use activelog_tests::http::http_samples;
+use activelog_tests::samples::{Expectation, Sample};
 
 #[tokio::test]
 async fn every_sample_answers_as_expected() {
-    let samples = samples();
+    let samples = http_samples();
     assert!(samples.len() >= 40, "only {} samples", samples.len());
     let mut failures = Vec::new();
     for sample in &samples {
-        let label = format!("events/{}/{}", sample.function.name(), sample.name);
-        let response = sample.run().await;
-        let status = sample.expected["status"].as_u64().expect("status") as u16;
-        if response.status != status {
-            failures.push(format!(
-                "{label}: status {} ≠ {status}: {}",
-                response.status, response.text
-            ));
-            continue;
-        }
-        if let Some(problem_type) = sample.expected.get("type") {
-            if response.body["type"] != *problem_type {
-                failures.push(format!(
-                    "{label}: type {} ≠ {problem_type}",
-                    response.body["type"]
-                ));
-            }
-            if response.header("content-type") != Some("application/problem+json") {
-                failures.push(format!("{label}: problem without application/problem+json"));
-            }
-        } else if status >= 400 {
-            failures.push(format!(
-                "{label}: an error expectation must name its problem type"
-            ));
-        }
-        if let Some(body) = sample.expected.get("body")
-            && !contains(&response.body, body)
-        {
-            failures.push(format!(
-                "{label}: body {} does not contain {body}",
-                response.body
-            ));
-        }
-        // Every answer echoes the correlation id: the header's, else the request id.
-        let correlation = sample.event["headers"]["x-correlation-id"]
-            .as_str()
-            .or(sample.event["requestContext"]["requestId"].as_str());
-        if response.header("x-correlation-id") != correlation {
-            failures.push(format!(
-                "{label}: x-correlation-id {:?}",
-                response.header("x-correlation-id")
-            ));
+        let answer = sample.answer_in_process().await;
+        for problem in sample.expected.problems(&sample.event, &answer) {
+            failures.push(format!("{}: {problem}", sample.label()));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -64,13 +26,13 @@ async fn every_sample_answers_as_expected() {
 
 #[test]
 fn samples_carry_the_route_key_of_their_function() {
-    for sample in samples() {
+    for sample in http_samples() {
         let route_key = sample.event["routeKey"].as_str().expect("routeKey");
         let route = ROUTES
             .iter()
             .find(|r| r.route_key() == route_key)
             .unwrap_or_else(|| panic!("{}: unknown route {route_key}", sample.name));
-        assert_eq!(route.function, sample.function, "{}", sample.name);
+        assert_eq!(route.function, sample.http_function(), "{}", sample.name);
         assert_eq!(sample.event["requestContext"]["routeKey"], route_key);
         assert_eq!(sample.event["version"], "2.0");
         let path = sample.event["rawPath"].as_str().expect("rawPath");
@@ -90,13 +52,16 @@ fn samples_carry_the_route_key_of_their_function() {
 
 #[test]
 fn every_function_has_a_success_and_writing_routes_have_bad_input_samples() {
-    let samples = samples();
+    let samples = http_samples();
     for route in ROUTES {
         let of_function: Vec<&Sample> = samples
             .iter()
-            .filter(|s| s.function == route.function)
+            .filter(|s| s.http_function() == route.function)
             .collect();
-        let status = |s: &&Sample| s.expected["status"].as_u64().unwrap_or(0);
+        let status = |s: &&Sample| match s.expected {
+            Expectation::Http { status, .. } => status,
+            _ => 0,
+        };
         assert!(
             of_function.iter().any(|s| status(s) < 300),
             "{} has no success sample",
@@ -146,17 +111,20 @@ async fn every_function_answers_events_that_make_no_valid_request() {
             e["rawQueryString"] = "limit=1 2&type=\"x\"".into();
         }),
     ];
-    let samples = samples();
+    let samples = http_samples();
     for route in ROUTES {
         let sample = samples
             .iter()
-            .find(|s| s.function == route.function && s.expected["status"].as_u64() < Some(300))
+            .find(|s| {
+                s.http_function() == route.function
+                    && matches!(s.expected, Expectation::Http { status, .. } if status < 300)
+            })
             .unwrap_or_else(|| panic!("{} has a success sample", route.function.name()));
         for (what, mutate) in &mutations {
             let mut event = sample.event.clone();
             mutate(&mut event);
             let hostile = Sample {
-                function: sample.function,
+                function: sample.function.clone(),
                 name: format!("{} ({what})", sample.name),
                 event,
                 expected: sample.expected.clone(),

@@ -19,5 +19,6 @@ mod http_samples;
 mod msk;
 mod openapi;
 mod pipeline;
+mod sample_binaries;
 mod stats_consumer;
 mod stats_convergence;

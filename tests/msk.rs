@@ -12,24 +12,17 @@ use activelog::consumer::BatchHandler;
 use activelog::consumer::trigger::{self, Answer, Trigger};
 use activelog::domain::PeriodKey;
 use activelog_tests::consumer::{
-    achievements_consumer, expected_msk, stats_consumer, trigger_sample,
+    achievements_consumer, assert_answers_as_expected, samples_named, stats_consumer,
+    trigger_sample,
 };
 
 async fn check_samples(function: &str, consumer: impl Fn() -> Box<dyn BatchHandler>) {
-    let cases = expected_msk(function);
-    assert!(cases.len() >= 2, "{function}: samples {cases:?}");
-    for (case, expected) in cases {
-        let event = trigger_sample(function, &case);
-        assert!(matches!(event, Trigger::Kafka(_)), "{function}/{case}");
-        let answer = trigger::answer(&*consumer(), event).await;
-        let Ok(answer @ Answer::Kafka(_)) = answer else {
-            panic!("{function}/{case}: a Kafka event gets a partial batch response: {answer:?}");
-        };
-        assert_eq!(
-            serde_json::to_value(&answer).unwrap(),
-            expected,
-            "{function}/{case}"
-        );
+    let samples = samples_named(function, "msk-");
+    assert!(samples.len() >= 2, "{function}: samples {samples:?}");
+    for sample in samples {
+        let event: Trigger = serde_json::from_value(sample.event.clone()).unwrap();
+        assert!(matches!(event, Trigger::Kafka(_)), "{}", sample.label());
+        assert_answers_as_expected(&*consumer(), &sample).await;
     }
 }
 

@@ -9,7 +9,7 @@
 use std::collections::BTreeSet;
 
 use activelog::http::{ProblemType, ROUTES};
-use activelog_tests::http::{samples, workspace_root};
+use activelog_tests::http::{http_samples, workspace_root};
 use serde_json::{Value, json};
 
 const METHODS: [&str; 7] = ["get", "put", "post", "delete", "patch", "head", "options"];
@@ -109,8 +109,8 @@ fn every_problem_type_is_documented_with_its_status() {
 async fn the_answers_to_every_sample_validate_against_the_document() {
     let doc = document();
     let mut checked = 0;
-    for sample in samples() {
-        let label = format!("{}/{}", sample.function.name(), sample.name);
+    for sample in http_samples() {
+        let label = format!("{}/{}", sample.function, sample.name);
         let route_key = sample.event["routeKey"].as_str().expect("routeKey");
         let (method, path) = route_key.split_once(' ').expect("METHOD /path");
         let op = operation(&doc, method, path);

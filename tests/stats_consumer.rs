@@ -13,7 +13,8 @@ use activelog::application::{ApplyError, StatsStore, StatsUpdater};
 use activelog::consumer::StatsConsumer;
 use activelog::domain::{ActivityType, DomainEvent, PeriodKey, Totals, UserId, UserStats};
 use activelog_tests::consumer::{
-    batch_of, batch_of_bodies, created, expected_failures, facts, failed_ids, sample,
+    assert_answers_as_expected, batch_of, batch_of_bodies, created, facts, failed_ids, sample,
+    sqs_samples,
 };
 
 fn consumer() -> (Arc<MemoryStatsStore>, StatsConsumer) {
@@ -70,13 +71,13 @@ fn expected_stats(case: &str) -> Vec<(&'static str, &'static str, Totals)> {
 
 #[tokio::test]
 async fn every_sample_gets_its_expected_failures_and_statistics() {
-    let cases = expected_failures("update-stats");
-    assert!(cases.len() >= 4, "samples: {cases:?}");
-    for (case, expected) in cases {
+    let samples = sqs_samples("update-stats");
+    assert!(samples.len() >= 4, "samples: {samples:?}");
+    for sample in samples {
+        let case = &sample.name;
         let (store, consumer) = consumer();
-        let response = consumer.handle(sample("update-stats", &case)).await;
-        assert_eq!(failed_ids(&response), expected, "{case}");
-        for (user, period, expected) in expected_stats(&case) {
+        assert_answers_as_expected(&consumer, &sample).await;
+        for (user, period, expected) in expected_stats(case) {
             assert_eq!(
                 stats(&store, user, period).await.totals,
                 expected,

@@ -1,16 +1,24 @@
-//! Helpers for the consumer tests: the checked-in SQS samples, and SQS batches built from domain
-//! events the way EventBridge and SQS would deliver them.
+//! Helpers for the consumer tests: the consumers over in-memory stores, the checked-in samples
+//! (SQS, Amazon MQ, Kafka), and SQS batches built from domain events the way EventBridge and SQS
+//! would deliver them.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use activelog::adapters::memory::{Poller, ReceivedMessage};
-use activelog::consumer::{SqsBatchResponse, SqsEvent};
+use activelog::adapters::memory::{MemoryStatsStore, Poller, ReceivedMessage, SequentialIds};
+use activelog::application::StatsUpdater;
+use activelog::consumer::trigger::{self, Trigger};
+use activelog::consumer::{
+    AchievementsConsumer, BatchHandler, SqsBatchResponse, SqsEvent, StatsConsumer,
+};
 use activelog::domain::{
     ActivityDate, ActivityFacts, ActivityType, CorrelationId, DomainEvent, EventId, EventPayload,
     UserId,
 };
+use activelog::startup::{InMemoryStack, QueueOptions};
 use time::macros::datetime;
+
+use crate::samples::{Answer, Expectation, Sample, samples_of};
 
 /// `events/<function>/`.
 pub fn samples_dir(function: &str) -> PathBuf {
@@ -19,79 +27,67 @@ pub fn samples_dir(function: &str) -> PathBuf {
         .join(function)
 }
 
-fn expectations(function: &str) -> BTreeMap<String, serde_json::Value> {
-    let path = samples_dir(function).join("expected.json");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
-    serde_json::from_str(&text).unwrap()
-}
-
-/// Every SQS case of `events/<function>/expected.json` with the message ids it expects to fail
-/// (the Amazon MQ cases, `amazon-mq-*.json`, are in [`expected_amazon_mq`]; the Kafka cases,
-/// `msk-*.json`, in [`expected_msk`]).
-pub fn expected_failures(function: &str) -> BTreeMap<String, Vec<String>> {
-    expectations(function)
-        .into_iter()
-        .filter(|(case, _)| !case.starts_with("amazon-mq-") && !case.starts_with("msk-"))
-        .map(|(case, value)| {
-            let ids = value["batch_item_failures"]
-                .as_array()
-                .unwrap_or_else(|| panic!("{case}: batch_item_failures missing"))
-                .iter()
-                .map(|id| id.as_str().unwrap().to_owned())
-                .collect();
-            (case, ids)
-        })
-        .collect()
-}
-
-/// Every Amazon MQ case of `events/<function>/expected.json`: `None` when the invocation
-/// succeeds, or the text its error must contain.
-pub fn expected_amazon_mq(function: &str) -> BTreeMap<String, Option<String>> {
-    expectations(function)
-        .into_iter()
-        .filter(|(case, _)| case.starts_with("amazon-mq-"))
-        .map(|(case, value)| {
-            let error = value["invocation_error"].as_str().map(str::to_owned);
-            (case, error)
-        })
-        .collect()
-}
-
-/// Every Kafka case of `events/<function>/expected.json` with the partial batch response it
-/// expects (`batchItemFailures` by topic-partition and offset).
-pub fn expected_msk(function: &str) -> BTreeMap<String, serde_json::Value> {
-    expectations(function)
-        .into_iter()
-        .filter(|(case, _)| case.starts_with("msk-"))
-        .collect()
-}
-
 /// The stats consumer over a fresh in-memory store, and the store.
-pub fn stats_consumer() -> (
-    std::sync::Arc<activelog::adapters::memory::MemoryStatsStore>,
-    activelog::consumer::StatsConsumer,
-) {
-    let store = std::sync::Arc::new(activelog::adapters::memory::MemoryStatsStore::new());
-    (
-        store.clone(),
-        activelog::consumer::StatsConsumer::new(activelog::application::StatsUpdater::new(store)),
-    )
+pub fn stats_consumer() -> (Arc<MemoryStatsStore>, StatsConsumer) {
+    let store = Arc::new(MemoryStatsStore::new());
+    (store.clone(), StatsConsumer::new(StatsUpdater::new(store)))
 }
 
 /// The achievements consumer over a fresh in-memory stack.
-pub fn achievements_consumer() -> activelog::consumer::AchievementsConsumer {
-    let stack = activelog::startup::InMemoryStack::new(
+pub fn achievements_consumer() -> AchievementsConsumer {
+    let stack = InMemoryStack::new(
         &[],
-        &activelog::startup::QueueOptions::default(),
-        std::sync::Arc::new(activelog::adapters::system::SystemClock),
-        std::sync::Arc::new(activelog::adapters::memory::SequentialIds::default()),
+        &QueueOptions::default(),
+        Arc::new(activelog::adapters::system::SystemClock),
+        Arc::new(SequentialIds::default()),
     )
     .unwrap();
-    activelog::consumer::AchievementsConsumer::new(stack.achievement_recorder.clone())
+    AchievementsConsumer::new(stack.achievement_recorder.clone())
+}
+
+/// The samples of `function` whose file name starts with `prefix` (`amazon-mq-`, `msk-`).
+pub fn samples_named(function: &str, prefix: &str) -> Vec<Sample> {
+    samples_of(function)
+        .into_iter()
+        .filter(|sample| sample.name.starts_with(prefix))
+        .collect()
+}
+
+/// The samples of an SQS consumer's partial batch responses (`batch_item_failures`); the
+/// Amazon MQ samples (`amazon-mq-*.json`) and the Kafka samples (`msk-*.json`) expect other
+/// answers.
+pub fn sqs_samples(function: &str) -> Vec<Sample> {
+    samples_of(function)
+        .into_iter()
+        .filter(|sample| matches!(sample.expected, Expectation::BatchItemFailures(_)))
+        .collect()
+}
+
+/// What a consumer's function answers a sample event: the trigger's answer (SQS's and Kafka's
+/// partial batch responses, Amazon MQ's `{}`), or the error that hands the batch back.
+pub async fn answer(consumer: &dyn BatchHandler, sample: &Sample) -> Answer {
+    let trigger: Trigger = serde_json::from_value(sample.event.clone())
+        .unwrap_or_else(|e| panic!("{}: {e}", sample.label()));
+    match trigger::answer(consumer, trigger).await {
+        Ok(answer) => Answer::Response(serde_json::to_value(answer).unwrap()),
+        Err(error) => Answer::InvocationError(error.to_string()),
+    }
+}
+
+/// Asserts that `consumer` answers `sample` as `expected.json` says.
+pub async fn assert_answers_as_expected(consumer: &dyn BatchHandler, sample: &Sample) {
+    let answer = answer(consumer, sample).await;
+    let problems = sample.expected.problems(&sample.event, &answer);
+    assert!(
+        problems.is_empty(),
+        "{}: {}",
+        sample.label(),
+        problems.join("; ")
+    );
 }
 
 /// A sample Amazon MQ or Kafka event, read as the consumer functions read their invocations.
-pub fn trigger_sample(function: &str, case: &str) -> activelog::consumer::trigger::Trigger {
+pub fn trigger_sample(function: &str, case: &str) -> Trigger {
     let path = samples_dir(function).join(case);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path:?}: {e}"))

@@ -7,11 +7,13 @@ use std::sync::Arc;
 
 use activelog::adapters::memory::ManualClock;
 use activelog::functions::HttpFunction;
-use activelog::http;
+use activelog::http::{self, GatewayEventBuilder};
 use activelog::startup::{InMemoryStack, load_seed};
+
+use crate::samples::{Answer, Sample, samples_of};
 use lambda_http::http::HeaderMap;
 use lambda_http::{Body, Request, Response};
-use serde_json::{Value, json};
+use serde_json::Value;
 use time::OffsetDateTime;
 use time::macros::datetime;
 
@@ -35,10 +37,6 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-pub fn events_dir() -> PathBuf {
-    workspace_root().join("events")
-}
-
 /// The HTTP functions, once each, in route-table order.
 pub fn http_functions() -> Vec<HttpFunction> {
     let mut functions: Vec<HttpFunction> = Vec::new();
@@ -50,7 +48,6 @@ pub fn http_functions() -> Vec<HttpFunction> {
     functions
 }
 
-/// One sample event of `events/<function>/` with its entry of `expected.json`.
 /// `http::ROUTES` as (method, path template, function) triples, the shape the OpenAPI document and
 /// `template.yaml` are compared against.
 pub fn route_table() -> std::collections::BTreeSet<(String, String, String)> {
@@ -66,63 +63,41 @@ pub fn route_table() -> std::collections::BTreeSet<(String, String, String)> {
         .collect()
 }
 
-pub struct Sample {
-    pub function: HttpFunction,
-    pub name: String,
-    pub event: Value,
-    pub expected: Value,
+/// Every sample of the HTTP functions, in route-table order.
+pub fn http_samples() -> Vec<Sample> {
+    http_functions()
+        .into_iter()
+        .flat_map(|function| samples_of(function.name()))
+        .collect()
 }
 
 impl Sample {
+    /// The HTTP function the sample is for; panics for a sample of another function.
+    pub fn http_function(&self) -> HttpFunction {
+        HttpFunction::ALL
+            .into_iter()
+            .find(|f| f.name() == self.function)
+            .unwrap_or_else(|| panic!("{} is no HTTP function", self.function))
+    }
+
     /// Runs the sample through its function's handler on a freshly seeded stack, as a function
     /// started with `ACTIVELOG_SEED_FILE=events/seed.json` would.
     pub async fn run(&self) -> TestResponse {
         TestApi::seeded()
-            .invoke(self.function, request_from_json(&self.event))
+            .invoke(self.http_function(), request_from_json(&self.event))
             .await
     }
-}
 
-/// Every HTTP sample event; panics when a sample has no expectation or an expectation no sample.
-pub fn samples() -> Vec<Sample> {
-    let mut samples = Vec::new();
-    for function in http_functions() {
-        let dir = events_dir().join(function.name());
-        let expected: Value = serde_json::from_str(
-            &std::fs::read_to_string(dir.join("expected.json"))
-                .unwrap_or_else(|e| panic!("{}/expected.json: {e}", function.name())),
-        )
-        .expect("expected.json is JSON");
-        let expected = expected.as_object().expect("expected.json is an object");
-        let mut files = std::collections::BTreeSet::new();
-        for entry in std::fs::read_dir(&dir).expect("events folder") {
-            let name = entry
-                .expect("dir entry")
-                .file_name()
-                .to_string_lossy()
-                .into_owned();
-            if name.ends_with(".json") && name != "expected.json" {
-                files.insert(name);
-            }
-        }
-        let expected_names: std::collections::BTreeSet<String> = expected.keys().cloned().collect();
-        assert_eq!(
-            files,
-            expected_names,
-            "events/{}: every sample needs an expectation and every expectation a sample",
-            function.name()
-        );
-        for name in files {
-            let text = std::fs::read_to_string(dir.join(&name)).expect("sample readable");
-            samples.push(Sample {
-                function,
-                event: serde_json::from_str(&text).expect("sample is JSON"),
-                expected: expected[&name].clone(),
-                name,
-            });
-        }
+    /// API Gateway's response to the sample, from its function's handler on a freshly seeded
+    /// stack: what the function's binary would answer in Lambda.
+    pub async fn answer_in_process(&self) -> Answer {
+        let api = TestApi::seeded();
+        let function = self.http_function();
+        let event = serde_json::from_value(self.event.clone()).expect("a payload 2.0 event");
+        let response =
+            http::answer_event(event, None, &|request| api.respond(function, request)).await;
+        Answer::Response(serde_json::to_value(response).expect("a response serialises"))
     }
-    samples
 }
 
 /// The system in memory behind the HTTP handlers, with a clock that only moves when told.
@@ -141,7 +116,8 @@ impl TestApi {
     /// Seeded with `events/seed.json`, as the read samples expect.
     pub fn seeded() -> Self {
         let api = Self::empty();
-        let activities = load_seed(&events_dir().join("seed.json")).expect("seed file loads");
+        let activities =
+            load_seed(&crate::samples::events_dir().join("seed.json")).expect("seed file loads");
         api.stack.activity_store.seed(activities);
         api
     }
@@ -157,8 +133,13 @@ impl TestApi {
 
     /// Hands the request to `function`'s handler, as its Lambda would.
     pub async fn invoke(&self, function: HttpFunction, request: Request) -> TestResponse {
+        TestResponse::from(self.respond(function, request).await)
+    }
+
+    /// `function`'s handler's response to the request.
+    pub async fn respond(&self, function: HttpFunction, request: Request) -> Response<Body> {
         let activities = &self.stack.activities;
-        let response = match function {
+        match function {
             HttpFunction::CreateActivity => http::create_activity(activities, request).await,
             HttpFunction::GetActivity => {
                 http::get_activity(&self.stack.activity_queries, request).await
@@ -172,8 +153,7 @@ impl TestApi {
             HttpFunction::GetAchievements => {
                 http::get_achievements(&self.stack.achievements, request).await
             }
-        };
-        TestResponse::from(response)
+        }
     }
 
     /// The EventBridge events the bus accepted so far, as (detail-type, detail).
@@ -261,143 +241,16 @@ impl TestResponse {
     }
 }
 
-/// A request as API Gateway hands it to a function: an HTTP API payload 2.0 event with the JWT
-/// authorizer's claims.
-#[derive(Debug, Clone)]
-pub struct ApiRequest {
-    method: String,
-    path: String,
-    query: Vec<(String, String)>,
-    headers: Vec<(String, String)>,
-    user: Option<String>,
-    body: Option<String>,
-    request_id: String,
-}
-
-impl ApiRequest {
-    pub fn new(method: &str, path: &str) -> Self {
-        Self {
-            method: method.to_owned(),
-            path: path.to_owned(),
-            query: Vec::new(),
-            headers: Vec::new(),
-            user: Some(ALICE.to_owned()),
-            body: None,
-            request_id: format!("req-{}", ulid::Ulid::new()),
-        }
-    }
-
-    pub fn get(path: &str) -> Self {
-        Self::new("GET", path)
-    }
-    pub fn post(path: &str) -> Self {
-        Self::new("POST", path)
-    }
-    pub fn patch(path: &str) -> Self {
-        Self::new("PATCH", path)
-    }
-    pub fn delete(path: &str) -> Self {
-        Self::new("DELETE", path)
-    }
-
-    /// The caller (`sub` claim); `None` sends no authorizer claims at all.
-    pub fn user(mut self, user: Option<&str>) -> Self {
-        self.user = user.map(str::to_owned);
-        self
-    }
-
-    pub fn as_user(self, user: &str) -> Self {
-        self.user(Some(user))
-    }
-
-    pub fn query(mut self, name: &str, value: &str) -> Self {
-        self.query.push((name.to_owned(), value.to_owned()));
-        self
-    }
-
-    pub fn header(mut self, name: &str, value: &str) -> Self {
-        self.headers
-            .push((name.to_ascii_lowercase(), value.to_owned()));
-        self
-    }
-
-    pub fn request_id(mut self, id: &str) -> Self {
-        self.request_id = id.to_owned();
-        self
-    }
-
-    /// A JSON body, with `content-type: application/json`.
-    pub fn json(self, body: &Value) -> Self {
-        self.raw_body(&body.to_string())
-            .header("content-type", "application/json")
-    }
-
-    /// A body as given, with no content type added.
-    pub fn raw_body(mut self, body: &str) -> Self {
-        self.body = Some(body.to_owned());
-        self
-    }
-
-    /// The event JSON; the route key and path parameters come from the route table, as API
-    /// Gateway fills them from the deployed routes.
-    pub fn event(&self) -> Value {
-        let route = http::route_for(&self.method, &self.path);
-        let route_key = route
-            .as_ref()
-            .map(|(r, _)| r.route_key())
-            .unwrap_or_else(|| "$default".to_owned());
-        let mut headers = serde_json::Map::new();
-        headers.insert("host".into(), json!("api.example.com"));
-        for (name, value) in &self.headers {
-            headers.insert(name.clone(), json!(value));
-        }
-        let raw_query: Vec<String> = self
-            .query
-            .iter()
-            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
-            .collect();
-        let mut context = json!({
-            "accountId": "123456789012",
-            "apiId": "api",
-            "domainName": "api.example.com",
-            "http": {"method": self.method, "path": self.path, "protocol": "HTTP/1.1",
-                     "sourceIp": "192.0.2.1", "userAgent": "activelog-tests"},
-            "requestId": self.request_id,
-            "routeKey": route_key,
-            "stage": "$default",
-            "time": "26/Nov/2026:12:00:00 +0000",
-            "timeEpoch": 1_795_694_400_000_i64,
-        });
-        if let Some(user) = &self.user {
-            context["authorizer"] = json!({"jwt": {"claims": {"sub": user}, "scopes": null}});
-        }
-        let mut event = json!({
-            "version": "2.0",
-            "routeKey": route_key,
-            "rawPath": self.path,
-            "rawQueryString": raw_query.join("&"),
-            "headers": headers,
-            "requestContext": context,
-            "isBase64Encoded": false,
-        });
-        if let Some((_, parameters)) = route
-            && !parameters.is_empty()
-        {
-            let parameters: serde_json::Map<String, Value> = parameters
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), json!(v)))
-                .collect();
-            event["pathParameters"] = Value::Object(parameters);
-        }
-        if let Some(body) = &self.body {
-            event["body"] = json!(body);
-        }
-        event
-    }
-
-    pub fn build(&self) -> Request {
-        request_from_json(&self.event())
-    }
+/// A request of the tests' API Gateway, written by the builder the local stack uses too: Alice
+/// (the `sub` claim) calling `api.example.com` at [`SAMPLES_NOW`], with a fresh request id. The
+/// builder's methods change any of it (`caller`, `without_caller`, `header`, `json`, ...).
+pub fn api_request(method: &str, path: &str) -> GatewayEventBuilder {
+    GatewayEventBuilder::new(method, path)
+        .request_id(&format!("req-{}", ulid::Ulid::new()))
+        .received_at(SAMPLES_NOW)
+        .header("host", "api.example.com")
+        .header("user-agent", "activelog-tests")
+        .caller(ALICE)
 }
 
 /// The request a function's handler gets for an event, converted as the functions convert it
@@ -405,31 +258,4 @@ impl ApiRequest {
 pub fn request_from_json(event: &Value) -> Request {
     let event = serde_json::from_value(event.clone()).expect("a payload 2.0 event");
     http::request_from_event(event)
-}
-
-/// Percent-encodes a query component (everything but unreserved characters).
-fn encode(raw: &str) -> String {
-    raw.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// True when `actual` holds everything in `expected`: objects may have more members, arrays must
-/// have the same length with each element matching.
-pub fn contains(actual: &Value, expected: &Value) -> bool {
-    match (actual, expected) {
-        (Value::Object(a), Value::Object(e)) => e
-            .iter()
-            .all(|(k, v)| a.get(k).is_some_and(|av| contains(av, v))),
-        (Value::Array(a), Value::Array(e)) => {
-            a.len() == e.len() && a.iter().zip(e).all(|(av, ev)| contains(av, ev))
-        }
-        (Value::Number(a), Value::Number(e)) => a.as_f64() == e.as_f64(),
-        _ => actual == expected,
-    }
 }

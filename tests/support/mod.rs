@@ -14,4 +14,5 @@ pub mod moto;
 pub mod nats;
 pub mod rabbitmq;
 pub mod redis;
+pub mod samples;
 pub mod stack;

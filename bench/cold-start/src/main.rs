@@ -6,20 +6,19 @@
 //! `AWS_ENDPOINT_URL` points at the given endpoint, or at this harness, never at AWS.
 
 mod report;
-mod runtime_api;
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{ExitCode, Stdio};
-use std::time::{Duration, Instant};
+use std::process::ExitCode;
+use std::time::Duration;
 
 use bytes::Bytes;
 use clap::{Parser, ValueEnum};
 
 use crate::report::{Figures, Sample};
-use crate::runtime_api::{Outcome, RuntimeApi};
+use activelog_runtime_api::{ColdInvocation, Ended, Outcome, RuntimeApi, Start};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Adapters {
@@ -183,56 +182,26 @@ fn lambda_environment(
     runtime_api: &str,
     aws_endpoint: &str,
 ) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = [
-        ("PATH", "/usr/local/bin:/usr/bin:/bin"),
-        ("LANG", "en_US.UTF-8"),
-        ("TZ", ":UTC"),
-        ("AWS_LAMBDA_RUNTIME_API", runtime_api),
-        ("AWS_LAMBDA_FUNCTION_NAME", name),
-        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"),
-        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
-        ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand"),
-        ("AWS_REGION", "eu-west-1"),
-        ("AWS_DEFAULT_REGION", "eu-west-1"),
-        ("_HANDLER", "bootstrap"),
-        ("AWS_ACCESS_KEY_ID", "AKIDBENCHMARKONLY000"),
-        ("AWS_SECRET_ACCESS_KEY", "benchmark-only-not-a-secret"),
-        ("AWS_SESSION_TOKEN", "benchmark-only-session"),
-        ("AWS_EC2_METADATA_DISABLED", "true"),
-        ("AWS_ENDPOINT_URL", aws_endpoint),
-        ("ACTIVELOG_ADAPTERS", args.adapters.as_str()),
-        ("TABLE_NAME", "activelog-bench"),
-        ("EVENT_BUS_NAME", "activelog-bench"),
-        (
-            "CURSOR_SECRET",
-            "benchmark-cursor-secret-of-at-least-32-bytes",
-        ),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
-    env.push((
-        "AWS_LAMBDA_LOG_GROUP_NAME".into(),
-        format!("/aws/lambda/{name}"),
-    ));
-    env.push((
-        "AWS_LAMBDA_LOG_STREAM_NAME".into(),
-        "2025/01/01/[$LATEST]bench".into(),
-    ));
+    let mut env = activelog_runtime_api::lambda_environment(name, runtime_api);
+    env.extend(
+        [
+            ("AWS_ENDPOINT_URL", aws_endpoint),
+            ("ACTIVELOG_ADAPTERS", args.adapters.as_str()),
+            ("TABLE_NAME", "activelog-bench"),
+            ("EVENT_BUS_NAME", "activelog-bench"),
+            (
+                "CURSOR_SECRET",
+                "benchmark-cursor-secret-of-at-least-32-bytes",
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned())),
+    );
     if let (Adapters::Memory, Some(seed)) = (args.adapters, &args.seed) {
         env.push(("ACTIVELOG_SEED_FILE".into(), seed.display().to_string()));
     }
     env.extend(args.env.iter().cloned());
     env
-}
-
-/// Peak resident set of a live process, in KiB.
-fn peak_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 /// A few words on how the first invocation ended: the HTTP status of an API Gateway response,
@@ -274,12 +243,6 @@ fn describe(outcome: &Outcome) -> (String, bool) {
     }
 }
 
-enum Ended {
-    Outcome,
-    Exited(Option<i32>),
-    Timeout,
-}
-
 async fn cold_start(
     api: &RuntimeApi,
     subject: &Subject,
@@ -288,36 +251,25 @@ async fn cold_start(
     run: u64,
     timeout: Duration,
 ) -> Result<Sample, HarnessError> {
-    let request_id = format!("00000000-0000-4000-8000-{run:012x}");
-    api.begin(request_id, &subject.name, subject.event.clone());
-    let stdio = || {
-        log.try_clone()
-            .map(Stdio::from)
-            .map_err(io_error(&subject.path))
-    };
-    let mut command = tokio::process::Command::new(&subject.path);
-    command
-        .env_clear()
-        .envs(environment.iter().map(|(k, v)| (k, v)))
-        .current_dir(subject.path.parent().unwrap_or(Path::new("/")))
-        .stdin(Stdio::null())
-        .stdout(stdio()?)
-        .stderr(stdio()?)
-        .kill_on_drop(true);
-
-    let spawned = Instant::now();
-    let mut child = command.spawn().map_err(io_error(&subject.path))?;
-    let pid = child.id();
-    let ended = tokio::select! {
-        () = api.outcome() => Ended::Outcome,
-        status = child.wait() => Ended::Exited(status.ok().and_then(|s| s.code())),
-        () = tokio::time::sleep(timeout) => Ended::Timeout,
-    };
-    // Read while the process is alive: once it is reaped its peak is gone.
-    let peak_rss_kib = pid.and_then(peak_rss_kib);
-    let _ = child.start_kill();
-    let _ = child.wait().await;
-    let recorded = api.end();
+    let ColdInvocation {
+        spawned,
+        ended,
+        recorded,
+        peak_rss_kib,
+    } = activelog_runtime_api::invoke_cold(
+        api,
+        Start {
+            binary: &subject.path,
+            function_name: &subject.name,
+            environment,
+            event: subject.event.clone(),
+            request_id: format!("00000000-0000-4000-8000-{run:012x}"),
+            log,
+            timeout,
+        },
+    )
+    .await
+    .map_err(io_error(&subject.path))?;
 
     let (result, responded) = match (&ended, &recorded.outcome) {
         (Ended::Outcome, Some((_, outcome))) => describe(outcome),

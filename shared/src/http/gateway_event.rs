@@ -141,13 +141,9 @@ mod tests {
     use super::*;
 
     fn event(extra: serde_json::Value) -> ApiGatewayV2httpRequest {
-        let mut event = serde_json::json!({
-            "version": "2.0", "routeKey": "POST /activities", "rawPath": "/activities",
-            "rawQueryString": "", "headers": {"content-type": "application/json"},
-            "requestContext": {"http": {"method": "POST", "path": "/activities"}, "requestId": "r-1",
-                "stage": "$default", "timeEpoch": 0},
-            "isBase64Encoded": false
-        });
+        let mut event = super::super::GatewayEventBuilder::new("POST", "/activities")
+            .header("content-type", "application/json")
+            .event();
         for (key, value) in extra.as_object().into_iter().flatten() {
             event[key] = value.clone();
         }

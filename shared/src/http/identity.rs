@@ -33,35 +33,32 @@ pub fn caller(request: &Request) -> Result<UserId, HttpError> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::GatewayEventBuilder;
     use super::*;
 
-    fn request(authorizer: &str) -> Request {
-        let event = format!(
-            r#"{{"version":"2.0","routeKey":"GET /stats","rawPath":"/stats","rawQueryString":"",
-            "headers":{{"x-user-id":"user-mallory"}},
-            "requestContext":{{"accountId":"123456789012","apiId":"api","domainName":"api.example.com",
-            "http":{{"method":"GET","path":"/stats","protocol":"HTTP/1.1","sourceIp":"192.0.2.1","userAgent":"test"}},
-            "requestId":"req-1","routeKey":"GET /stats","stage":"$default","time":"26/Nov/2026:12:00:00 +0000",
-            "timeEpoch":1795694400000{authorizer}}},"isBase64Encoded":false}}"#
-        );
-        lambda_http::request::from_str(&event).unwrap()
+    /// A request whose header claims to be Mallory, with the claims `with` gives it.
+    fn request(with: fn(GatewayEventBuilder) -> GatewayEventBuilder) -> Request {
+        with(GatewayEventBuilder::new("GET", "/stats").header("x-user-id", "user-mallory"))
+            .request()
+            .unwrap()
     }
 
     #[test]
     fn the_caller_is_the_sub_claim() {
-        let r = request(r#","authorizer":{"jwt":{"claims":{"sub":"user-alice"},"scopes":null}}"#);
+        let r = request(|event| event.caller("user-alice"));
         assert_eq!(caller(&r).unwrap().as_str(), "user-alice");
     }
 
     #[test]
     fn no_claim_means_no_caller_whatever_the_headers_say() {
-        for authorizer in [
-            "",
-            r#","authorizer":{"jwt":{"claims":{"email":"a@example.com"},"scopes":null}}"#,
-            r#","authorizer":{"jwt":{"claims":{"sub":""},"scopes":null}}"#,
-        ] {
+        let without: [fn(GatewayEventBuilder) -> GatewayEventBuilder; 3] = [
+            |event| event,
+            |event| event.claim("email", "a@example.com"),
+            |event| event.caller(""),
+        ];
+        for with in without {
             assert!(matches!(
-                caller(&request(authorizer)),
+                caller(&request(with)),
                 Err(HttpError::Unauthenticated)
             ));
         }

@@ -6,6 +6,8 @@
 //!
 //! - `gateway_event`: API Gateway's event in and its response out, in Lambda, without anything
 //!   that can panic; it hands the request to a handler.
+//! - `gateway_event_builder`: events written as API Gateway writes them, for whoever stands in
+//!   for it (the local stack, the tests).
 //! - `handlers`: one function per route; each answers, whatever happens.
 //! - `request` (body limits, JSON, query, path and header parameters), `identity` (the caller:
 //!   the JWT authorizer's `sub` claim) and `response` (JSON and problem responses with the
@@ -23,6 +25,7 @@ mod achievements_json;
 mod activity_json;
 mod entity_tag;
 mod gateway_event;
+mod gateway_event_builder;
 mod handlers;
 mod identity;
 mod problem;
@@ -35,6 +38,7 @@ mod stats_json;
 pub use gateway_event::{
     UndecodableBody, answer_event, gateway_response, request_from_event, run_on_lambda,
 };
+pub use gateway_event_builder::{GatewayEventBuilder, UnreadableEvent};
 pub use handlers::{
     MERGE_PATCH_JSON, create_activity, delete_activity, get_achievements, get_activity, get_stats,
     list_activities, update_activity,
