@@ -15,5 +15,6 @@ mod http_api;
 mod http_samples;
 mod openapi;
 mod pipeline;
+mod reliability;
 mod stats_consumer;
 mod stats_convergence;

@@ -7,6 +7,7 @@
 pub mod activity_fixtures;
 pub mod conformance;
 pub mod consumer;
+pub mod fault_proxy;
 pub mod http;
 pub mod moto;
 pub mod rabbitmq;
