@@ -14,6 +14,7 @@
 #   6. template lint and validation (cfn-lint + serverless rules, sam validate --lint)
 #   7. every sample event through its function binary with cargo-lambda's emulator
 #   8. the benchmarks in smoke mode (they run; they are not timed here)
+#   9. the reliability suite's load generator at a small size (docs/reliability.md)
 #
 # Stops at the first failing step and exits non-zero.
 set -euo pipefail
@@ -57,5 +58,10 @@ bash scripts/invoke-samples.sh
 
 step "benchmarks (smoke)"
 bash scripts/bench.sh --smoke
+
+# The fault-injection run and the SIGKILL test ran at their small size in "tests" above; this is
+# the load generator's small run (docs/reliability.md).
+step "reliability: load on the local stack (small)"
+bash scripts/reliability.sh --small
 
 step "all checks passed"
