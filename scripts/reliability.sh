@@ -92,7 +92,8 @@ for p in sorted(out.glob("load-*.json")) + sorted(out.glob("soak-*.json")):
     l = json.loads(p.read_text())
     kind = "soak" if p.name.startswith("soak") else "load"
     rss = f"{(l['rss_start_kib'] or 0)/1024:.1f} -> {(l['rss_end_kib'] or 0)/1024:.1f} MiB"
-    rows.append((f"{kind} {l['broker']}", f"{l['requests']} requests, {l['users']} users", "none",
+    broker = p.stem.split("-", 1)[1]
+    rows.append((f"{kind} {broker}", f"{l['requests']} requests, {l['users']} users", "none",
                  l["invariant_checks_passed"], f"{l['throughput_per_second']:.0f}/s",
                  f"{l['p50_ms']:.1f} / {l['p99_ms']:.1f}", rss))
 k = load("sigkill.json")

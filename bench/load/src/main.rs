@@ -105,7 +105,7 @@ async fn run(options: &Options) -> Result<bool, Box<dyn std::error::Error>> {
         "load-bench: {} users, {} requests, broker {}, seed {seed}",
         options.users,
         options.requests,
-        options.broker.split('@').next_back().unwrap_or_default()
+        options.broker.split("://").next().unwrap_or_default()
     );
     let stack = LocalStack::start(&options.stack, &options.broker, &namespace)?;
     let client = reqwest::Client::builder()
@@ -135,7 +135,8 @@ async fn run(options: &Options) -> Result<bool, Box<dyn std::error::Error>> {
     latencies.sort();
     let requests = latencies.len();
     let figures = json!({
-        "broker": options.broker.split('@').next_back().unwrap_or_default(),
+        // The transport, never the URL (it may hold a password).
+        "broker": options.broker.split("://").next().unwrap_or_default(),
         "seed": seed,
         "users": options.users,
         "requests": requests,

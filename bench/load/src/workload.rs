@@ -179,9 +179,11 @@ pub async fn wait_until_idle(
             .map_err(|e| e.to_string())?;
         let idle = depths.as_object().is_some_and(|queues| {
             queues.values().all(|q| {
+                // A transport that does not report a count (RabbitMQ has no in-flight
+                // figure) is judged by the ones it reports; the checks then allow for the rest.
                 ["visible", "in_flight", "dead_lettered"]
                     .iter()
-                    .all(|k| q[k].as_u64() == Some(0))
+                    .all(|k| q.get(*k).is_none_or(|v| v.as_u64() == Some(0)))
             })
         });
         quiet = if idle { quiet + 1 } else { 0 };
@@ -282,25 +284,43 @@ pub async fn check(
             .filter_map(|a| a["distance_km"].as_f64())
             .map(|km| (km * 1000.0).round() as u64)
             .sum();
-        let (_, stats) = get_json(client, format!("{base}/stats?period=all"), user).await?;
-        let totals = &stats["totals"];
-        let kept_metres = totals["distance_km"]
-            .as_f64()
-            .map(|km| (km * 1000.0).round() as u64);
-        verdict(
-            totals["activities"].as_u64() == Some(items.len() as u64)
+        // Stats and progress may trail by what a transport delivered but had not settled when
+        // it looked idle: a few seconds' grace before a difference counts.
+        let settled_by = Instant::now() + Duration::from_secs(10);
+        let (stats_match, totals) = loop {
+            let (_, stats) = get_json(client, format!("{base}/stats?period=all"), user).await?;
+            let totals = stats["totals"].clone();
+            let kept_metres = totals["distance_km"]
+                .as_f64()
+                .map(|km| (km * 1000.0).round() as u64);
+            let matches = totals["activities"].as_u64() == Some(items.len() as u64)
                 && totals["duration_minutes"].as_u64() == Some(minutes)
-                && kept_metres == Some(metres),
+                && kept_metres == Some(metres);
+            if matches || Instant::now() > settled_by {
+                break (matches, totals);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        verdict(
+            stats_match,
             format!(
                 "{user}: stats {totals} differ from the listing ({} activities, {minutes} min, {metres} m)",
                 items.len()
             ),
         );
-        let (_, standing) = get_json(client, format!("{base}/achievements"), user).await?;
+        let (progress_match, standing) = loop {
+            let (_, standing) = get_json(client, format!("{base}/achievements"), user).await?;
+            let progress = &standing["progress"];
+            let matches = progress["activities"].as_u64() == Some(ledger.created)
+                && progress["duration_minutes"].as_u64() == Some(ledger.created_minutes);
+            if matches || Instant::now() > settled_by {
+                break (matches, standing);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
         let progress = &standing["progress"];
         verdict(
-            progress["activities"].as_u64() == Some(ledger.created)
-                && progress["duration_minutes"].as_u64() == Some(ledger.created_minutes),
+            progress_match,
             format!(
                 "{user}: progress {progress}, {} created with {} min",
                 ledger.created, ledger.created_minutes
