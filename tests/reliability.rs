@@ -33,7 +33,7 @@ use activelog::domain::{
     Activity, ActivityFacts, Milestone, PeriodKey, Progress, UserId, UserStats,
 };
 use activelog::http;
-use activelog_tests::fault_proxy::{FaultKind, FaultPlan, FaultProxy};
+use activelog_tests::fault_proxy::{self, FaultKind, FaultPlan, FaultProxy};
 use activelog_tests::http::{ApiRequest, TestResponse};
 use activelog_tests::moto::{self, Clients, unique};
 use serde_json::json;
@@ -81,13 +81,11 @@ impl Choices {
         }
     }
 
-    /// SplitMix64.
+    /// SplitMix64, as the fault proxy draws.
     fn next(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        let drawn = fault_proxy::splitmix64(self.state);
+        self.state = self.state.wrapping_add(fault_proxy::GOLDEN);
+        drawn
     }
 
     fn below(&mut self, n: usize) -> usize {
@@ -262,7 +260,9 @@ impl Stack {
     }
 }
 
-const VISIBILITY_SECONDS: u32 = 3;
+/// Long enough that a batch slowed by faults (and by moto, serialised) is rarely redelivered
+/// while still being handled; short enough that a lost receive comes back within the run.
+const VISIBILITY_SECONDS: u32 = 10;
 
 async fn call(service: &ActivityService, request: ApiRequest) -> (TestResponse, Duration) {
     let request = request.build();
@@ -451,22 +451,27 @@ async fn stored_activities(store: &DynamoDbStore, user: &UserId) -> Vec<Activity
 async fn settle(stack: &Stack) -> usize {
     stack.proxy.set_injecting(false);
     let store = stack.direct_store();
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let deadline = Instant::now() + Duration::from_secs(600);
     let mut redriven = 0;
     let mut quiet_checks = 0;
+    let mut last = String::new();
     while quiet_checks < 2 {
         assert!(
             Instant::now() < deadline,
-            "the system did not settle within 120 s"
+            "the system did not settle within 600 s; last look: {last}"
         );
         tokio::time::sleep(Duration::from_secs(1)).await;
         let far = OffsetDateTime::now_utc() + time::Duration::hours(1);
-        let mut quiet = store.pending(far, 1).await.unwrap().is_empty();
-        for (queue, dlq) in stack.queues.values() {
-            if stack.admin.queue_depth(queue).await != (0, 0) {
+        let pending = store.pending(far, 100).await.unwrap().len();
+        let mut quiet = pending == 0;
+        last = format!("outbox {pending}");
+        for (name, (queue, dlq)) in &stack.queues {
+            let depth = stack.admin.queue_depth(queue).await;
+            if depth != (0, 0) {
                 quiet = false;
             }
             let (dead, _) = stack.admin.queue_depth(dlq).await;
+            last += &format!(", {name} {depth:?} dead {dead}");
             if dead > 0 {
                 quiet = false;
                 redriven += dead;

@@ -119,11 +119,13 @@ impl FaultPlan {
     }
 }
 
-const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
+/// SplitMix64's increment (2^64 / golden ratio).
+pub const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
 
 /// SplitMix64's output function: a stateless, well-mixed hash of a counter, so the decision for a
-/// call does not depend on which thread drew first (a shared stateful RNG would).
-fn splitmix64(x: u64) -> u64 {
+/// call does not depend on which thread drew first (a shared stateful RNG would). The reliability
+/// run draws its workload from it too.
+pub fn splitmix64(x: u64) -> u64 {
     let mut z = x.wrapping_add(GOLDEN);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
