@@ -297,6 +297,9 @@ async fn handle(
     }
 }
 
+/// The longest the proxy waits for moto.
+const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// [`forward`] in a task of its own, so that a client giving up (its attempt timeout) cannot cut
 /// a call moto is already applying, and DynamoDB calls one at a time (see `dynamodb_gate`): the
 /// gate is held until moto has answered, whatever the client does meanwhile.
@@ -311,7 +314,10 @@ async fn forward_detached(
             Service::DynamoDb => Some(shared.dynamodb_gate.lock().await),
             _ => None,
         };
-        forward(request, &shared.upstream).await
+        // Bounded, so that one call moto never answers cannot hold the gate for good.
+        tokio::time::timeout(UPSTREAM_TIMEOUT, forward(request, &shared.upstream))
+            .await
+            .map_err(|_| Dropped::Upstream(format!("no answer within {UPSTREAM_TIMEOUT:?}")))?
     })
     .await
     .map_err(|e| Dropped::Upstream(e.to_string()))?
