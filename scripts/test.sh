@@ -18,6 +18,7 @@
 #   6. template lint and validation (cfn-lint + serverless rules, sam validate --lint)
 #   7. cargo-lambda's emulator runs a function with the workspace's cargo-lambda settings
 #   8. the benchmarks in smoke mode (they run; they are not timed here)
+#   9. the reliability suite's load generator at a small size (docs/reliability.md)
 #
 # Stops at the first failing step and exits non-zero.
 set -euo pipefail
@@ -80,5 +81,10 @@ bash scripts/cargo-lambda-smoke.sh
 
 step "benchmarks (smoke)"
 bash scripts/bench.sh --smoke
+
+# The fault-injection run and the SIGKILL test ran at their small size in "tests" above; this is
+# the load generator's small run (docs/reliability.md).
+step "reliability: load on the local stack (small)"
+bash scripts/reliability.sh --small
 
 step "all checks passed"

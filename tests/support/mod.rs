@@ -8,6 +8,7 @@ pub mod activity_fixtures;
 pub mod broker_process;
 pub mod conformance;
 pub mod consumer;
+pub mod fault_proxy;
 pub mod http;
 pub mod kafka;
 pub mod moto;

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use aws_config::BehaviorVersion;
 use aws_config::Region;
 use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
 use aws_credential_types::Credentials;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
@@ -216,32 +217,48 @@ impl Clients {
 
     /// Clients for any endpoint (a closed port makes every call fail to connect).
     pub fn at(endpoint: &str) -> Self {
+        Self::with_policy(endpoint, RetryConfig::standard().with_max_attempts(3), None)
+    }
+
+    /// Clients with the retry and timeout policy the functions run with (`startup::aws`): what
+    /// the fault-injection runs must exercise, since the timeouts decide what a stall costs.
+    pub fn with_production_policy(endpoint: &str) -> Self {
+        Self::with_policy(
+            endpoint,
+            RetryConfig::standard().with_max_attempts(activelog::startup::aws::MAX_ATTEMPTS),
+            Some(activelog::startup::aws::timeout_config()),
+        )
+    }
+
+    fn with_policy(endpoint: &str, retry: RetryConfig, timeouts: Option<TimeoutConfig>) -> Self {
         let calls = CallLog::default();
-        let retry = RetryConfig::standard().with_max_attempts(3);
-        let dynamodb = aws_sdk_dynamodb::Config::builder()
+        let mut dynamodb = aws_sdk_dynamodb::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(REGION))
             .credentials_provider(credentials())
             .endpoint_url(endpoint)
             .retry_config(retry.clone())
-            .interceptor(calls.clone())
-            .build();
-        let eventbridge = aws_sdk_eventbridge::Config::builder()
+            .interceptor(calls.clone());
+        dynamodb.set_timeout_config(timeouts.clone());
+        let dynamodb = dynamodb.build();
+        let mut eventbridge = aws_sdk_eventbridge::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(REGION))
             .credentials_provider(credentials())
             .endpoint_url(endpoint)
             .retry_config(retry.clone())
-            .interceptor(calls.clone())
-            .build();
-        let sqs = aws_sdk_sqs::Config::builder()
+            .interceptor(calls.clone());
+        eventbridge.set_timeout_config(timeouts.clone());
+        let eventbridge = eventbridge.build();
+        let mut sqs = aws_sdk_sqs::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(REGION))
             .credentials_provider(credentials())
             .endpoint_url(endpoint)
             .retry_config(retry)
-            .interceptor(calls.clone())
-            .build();
+            .interceptor(calls.clone());
+        sqs.set_timeout_config(timeouts);
+        let sqs = sqs.build();
         Self {
             dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb),
             eventbridge: aws_sdk_eventbridge::Client::from_conf(eventbridge),

@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use activelog::adapters::memory::rules_from_template;
+use activelog_tests::fault_proxy::{FaultPlan, FaultProxy};
 use activelog_tests::moto::{self, Clients, unique};
 use serde_json::{Value, json};
 
@@ -68,86 +69,127 @@ async fn eventually(
     }
 }
 
+/// What `sam deploy` would have created, on moto: table, bus, the template's rules and queues.
+struct AwsResources {
+    endpoint: String,
+    table: String,
+    bus: String,
+    /// (queue URL, dead-letter queue URL) by logical id.
+    queues: std::collections::BTreeMap<String, (String, String)>,
+}
+
+impl AwsResources {
+    /// Queues with `visibility_seconds` and a dead-letter queue after `max_receive_count`.
+    async fn create(clients: &Clients, visibility_seconds: u32, max_receive_count: u32) -> Self {
+        let table = unique("activelog");
+        let bus = unique("activelog-bus");
+        clients.create_table(&table).await;
+        let template =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml"))
+                .unwrap();
+        let mut queues = std::collections::BTreeMap::new();
+        let mut rules = Vec::new();
+        for rule in rules_from_template(&template).unwrap() {
+            let (url, dlq) = clients
+                .create_queue_with_dlq(
+                    &unique(&rule.target_queue),
+                    visibility_seconds,
+                    max_receive_count,
+                )
+                .await;
+            let arn = clients.queue_arn(&url).await;
+            rules.push((unique(&rule.name), rule.event_pattern, arn));
+            queues.insert(rule.target_queue, (url, dlq));
+        }
+        clients.create_bus(&bus, &rules).await;
+        Self {
+            endpoint: clients.endpoint.clone(),
+            table,
+            bus,
+            queues,
+        }
+    }
+
+    /// Starts `activelog-local --aws` on these resources; returns it with its operator token.
+    fn start(&self) -> (Running, String) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_activelog-local"))
+            .args(["--aws", "--port", "0", "--relay-interval", "1"])
+            .env("AWS_ENDPOINT_URL", &self.endpoint)
+            .env("AWS_REGION", moto::REGION)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("TABLE_NAME", &self.table)
+            .env("EVENT_BUS_NAME", &self.bus)
+            .env("CURSOR_SECRET", "a-local-cursor-secret-of-32-bytes-or-more")
+            .env("OUTBOX_GRACE_SECONDS", "0")
+            .env("STATS_QUEUE_URL", &self.queues["StatsQueue"].0)
+            .env("STATS_DLQ_URL", &self.queues["StatsQueue"].1)
+            .env(
+                "ACHIEVEMENTS_QUEUE_URL",
+                &self.queues["AchievementsQueue"].0,
+            )
+            .env("ACHIEVEMENTS_DLQ_URL", &self.queues["AchievementsQueue"].1)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("activelog-local starts");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(entry) = serde_json::from_str::<Value>(&line)
+                    && entry["message"] == "activelog-local listening"
+                {
+                    let _ = tx.send((
+                        entry["address"].as_str().unwrap_or_default().to_owned(),
+                        entry["operator_token"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_owned(),
+                    ));
+                }
+            }
+        });
+        let (address, token) = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the stack listens");
+        (
+            Running {
+                child,
+                base: format!("http://{address}"),
+            },
+            token,
+        )
+    }
+}
+
+/// A client that sends the operator token.
+fn operator_client(token: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .default_headers(reqwest::header::HeaderMap::from_iter([(
+            reqwest::header::HeaderName::from_static("x-activelog-local-token"),
+            reqwest::header::HeaderValue::from_str(token).unwrap(),
+        )]))
+        .build()
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_local_stack_runs_on_aws_adapters_against_moto() {
-    let endpoint = moto::endpoint();
-    let clients = Clients::at(&endpoint);
-    let table = unique("activelog");
-    let bus = unique("activelog-bus");
-    clients.create_table(&table).await;
-    let template =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).unwrap();
-    let mut queues = std::collections::BTreeMap::new();
-    let mut rules = Vec::new();
-    for rule in rules_from_template(&template).unwrap() {
-        let (url, dlq) = clients
-            .create_queue_with_dlq(&unique(&rule.target_queue), 1, 2)
-            .await;
-        let arn = clients.queue_arn(&url).await;
-        rules.push((unique(&rule.name), rule.event_pattern, arn));
-        queues.insert(rule.target_queue, (url, dlq));
-    }
-    clients.create_bus(&bus, &rules).await;
-
-    let mut child = Command::new(env!("CARGO_BIN_EXE_activelog-local"))
-        .args(["--aws", "--port", "0", "--relay-interval", "1"])
-        .env("AWS_ENDPOINT_URL", &endpoint)
-        .env("AWS_REGION", moto::REGION)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("TABLE_NAME", &table)
-        .env("EVENT_BUS_NAME", &bus)
-        .env("CURSOR_SECRET", "a-local-cursor-secret-of-32-bytes-or-more")
-        .env("OUTBOX_GRACE_SECONDS", "0")
-        .env("STATS_QUEUE_URL", &queues["StatsQueue"].0)
-        .env("STATS_DLQ_URL", &queues["StatsQueue"].1)
-        .env("ACHIEVEMENTS_QUEUE_URL", &queues["AchievementsQueue"].0)
-        .env("ACHIEVEMENTS_DLQ_URL", &queues["AchievementsQueue"].1)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("activelog-local starts");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Ok(entry) = serde_json::from_str::<Value>(&line)
-                && entry["message"] == "activelog-local listening"
-            {
-                let _ = tx.send((
-                    entry["address"].as_str().unwrap_or_default().to_owned(),
-                    entry["operator_token"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_owned(),
-                ));
-            }
-        }
-    });
-    let (address, token) = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("the stack listens");
+    let clients = Clients::at(&moto::endpoint());
+    let resources = AwsResources::create(&clients, 1, 2).await;
+    let (running, token) = resources.start();
     assert_eq!(
         token.len(),
         40,
         "--aws prints a fresh operator token at start"
     );
-    let running = Running {
-        child,
-        base: format!("http://{address}"),
-    };
     let url = |path: &str| format!("{}{path}", running.base);
     let anonymous = reqwest::Client::new();
     let response = anonymous.get(url("/_local/queues")).send().await.unwrap();
     assert_eq!(response.status().as_u16(), 401, "/_local/ needs the token");
-    let client = reqwest::Client::builder()
-        .default_headers(reqwest::header::HeaderMap::from_iter([(
-            reqwest::header::HeaderName::from_static("x-activelog-local-token"),
-            reqwest::header::HeaderValue::from_str(&token).unwrap(),
-        )]))
-        .build()
-        .unwrap();
+    let client = operator_client(&token);
 
     let (status, created) = call(
         &client,
@@ -209,5 +251,221 @@ async fn the_local_stack_runs_on_aws_adapters_against_moto() {
     assert!(
         redriven["redriven"] == 1 || redriven["move_task"].is_string(),
         "{redriven}"
+    );
+}
+
+/// Issue #14, process faults: the stack killed with SIGKILL (no drain, no shutdown hook) in the
+/// middle of a load, then started again on the same moto table and queues. Everything the API
+/// acknowledged before the kill is there, and once the restarted relay and the queues have caught
+/// up every user's statistics and achievement progress count each stored activity exactly once:
+/// events whose publish the kill cut off wait in the DynamoDB outbox, batches it interrupted come
+/// back after their visibility timeout. (In memory, a SIGKILL loses everything — store, outbox and
+/// queues live in the process — so this is proven only where the data is kept.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigkill_mid_load_loses_nothing_the_api_acknowledged() {
+    use std::sync::{Arc, Mutex};
+
+    let clients = Clients::at(&moto::endpoint());
+    // Visibility past a batch's worst case on a loaded machine, so only the kill returns messages.
+    let mut resources = AwsResources::create(&clients, 5, 5).await;
+    // The stack reaches moto through the fault proxy injecting nothing: it serialises DynamoDB
+    // calls, which moto's transaction rollback needs under concurrency (see its `dynamodb_gate`).
+    let proxy = FaultProxy::start(&resources.endpoint, FaultPlan::even(0, 0.0))
+        .await
+        .unwrap();
+    resources.endpoint = proxy.endpoint().to_owned();
+    let (first, _) = resources.start();
+    let users: Vec<String> = (0..4).map(|u| unique(&format!("kill-{u}"))).collect();
+    let acknowledged: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let unanswered: Arc<Mutex<usize>> = Arc::default();
+    let mut load = Vec::new();
+    for user in users.clone() {
+        let (base, acknowledged, unanswered) =
+            (first.base.clone(), acknowledged.clone(), unanswered.clone());
+        load.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            for n in 0.. {
+                let sent = client
+                    .post(format!("{base}/activities"))
+                    .header("x-user-id", &user)
+                    .json(&json!({"type": "running", "title": format!("run {n}"), "duration_minutes": 30, "activity_date": "2026-11-21"}))
+                    .send()
+                    .await;
+                let Ok(response) = sent else {
+                    // The kill: this request may or may not have been written.
+                    *unanswered.lock().unwrap() += 1;
+                    return;
+                };
+                assert_eq!(response.status().as_u16(), 201);
+                let body: Value = response.json().await.unwrap();
+                let id = body["id"].as_str().unwrap().to_owned();
+                acknowledged.lock().unwrap().push((user.clone(), id));
+            }
+        }));
+    }
+    // Mid-load: after some creates were acknowledged and their events are on their way.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while acknowledged.lock().unwrap().len() < 40 {
+        assert!(Instant::now() < deadline, "the load did not get going");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut first = first;
+    first.child.kill().unwrap(); // SIGKILL
+    first.child.wait().unwrap();
+    for task in load {
+        task.await.unwrap();
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    let unanswered = *unanswered.lock().unwrap();
+
+    let (second, token) = resources.start();
+    let client = operator_client(&token);
+    let url = |path: &str| format!("{}{path}", second.base);
+    // The restarted relay publishes what the kill left in the outbox.
+    let store = activelog::adapters::dynamodb::DynamoDbStore::new(
+        clients.dynamodb.clone(),
+        &resources.table,
+    );
+    let far = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let pending = activelog::application::Outbox::pending(&store, far, 10)
+            .await
+            .unwrap();
+        if pending.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the restarted relay left {} records in the outbox: {:?}",
+            pending.len(),
+            pending
+                .iter()
+                .map(|r| (r.event_id, r.occurred_at))
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    for user in &users {
+        let mine: Vec<&String> = acknowledged
+            .iter()
+            .filter(|(u, _)| u == user)
+            .map(|(_, id)| id)
+            .collect();
+        let listing = eventually(&client, url("/activities?limit=100"), Some(user), |b| {
+            b["items"].as_array().is_some()
+        })
+        .await;
+        let stored: Vec<&str> = listing["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|a| a["id"].as_str())
+            .collect();
+        for id in &mine {
+            assert!(
+                stored.contains(&id.as_str()),
+                "acknowledged {id} of {user} was lost"
+            );
+        }
+        assert!(
+            stored.len() <= mine.len() + 1,
+            "{user}: {} stored, {} acknowledged, at most one in flight",
+            stored.len(),
+            mine.len()
+        );
+        // Each stored activity is counted once, by both consumers, once they caught up.
+        let count = stored.len();
+        eprintln!(
+            "sigkill: {user}: {count} stored, {} acknowledged",
+            mine.len()
+        );
+        eventually(&client, url("/stats?period=all"), Some(user), |b| {
+            b["totals"]["activities"] == count
+        })
+        .await;
+        eventually(&client, url("/achievements"), Some(user), |b| {
+            b["progress"]["activities"] == count
+        })
+        .await;
+    }
+    // Queues drained; dead letters redriven, as an operator would, until none are left.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut quiet = 0;
+    while quiet < 2 {
+        assert!(Instant::now() < deadline, "the queues did not drain");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let (_, depths) = call(
+            &client,
+            reqwest::Method::GET,
+            url("/_local/queues"),
+            None,
+            None,
+        )
+        .await;
+        let mut idle = true;
+        for queue in ["StatsQueue", "AchievementsQueue"] {
+            let depth = &depths[queue];
+            if depth["visible"] != 0 || depth["in_flight"] != 0 {
+                idle = false;
+            }
+            if depth["dead_lettered"] != 0 {
+                idle = false;
+                let (_, letters) = call(
+                    &client,
+                    reqwest::Method::GET,
+                    url(&format!("/_local/queues/{queue}/dead-letters")),
+                    None,
+                    None,
+                )
+                .await;
+                eprintln!("sigkill: redriving {queue} dead letters: {letters}");
+                call(
+                    &client,
+                    reqwest::Method::POST,
+                    url(&format!("/_local/queues/{queue}/redrive")),
+                    None,
+                    Some(json!({})),
+                )
+                .await;
+            }
+        }
+        quiet = if idle { quiet + 1 } else { 0 };
+    }
+    assert!(
+        activelog::application::Outbox::pending(&store, far, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the outbox is empty once the relay caught up"
+    );
+    // Stats stay put: a second look after more relay runs and polls finds the same counts.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for user in &users {
+        let (_, stats) = call(
+            &client,
+            reqwest::Method::GET,
+            url("/stats?period=all"),
+            Some(user),
+            None,
+        )
+        .await;
+        let (_, listing) = call(
+            &client,
+            reqwest::Method::GET,
+            url("/activities?limit=100"),
+            Some(user),
+            None,
+        )
+        .await;
+        assert_eq!(
+            stats["totals"]["activities"].as_u64(),
+            listing["items"].as_array().map(|a| a.len() as u64),
+            "{user}: applied once"
+        );
+    }
+    eprintln!(
+        "sigkill: {} acknowledged before the kill, {unanswered} cut off by it",
+        acknowledged.len()
     );
 }

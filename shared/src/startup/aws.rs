@@ -39,6 +39,21 @@ pub const ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_milli
 /// (`PUBLISH_BUDGET`, 2 s) stays inside the HTTP functions' 10 s.
 pub const OPERATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
+/// The least grace the relay gives an outbox record on DynamoDB, whatever `OUTBOX_GRACE_SECONDS`
+/// says. A change's transaction whose answer was lost is retried by the SDK, and the DynamoDB
+/// adapter recognises "committed on an earlier attempt" by finding the change's own outbox record
+/// already written. Had the relay published and removed that record between the attempts, the
+/// retry would be answered as a conflict or "not found" for a change that committed (the
+/// reliability suite found this with a grace of 0 on moto; DynamoDB's `ClientRequestToken`
+/// also covers it in AWS, moto ignores the token). Every attempt of a call ends within
+/// [`OPERATION_TIMEOUT`] of its start, so twice that keeps a record in place through all of them.
+pub const MIN_OUTBOX_GRACE: Duration = Duration::seconds(2 * OPERATION_TIMEOUT.as_secs() as i64);
+
+/// The grace the relay on DynamoDB runs with: the configured one, at least [`MIN_OUTBOX_GRACE`].
+pub fn outbox_grace(configured: Duration) -> Duration {
+    configured.max(MIN_OUTBOX_GRACE)
+}
+
 /// The timeouts every client gets.
 pub fn timeout_config() -> TimeoutConfig {
     TimeoutConfig::builder()
@@ -198,10 +213,17 @@ pub async fn outbox_relay<F: Fn(&str) -> Option<String>>(
     settings.event_bus_name()?;
     let store = Arc::new(dynamodb_store(settings).await?);
     let publisher = Arc::new(event_publisher(settings).await?);
+    if grace < MIN_OUTBOX_GRACE {
+        tracing::info!(
+            configured_seconds = grace.whole_seconds(),
+            grace_seconds = MIN_OUTBOX_GRACE.whole_seconds(),
+            "outbox grace raised: a lost answer is recognised only while its record waits"
+        );
+    }
     Ok(OutboxRelay::new(
         store,
         publisher,
         Arc::new(SystemClock),
-        grace,
+        outbox_grace(grace),
     ))
 }

@@ -1,0 +1,164 @@
+//! Load on the local stack (issue #14): starts `activelog-local` on the broker given (`memory`,
+//! a RabbitMQ URL, or any transport `--broker` accepts as others are added), drives it with N
+//! concurrent users for a fixed number of requests, prints throughput and latency percentiles,
+//! waits for the pipeline to go idle and checks the reliability invariants through the public API
+//! and `/_local/`. With `--soak-seconds` it keeps the load going in rounds for that long and
+//! reports resident memory at the start and the end, so growth without bound shows.
+//!
+//! Figures are for the build it is pointed at: `scripts/reliability.sh` builds the stack with
+//! `--release` first.
+
+mod stack;
+mod workload;
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use serde_json::json;
+
+use crate::stack::LocalStack;
+use crate::workload::{Choices, LoadOutcome, check, user_load, wait_until_idle};
+
+#[derive(Debug, Parser)]
+#[command(name = "load-bench")]
+struct Options {
+    /// The `activelog-local` binary to start.
+    #[arg(long, default_value = "target/release/activelog-local")]
+    stack: String,
+    /// The event transport, as `activelog-local --broker` takes it.
+    #[arg(long, default_value = "memory")]
+    broker: String,
+    /// Concurrent users, each sending its requests one after another.
+    #[arg(long, default_value_t = 16)]
+    users: usize,
+    /// Requests in all (per round when soaking).
+    #[arg(long, default_value_t = 2000)]
+    requests: usize,
+    /// Seed of the users' choices; printed, so a run can be repeated.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Keep loading in rounds for this long, then compare RSS at the end with the start.
+    #[arg(long, default_value_t = 0)]
+    soak_seconds: u64,
+    /// Also write the figures to this file as JSON.
+    #[arg(long)]
+    json: Option<String>,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let options = Options::parse();
+    match run(&options).await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(error) => {
+            eprintln!("load-bench: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let index = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[index].as_secs_f64() * 1000.0
+}
+
+/// One round: every user's share of `requests`, concurrently.
+async fn round(
+    client: &reqwest::Client,
+    base: &str,
+    options: &Options,
+    seed: u64,
+    round: usize,
+) -> LoadOutcome {
+    let users = options.users.max(1);
+    let mut tasks = Vec::new();
+    for u in 0..users {
+        let requests = options.requests / users + usize::from(u < options.requests % users);
+        tasks.push(tokio::spawn(user_load(
+            client.clone(),
+            base.to_owned(),
+            format!("load-{seed}-r{round}-u{u}"),
+            requests,
+            Choices::new(seed ^ round as u64, u),
+        )));
+    }
+    let mut outcome = LoadOutcome::default();
+    for task in tasks {
+        if let Ok(one) = task.await {
+            outcome.merge(one);
+        }
+    }
+    outcome
+}
+
+async fn run(options: &Options) -> Result<bool, Box<dyn std::error::Error>> {
+    let seed = options.seed.unwrap_or_else(|| {
+        time::OffsetDateTime::now_utc().unix_timestamp_nanos() as u64 % 1_000_000_000
+    });
+    let namespace = format!("load-{seed}");
+    eprintln!(
+        "load-bench: {} users, {} requests, broker {}, seed {seed}",
+        options.users,
+        options.requests,
+        options.broker.split("://").next().unwrap_or_default()
+    );
+    let stack = LocalStack::start(&options.stack, &options.broker, &namespace)?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(options.users)
+        .build()?;
+    let rss_start = stack.rss_kib();
+    let started = Instant::now();
+    let mut outcome = round(&client, &stack.base, options, seed, 0).await;
+    let first_round = started.elapsed();
+    let mut rounds = 1;
+    while started.elapsed() < Duration::from_secs(options.soak_seconds) {
+        outcome.merge(round(&client, &stack.base, options, seed, rounds).await);
+        rounds += 1;
+    }
+    let load_time = started.elapsed();
+    let idle_after = wait_until_idle(&client, &stack.base, Duration::from_secs(120)).await?;
+    let rss_end = stack.rss_kib();
+    let (passed, mut violations) = check(&client, &stack.base, &outcome.ledgers).await?;
+    let server_errors: u64 = outcome.by_status.range(500..).map(|(_, n)| n).sum();
+    if server_errors > 0 || outcome.unanswered > 0 {
+        violations.push(format!(
+            "{server_errors} 5xx answers and {} unanswered requests without any fault",
+            outcome.unanswered
+        ));
+    }
+    let mut latencies = outcome.latencies.clone();
+    latencies.sort();
+    let requests = latencies.len();
+    let figures = json!({
+        // The transport, never the URL (it may hold a password).
+        "broker": options.broker.split("://").next().unwrap_or_default(),
+        "seed": seed,
+        "users": options.users,
+        "requests": requests,
+        "rounds": rounds,
+        "answers": outcome.by_status.iter().map(|(s, n)| (s.to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
+        "load_seconds": load_time.as_secs_f64(),
+        "first_round_seconds": first_round.as_secs_f64(),
+        "throughput_per_second": requests as f64 / load_time.as_secs_f64(),
+        "p50_ms": percentile(&latencies, 0.50),
+        "p99_ms": percentile(&latencies, 0.99),
+        "idle_after_seconds": idle_after.as_secs_f64(),
+        "invariant_checks_passed": passed,
+        "violations": violations,
+        "rss_start_kib": rss_start,
+        "rss_end_kib": rss_end,
+    });
+    println!("{figures}");
+    if let Some(path) = &options.json {
+        std::fs::write(path, figures.to_string())?;
+    }
+    for violation in &violations {
+        eprintln!("load-bench: VIOLATION {violation}");
+    }
+    Ok(violations.is_empty())
+}
