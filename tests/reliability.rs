@@ -33,8 +33,9 @@ use activelog::domain::{
     Activity, ActivityFacts, Milestone, PeriodKey, Progress, UserId, UserStats,
 };
 use activelog::http;
+use activelog::http::GatewayEventBuilder;
 use activelog_tests::fault_proxy::{self, FaultKind, FaultPlan, FaultProxy};
-use activelog_tests::http::{ApiRequest, TestResponse};
+use activelog_tests::http::{TestResponse, api_request};
 use activelog_tests::moto::{self, Clients, unique};
 use serde_json::json;
 use time::{Date, OffsetDateTime};
@@ -264,8 +265,8 @@ impl Stack {
 /// while still being handled; short enough that a lost receive comes back within the run.
 const VISIBILITY_SECONDS: u32 = 10;
 
-async fn call(service: &ActivityService, request: ApiRequest) -> (TestResponse, Duration) {
-    let request = request.build();
+async fn call(service: &ActivityService, request: GatewayEventBuilder) -> (TestResponse, Duration) {
+    let request = request.request().unwrap();
     let method = request.method().as_str().to_owned();
     let started = Instant::now();
     let response = match method.as_str() {
@@ -337,8 +338,8 @@ async fn worker(
             for _attempt in 0..3 {
                 let (response, latency) = call(
                     &service,
-                    ApiRequest::post("/activities")
-                        .as_user(&user)
+                    api_request("POST", "/activities")
+                        .caller(&user)
                         .header("idempotency-key", &key)
                         .json(&body),
                 )
@@ -381,8 +382,8 @@ async fn worker(
             let (id, version) = &live[choices.below(live.len())];
             let (response, latency) = call(
                 &service,
-                ApiRequest::patch(&format!("/activities/{id}"))
-                    .as_user(&user)
+                api_request("PATCH", &format!("/activities/{id}"))
+                    .caller(&user)
                     .header("if-match", &format!("\"{version}\""))
                     .json(&json!({"duration_minutes": minutes, "activity_date": date.to_string()})),
             )
@@ -403,8 +404,8 @@ async fn worker(
             let (id, version) = &live[choices.below(live.len())];
             let (response, latency) = call(
                 &service,
-                ApiRequest::delete(&format!("/activities/{id}"))
-                    .as_user(&user)
+                api_request("DELETE", &format!("/activities/{id}"))
+                    .caller(&user)
                     .header("if-match", &format!("\"{version}\"")),
             )
             .await;
