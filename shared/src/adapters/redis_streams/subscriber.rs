@@ -71,7 +71,9 @@ pub struct RedisStreamsSubscriber {
 struct Entry {
     id: String,
     message_id: String,
-    body: Option<String>,
+    /// The body as stored, byte for byte: what a dead letter carries, so that a body the
+    /// handler cannot read (missing, not UTF-8) reaches the dead-letter stream unchanged.
+    raw_body: Option<Vec<u8>>,
     delivery_count: u32,
 }
 
@@ -81,7 +83,7 @@ impl Entry {
             message_id: entry
                 .get::<String>("message_id")
                 .unwrap_or_else(|| entry.id.clone()),
-            body: entry.get::<String>("body"),
+            raw_body: entry.get::<Vec<u8>>("body"),
             id: entry.id.clone(),
             delivery_count,
         }
@@ -265,7 +267,11 @@ impl RedisStreamsSubscriber {
             .iter()
             .map(|entry| RawMessage {
                 message_id: entry.message_id.clone(),
-                body: entry.body.clone(),
+                // Not UTF-8 reads as no body: the handler judges it poison.
+                body: entry
+                    .raw_body
+                    .as_ref()
+                    .and_then(|bytes| String::from_utf8(bytes.clone()).ok()),
                 delivery_count: entry.delivery_count,
             })
             .collect();
@@ -311,15 +317,17 @@ impl RedisStreamsSubscriber {
     }
 
     fn dead_letter(&self, settle: &mut redis::Pipeline, entry: &Entry, reason: &str) {
-        settle
+        let add = settle
             .cmd("XADD")
             .arg(&self.stream.dead_letter_stream)
             .arg("*")
             .arg("message_id")
-            .arg(&entry.message_id)
-            .arg("body")
-            .arg(entry.body.as_deref().unwrap_or_default())
-            .arg("reason")
+            .arg(&entry.message_id);
+        // A missing body stays missing; any other is copied as bytes.
+        if let Some(body) = &entry.raw_body {
+            add.arg("body").arg(body.as_slice());
+        }
+        add.arg("reason")
             .arg(reason)
             .arg("delivery_count")
             .arg(entry.delivery_count)
