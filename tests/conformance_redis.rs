@@ -216,3 +216,52 @@ async fn a_body_that_is_not_utf8_is_dead_lettered_and_redriven_byte_for_byte() {
         [Some(body.to_vec())]
     );
 }
+
+/// `MULTI` does not roll back: a dead letter that cannot be written (here the dead-letter key
+/// holds a string, `WRONGTYPE`) must leave its original in the stream, not acknowledge and
+/// delete it with no dead letter anywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_that_cannot_be_written_leaves_its_original_in_place() {
+    let redis = shared().await;
+    let tool = redis.dead_letters_tool();
+    let stream = tool.stream("StatsQueue").expect("stream").clone();
+    let mut connection = redis::Client::open(shared_url().as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    redis::cmd("SET")
+        .arg(&stream.dead_letter_stream)
+        .arg("not a stream")
+        .query_async::<()>(&mut connection)
+        .await
+        .unwrap();
+    // No body: the handler answers poison.
+    redis::cmd("XADD")
+        .arg(&stream.stream)
+        .arg("*")
+        .arg("message_id")
+        .arg("poison")
+        .query_async::<()>(&mut connection)
+        .await
+        .unwrap();
+    let subscription = redis
+        .subscribe("StatsQueue", Arc::new(PoisonWithoutBody))
+        .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    subscription.stop().await;
+    let left: usize = redis::cmd("XLEN")
+        .arg(&stream.stream)
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    assert_eq!(left, 1, "the original was deleted without a dead letter");
+    // It was read (so the dead-lettering was tried) and stays pending, to come back.
+    let pending: redis::streams::StreamPendingReply = redis::cmd("XPENDING")
+        .arg(&stream.stream)
+        .arg(&stream.group)
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    assert_eq!(pending.count(), 1);
+}

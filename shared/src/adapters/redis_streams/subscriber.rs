@@ -253,8 +253,9 @@ impl RedisStreamsSubscriber {
         Ok((claimed.next_stream_id, entries))
     }
 
-    /// Dead-letters what passed the delivery limit, hands the rest to the consumer and settles
-    /// every entry by its verdict in one transaction.
+    /// Hands what is within the delivery limit to the consumer, writes the dead letters (what
+    /// passed the limit and what is poison), then settles every entry by its verdict in one
+    /// transaction.
     async fn handle(
         &self,
         connection: &mut MultiplexedConnection,
@@ -283,16 +284,25 @@ impl RedisStreamsSubscriber {
         let mut settle = redis::pipe();
         settle.atomic();
         let mut retried = 0;
-        for entry in &exhausted {
-            self.dead_letter(&mut settle, entry, "delivery_limit");
-        }
+        let mut dead: Vec<(&Entry, &str)> = exhausted
+            .iter()
+            .map(|entry| (entry, "delivery_limit"))
+            .collect();
         for (index, entry) in fresh.iter().enumerate() {
             // A missing verdict is a failure: the entry comes back rather than being lost.
             match verdicts.get(index).copied().unwrap_or(Verdict::Retry) {
                 Verdict::Applied | Verdict::Duplicate => self.forget(&mut settle, entry),
-                Verdict::Poison => self.dead_letter(&mut settle, entry, "poison"),
+                Verdict::Poison => dead.push((entry, "poison")),
                 Verdict::Retry => retried += 1,
             }
+        }
+        // Each dead letter is written, and its result checked, before its original is
+        // acknowledged and deleted: `MULTI` does not roll back, so an `XADD` failing at `EXEC`
+        // (e.g. `WRONGTYPE` on the dead-letter key) would still let the `XACK` and `XDEL` run.
+        // A failure here leaves every entry of the batch pending, to come back.
+        for (entry, reason) in &dead {
+            self.dead_letter(connection, entry, reason).await?;
+            self.forget(&mut settle, entry);
         }
         if retried > 0 {
             tracing::warn!(stream = %self.stream.stream, retried, received = fresh.len(), "batch had retryable failures; they come back after the visibility timeout");
@@ -316,10 +326,15 @@ impl RedisStreamsSubscriber {
             .ignore();
     }
 
-    fn dead_letter(&self, settle: &mut redis::Pipeline, entry: &Entry, reason: &str) {
-        let add = settle
-            .cmd("XADD")
-            .arg(&self.stream.dead_letter_stream)
+    /// Writes the dead letter of `entry` to the dead-letter stream (the original stays).
+    async fn dead_letter(
+        &self,
+        connection: &mut MultiplexedConnection,
+        entry: &Entry,
+        reason: &str,
+    ) -> Result<(), redis::RedisError> {
+        let mut add = redis::cmd("XADD");
+        add.arg(&self.stream.dead_letter_stream)
             .arg("*")
             .arg("message_id")
             .arg(&entry.message_id);
@@ -330,8 +345,7 @@ impl RedisStreamsSubscriber {
         add.arg("reason")
             .arg(reason)
             .arg("delivery_count")
-            .arg(entry.delivery_count)
-            .ignore();
-        self.forget(settle, entry);
+            .arg(entry.delivery_count);
+        add.query_async::<String>(connection).await.map(drop)
     }
 }
