@@ -284,12 +284,9 @@ impl KafkaSubscriber {
         reason: &str,
         attempts: u32,
     ) -> Result<(), KafkaAdapterError> {
-        let mut headers = OwnedHeaders::new();
-        if let Some(original) = message.headers() {
-            for header in original.iter() {
-                headers = headers.insert(header);
-            }
-        }
+        let mut headers = message
+            .headers()
+            .map_or_else(OwnedHeaders::new, carried_headers);
         let (partition, offset) = (
             message.partition().to_string(),
             message.offset().to_string(),
@@ -356,6 +353,20 @@ pub(crate) fn dead_letter_producer(url: &KafkaUrl) -> Result<FutureProducer, Kaf
         .map_err(|e| url.failed("creating a producer", e))
 }
 
+/// The headers a dead letter copies from its message: all but an earlier dead-lettering's
+/// (`dead_letter_*`, `original_*`), which a redriven message still carries and which `header`,
+/// taking the first match, would otherwise report instead of this dead-lettering's.
+fn carried_headers(original: &OwnedHeaders) -> OwnedHeaders {
+    original
+        .iter()
+        .filter(|header| {
+            !header.key.starts_with("dead_letter_") && !header.key.starts_with("original_")
+        })
+        .fold(OwnedHeaders::new(), |headers, header| {
+            headers.insert(header)
+        })
+}
+
 /// A header's value as text.
 pub(crate) fn header(message: &OwnedMessage, name: &str) -> Option<String> {
     message.headers()?.iter().find_map(|header| {
@@ -398,5 +409,34 @@ fn raw_message(message: &OwnedMessage, attempt: u32) -> RawMessage {
             .payload()
             .and_then(|payload| String::from_utf8(payload.to_vec()).ok()),
         delivery_count: attempt,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dead_letter_drops_the_headers_of_an_earlier_dead_lettering() {
+        let redriven = [
+            ("event_type", "activity.created"),
+            (dead_letter_headers::REASON, "poison"),
+            (dead_letter_headers::ATTEMPTS, "1"),
+            (dead_letter_headers::TOPIC, "old.events"),
+            (dead_letter_headers::PARTITION, "3"),
+            (dead_letter_headers::OFFSET, "42"),
+        ]
+        .into_iter()
+        .fold(OwnedHeaders::new(), |headers, (key, value)| {
+            headers.insert(Header {
+                key,
+                value: Some(value),
+            })
+        });
+        let kept: Vec<String> = carried_headers(&redriven)
+            .iter()
+            .map(|header| header.key.to_owned())
+            .collect();
+        assert_eq!(kept, ["event_type"]);
     }
 }
