@@ -225,21 +225,27 @@ impl RedisStreamsSubscriber {
             .arg(self.settings.batch_size)
             .query_async(connection)
             .await?;
-        let (Some(first), Some(last)) = (claimed.claimed.first(), claimed.claimed.last()) else {
-            return Ok((claimed.next_stream_id, Vec::new()));
+        // One `XPENDING` per claimed id (pipelined): a range query with `COUNT` = the number
+        // claimed can be filled by this consumer's other pending entries in the same range, and
+        // a claimed entry left out would get an understated count and never be dead-lettered.
+        let mut query = redis::pipe();
+        for entry in &claimed.claimed {
+            query
+                .cmd("XPENDING")
+                .arg(&self.stream.stream)
+                .arg(&self.stream.group)
+                .arg(&entry.id)
+                .arg(&entry.id)
+                .arg(1);
+        }
+        let pending: Vec<StreamPendingCountReply> = if claimed.claimed.is_empty() {
+            Vec::new()
+        } else {
+            query.query_async(connection).await?
         };
-        let pending: StreamPendingCountReply = redis::cmd("XPENDING")
-            .arg(&self.stream.stream)
-            .arg(&self.stream.group)
-            .arg(&first.id)
-            .arg(&last.id)
-            .arg(claimed.claimed.len())
-            .arg(&self.consumer)
-            .query_async(connection)
-            .await?;
         let deliveries: HashMap<String, usize> = pending
-            .ids
             .into_iter()
+            .flat_map(|reply| reply.ids)
             .map(|p| (p.id, p.times_delivered))
             .collect();
         let entries = claimed
