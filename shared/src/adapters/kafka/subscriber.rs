@@ -156,8 +156,9 @@ impl KafkaSubscriber {
         if let Err(error) = self.topology.create_topics(&self.url).await {
             return Ended::Failed(error);
         }
+        // Shared with the blocking thread that commits (see `commit`).
         let consumer = match self.consumer() {
-            Ok(consumer) => consumer,
+            Ok(consumer) => Arc::new(consumer),
             Err(error) => return Ended::Failed(error),
         };
         let dead_letters = match dead_letter_producer(&self.url) {
@@ -216,7 +217,7 @@ impl KafkaSubscriber {
     /// offsets. `Ok(false)`: shut down before the batch was settled (nothing committed).
     async fn settle(
         &self,
-        consumer: &StreamConsumer,
+        consumer: &Arc<StreamConsumer>,
         dead_letters: &FutureProducer,
         batch: &[OwnedMessage],
         shutdown: &mut watch::Receiver<bool>,
@@ -263,7 +264,7 @@ impl KafkaSubscriber {
             pending = retry;
             attempt += 1;
         }
-        self.commit(consumer, batch)?;
+        self.commit(consumer, batch).await?;
         Ok(true)
     }
 
@@ -319,10 +320,13 @@ impl KafkaSubscriber {
         Ok(())
     }
 
-    /// Commits past every message of the batch, partition by partition.
-    fn commit(
+    /// Commits past every message of the batch, partition by partition. A synchronous commit
+    /// blocks until the broker answers, so it runs on a blocking thread: on an unreachable
+    /// broker it would otherwise hold a Tokio worker (on a current-thread runtime, every task,
+    /// the shutdown watch included).
+    async fn commit(
         &self,
-        consumer: &StreamConsumer,
+        consumer: &Arc<StreamConsumer>,
         batch: &[OwnedMessage],
     ) -> Result<(), KafkaAdapterError> {
         let mut next: BTreeMap<(&str, i32), i64> = BTreeMap::new();
@@ -338,8 +342,10 @@ impl KafkaSubscriber {
                 .add_partition_offset(topic, partition, Offset::Offset(offset))
                 .map_err(|e| self.url.failed("committing offsets", e))?;
         }
-        consumer
-            .commit(&offsets, CommitMode::Sync)
+        let consumer = Arc::clone(consumer);
+        tokio::task::spawn_blocking(move || consumer.commit(&offsets, CommitMode::Sync))
+            .await
+            .map_err(|e| self.url.failed("committing offsets", e))?
             .map_err(|e| self.url.failed("committing offsets", e))
     }
 }
