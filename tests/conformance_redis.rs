@@ -155,6 +155,21 @@ impl BatchHandler for PoisonWithoutBody {
     }
 }
 
+/// Writes an entry as another producer might: any bytes as its body, or none.
+async fn add_entry(
+    connection: &mut redis::aio::MultiplexedConnection,
+    stream: &str,
+    message_id: &str,
+    body: Option<&[u8]>,
+) {
+    let mut add = redis::cmd("XADD");
+    add.arg(stream).arg("*").arg("message_id").arg(message_id);
+    if let Some(body) = body {
+        add.arg("body").arg(body);
+    }
+    add.query_async::<()>(connection).await.unwrap();
+}
+
 /// A body that is not UTF-8 (another producer, `redis-cli`, a bug) is poison to the consumer,
 /// and the dead-letter stream exists to keep exactly that message: it must arrive there byte for
 /// byte and go back the same on redrive, not as an empty body with the original deleted.
@@ -187,16 +202,7 @@ async fn a_body_that_is_not_utf8_is_dead_lettered_and_redriven_byte_for_byte() {
                 .collect::<Vec<_>>()
         }
     };
-    redis::cmd("XADD")
-        .arg(&stream.stream)
-        .arg("*")
-        .arg("message_id")
-        .arg("not-utf8")
-        .arg("body")
-        .arg(body)
-        .query_async::<()>(&mut connection)
-        .await
-        .unwrap();
+    add_entry(&mut connection, &stream.stream, "not-utf8", Some(body)).await;
     let subscription = redis
         .subscribe("StatsQueue", Arc::new(PoisonWithoutBody))
         .await;
@@ -237,14 +243,7 @@ async fn a_dead_letter_that_cannot_be_written_leaves_its_original_in_place() {
         .await
         .unwrap();
     // No body: the handler answers poison.
-    redis::cmd("XADD")
-        .arg(&stream.stream)
-        .arg("*")
-        .arg("message_id")
-        .arg("poison")
-        .query_async::<()>(&mut connection)
-        .await
-        .unwrap();
+    add_entry(&mut connection, &stream.stream, "poison", None).await;
     let subscription = redis
         .subscribe("StatsQueue", Arc::new(PoisonWithoutBody))
         .await;
