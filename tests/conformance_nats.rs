@@ -152,3 +152,21 @@ activelog_tests::conformance_suite!(shared: shared(), restartable: own_server())
 async fn a_backlog_survives_a_broker_restart() {
     activelog_tests::conformance::a_backlog_survives_a_broker_restart(&own_server().await).await;
 }
+
+/// The events stream never deletes an event by age (which would drop one a consumer had not
+/// acknowledged, with no error); it is bounded by size and refuses a publish when full, so the
+/// event stays in the outbox.
+#[tokio::test]
+async fn the_events_stream_refuses_publishes_when_full_and_never_expires_events() {
+    let nats = shared().await;
+    let client = async_nats::connect(shared_url()).await.unwrap();
+    let context = async_nats::jetstream::new(client);
+    let mut stream = context.get_stream(&nats.topology.stream).await.unwrap();
+    let config = stream.info().await.unwrap().config.clone();
+    assert_eq!(config.max_age, Duration::ZERO);
+    assert_eq!(config.max_bytes, activelog::adapters::nats::MAX_BYTES);
+    assert_eq!(
+        config.discard,
+        async_nats::jetstream::stream::DiscardPolicy::New
+    );
+}

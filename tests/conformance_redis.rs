@@ -19,7 +19,7 @@ use activelog::adapters::redis_streams::{
     StreamTopology,
 };
 use activelog::application::EventPublisher;
-use activelog::consumer::BatchHandler;
+use activelog::consumer::{BatchHandler, RawMessage, Verdict};
 use activelog_tests::broker_process::BrokerProcess;
 use activelog_tests::conformance::{Features, Subscription, Transport};
 use activelog_tests::redis::{Namespace, private_server, shared_url};
@@ -137,4 +137,130 @@ activelog_tests::conformance_suite!(shared: shared(), restartable: own_server())
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backlog_survives_a_broker_restart() {
     activelog_tests::conformance::a_backlog_survives_a_broker_restart(&own_server().await).await;
+}
+
+/// Answers poison to a message without a readable body and applies the rest.
+struct PoisonWithoutBody;
+
+#[async_trait]
+impl BatchHandler for PoisonWithoutBody {
+    async fn handle_batch(&self, batch: &[RawMessage]) -> Vec<Verdict> {
+        batch
+            .iter()
+            .map(|message| match message.body {
+                Some(_) => Verdict::Applied,
+                None => Verdict::Poison,
+            })
+            .collect()
+    }
+}
+
+/// Writes an entry as another producer might: any bytes as its body, or none.
+async fn add_entry(
+    connection: &mut redis::aio::MultiplexedConnection,
+    stream: &str,
+    message_id: &str,
+    body: Option<&[u8]>,
+) {
+    let mut add = redis::cmd("XADD");
+    add.arg(stream).arg("*").arg("message_id").arg(message_id);
+    if let Some(body) = body {
+        add.arg("body").arg(body);
+    }
+    add.query_async::<()>(connection).await.unwrap();
+}
+
+/// A body that is not UTF-8 (another producer, `redis-cli`, a bug) is poison to the consumer,
+/// and the dead-letter stream exists to keep exactly that message: it must arrive there byte for
+/// byte and go back the same on redrive, not as an empty body with the original deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_is_not_utf8_is_dead_lettered_and_redriven_byte_for_byte() {
+    let redis = shared().await;
+    let tool = redis.dead_letters_tool();
+    let stream = tool.stream("StatsQueue").expect("stream").clone();
+    let body: &[u8] = b"\xff\xfe not utf-8 \x80";
+    let mut connection = redis::Client::open(shared_url().as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let reader = connection.clone();
+    let read_bodies = move |key: String| {
+        let mut connection = reader.clone();
+        async move {
+            let range: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+                .arg(key)
+                .arg("-")
+                .arg("+")
+                .query_async(&mut connection)
+                .await
+                .unwrap();
+            range
+                .ids
+                .iter()
+                .map(|entry| entry.get::<Vec<u8>>("body"))
+                .collect::<Vec<_>>()
+        }
+    };
+    add_entry(&mut connection, &stream.stream, "not-utf8", Some(body)).await;
+    let subscription = redis
+        .subscribe("StatsQueue", Arc::new(PoisonWithoutBody))
+        .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let dead = loop {
+        let dead = read_bodies(stream.dead_letter_stream.clone()).await;
+        if !dead.is_empty() || tokio::time::Instant::now() > deadline {
+            break dead;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    subscription.stop().await;
+    assert_eq!(dead, [Some(body.to_vec())]);
+    assert_eq!(tool.redrive(&stream).await.unwrap(), 1);
+    assert_eq!(
+        read_bodies(stream.stream.clone()).await,
+        [Some(body.to_vec())]
+    );
+}
+
+/// `MULTI` does not roll back: a dead letter that cannot be written (here the dead-letter key
+/// holds a string, `WRONGTYPE`) must leave its original in the stream, not acknowledge and
+/// delete it with no dead letter anywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_that_cannot_be_written_leaves_its_original_in_place() {
+    let redis = shared().await;
+    let tool = redis.dead_letters_tool();
+    let stream = tool.stream("StatsQueue").expect("stream").clone();
+    let mut connection = redis::Client::open(shared_url().as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    redis::cmd("SET")
+        .arg(&stream.dead_letter_stream)
+        .arg("not a stream")
+        .query_async::<()>(&mut connection)
+        .await
+        .unwrap();
+    // No body: the handler answers poison.
+    add_entry(&mut connection, &stream.stream, "poison", None).await;
+    let subscription = redis
+        .subscribe("StatsQueue", Arc::new(PoisonWithoutBody))
+        .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    subscription.stop().await;
+    let left: usize = redis::cmd("XLEN")
+        .arg(&stream.stream)
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    assert_eq!(left, 1, "the original was deleted without a dead letter");
+    // It was read (so the dead-lettering was tried) and stays pending, to come back.
+    let pending: redis::streams::StreamPendingReply = redis::cmd("XPENDING")
+        .arg(&stream.stream)
+        .arg(&stream.group)
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    assert_eq!(pending.count(), 1);
 }

@@ -76,8 +76,9 @@ impl Broker {
             "kafka" | "kafkas" => Ok(Self::Kafka(
                 activelog::adapters::kafka::KafkaUrl::parse(value).map_err(BrokerError::adapter)?,
             )),
-            // Never echo the value: it may hold a password.
-            _ => Err(BrokerError::Unknown(format!("{scheme}://…"))),
+            // Never echo the value: it may hold a password. Without `://` the "scheme" is the
+            // whole value (`admin:s3cret@host`), so only a well-formed scheme is shown.
+            _ => Err(BrokerError::Unknown(shown_scheme(value))),
         }
     }
 
@@ -97,6 +98,22 @@ impl Broker {
             Self::Nats(url) => Some(Arc::new(nats::Nats::connect(url, rules, options).await?)),
             Self::Kafka(url) => Some(Arc::new(kafka::Kafka::connect(url, rules, options).await?)),
         })
+    }
+}
+
+/// What an unknown `--broker` value may show of itself: its scheme when it has a well-formed one
+/// (`^[a-z][a-z0-9+.-]*$` before `://`), otherwise nothing of the value.
+fn shown_scheme(value: &str) -> String {
+    match value.split_once("://") {
+        Some((scheme, _))
+            if scheme.starts_with(|c: char| c.is_ascii_lowercase())
+                && scheme.chars().all(|c| {
+                    c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '+' | '.' | '-')
+                }) =>
+        {
+            format!("{scheme}://…")
+        }
+        _ => "(no scheme)".to_owned(),
     }
 }
 
@@ -134,4 +151,33 @@ pub trait ConnectedBroker: Send + Sync {
 
     /// The `/_local/` operator over the consumer queues: depths, dead letters, redrive, send.
     fn operator(&self) -> Arc<dyn Operator>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unknown(value: &str) -> String {
+        match Broker::parse(value) {
+            Err(error @ BrokerError::Unknown(_)) => error.to_string(),
+            Err(other) => panic!("expected an unknown broker, got {other}"),
+            Ok(_) => panic!("`{value}` parsed"),
+        }
+    }
+
+    #[test]
+    fn an_unknown_broker_without_a_scheme_never_echoes_the_value() {
+        let error = unknown("admin:s3cret@10.0.0.5:6379");
+        assert!(!error.contains("s3cret"), "{error}");
+        assert!(error.contains("(no scheme)"), "{error}");
+    }
+
+    #[test]
+    fn an_unknown_scheme_is_named_without_the_rest_of_the_value() {
+        let error = unknown("mqtt://admin:s3cret@10.0.0.5:1883");
+        assert!(error.contains("`mqtt://…`"), "{error}");
+        assert!(!error.contains("s3cret"), "{error}");
+        let odd = unknown("ad:min:s3cret@host://x");
+        assert!(!odd.contains("s3cret"), "{odd}");
+    }
 }

@@ -10,6 +10,8 @@ use std::time::Duration;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
 
+use crate::adapters::broker_url::redact;
+
 /// How long a client may wait for the cluster before the broker counts as unreachable, so that a
 /// black-holed address fails start-up instead of hanging it.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -26,7 +28,7 @@ impl KafkaUrl {
     pub fn parse(url: &str) -> Result<Self, KafkaAdapterError> {
         let url = url.trim();
         let invalid = |reason: &str| KafkaAdapterError::InvalidUrl {
-            url: redacted(url),
+            url: redact(url),
             reason: reason.to_owned(),
         };
         let Some(rest) = url.strip_prefix("kafka://") else {
@@ -101,16 +103,6 @@ impl fmt::Display for KafkaUrl {
 impl fmt::Debug for KafkaUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "KafkaUrl({self})")
-    }
-}
-
-/// The URL as it may appear in an error: user info (which would hold a password) cut out.
-fn redacted(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            format!("{}***{}", &url[..scheme_end + 3], &url[at..])
-        }
-        _ => url.to_owned(),
     }
 }
 

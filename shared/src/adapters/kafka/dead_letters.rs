@@ -10,6 +10,7 @@
 //! is read by that consumer's group only, so a redriven stats event does not reach the other
 //! consumers again.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::Offset;
@@ -44,7 +45,7 @@ pub struct KafkaDeadLetters {
 
 /// Dead letters past the redriven offset, and where the topic ends.
 struct Pending {
-    consumer: StreamConsumer,
+    consumer: Arc<StreamConsumer>,
     messages: Vec<OwnedMessage>,
     end: i64,
 }
@@ -67,7 +68,7 @@ impl KafkaDeadLetters {
         let mut depths = Vec::new();
         for group in &self.topology.groups {
             let consumer = self.operator(group)?;
-            let (start, end) = self.window(&consumer, group)?;
+            let (start, end) = self.window(&consumer, group).await?;
             depths.push((
                 group.logical_id.clone(),
                 u64::try_from(end - start).unwrap_or(0),
@@ -121,9 +122,10 @@ impl KafkaDeadLetters {
         redriven
             .add_partition_offset(&group.dead_letter_topic, 0, Offset::Offset(pending.end))
             .map_err(|e| self.url.failed("marking dead letters redriven", e))?;
-        pending
-            .consumer
-            .commit(&redriven, CommitMode::Sync)
+        let consumer = Arc::clone(&pending.consumer);
+        tokio::task::spawn_blocking(move || consumer.commit(&redriven, CommitMode::Sync))
+            .await
+            .map_err(|e| self.url.failed("marking dead letters redriven", e))?
             .map_err(|e| self.url.failed("marking dead letters redriven", e))?;
         Ok(pending.messages.len())
     }
@@ -161,7 +163,7 @@ impl KafkaDeadLetters {
 
     /// The operator's consumer of a dead-letter topic (it never joins the group: it assigns the
     /// partition itself and only commits the redriven offset).
-    fn operator(&self, group: &ConsumerGroup) -> Result<StreamConsumer, KafkaAdapterError> {
+    fn operator(&self, group: &ConsumerGroup) -> Result<Arc<StreamConsumer>, KafkaAdapterError> {
         self.url
             .client_config()
             .set("group.id", format!("{}.dlq-redrive", group.group_id))
@@ -169,33 +171,46 @@ impl KafkaDeadLetters {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .create()
+            .map(Arc::new)
             .map_err(|e| self.url.failed("creating a consumer", e))
     }
 
     /// Where the not-yet-redriven dead letters start (the redriven offset, or the topic's
     /// beginning) and where the topic ends.
-    fn window(
+    async fn window(
         &self,
-        consumer: &StreamConsumer,
+        consumer: &Arc<StreamConsumer>,
         group: &ConsumerGroup,
     ) -> Result<(i64, i64), KafkaAdapterError> {
-        let (low, high) = consumer
-            .fetch_watermarks(&group.dead_letter_topic, 0, CONNECT_TIMEOUT)
-            .map_err(|e| self.url.unreachable(&e))?;
-        let mut partition = TopicPartitionList::new();
-        partition.add_partition(&group.dead_letter_topic, 0);
-        let committed = consumer
-            .committed_offsets(partition, CONNECT_TIMEOUT)
-            .map_err(|e| self.url.failed("reading the redriven offset", e))?;
-        let redriven = committed
-            .elements()
-            .first()
-            .and_then(|element| match element.offset() {
-                Offset::Offset(offset) => Some(offset),
-                _ => None,
-            })
-            .unwrap_or(low);
-        Ok((redriven.max(low), high))
+        // Both calls block for up to CONNECT_TIMEOUT each: on a blocking thread, so that an
+        // unreachable broker does not hold a Tokio worker (or, on a current-thread runtime,
+        // every task).
+        let (consumer, topic, url) = (
+            Arc::clone(consumer),
+            group.dead_letter_topic.clone(),
+            self.url.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            let (low, high) = consumer
+                .fetch_watermarks(&topic, 0, CONNECT_TIMEOUT)
+                .map_err(|e| url.unreachable(&e))?;
+            let mut partition = TopicPartitionList::new();
+            partition.add_partition(&topic, 0);
+            let committed = consumer
+                .committed_offsets(partition, CONNECT_TIMEOUT)
+                .map_err(|e| url.failed("reading the redriven offset", e))?;
+            let redriven = committed
+                .elements()
+                .first()
+                .and_then(|element| match element.offset() {
+                    Offset::Offset(offset) => Some(offset),
+                    _ => None,
+                })
+                .unwrap_or(low);
+            Ok((redriven.max(low), high))
+        })
+        .await
+        .map_err(|e| self.url.failed("reading the redriven offset", e))?
     }
 
     async fn pending(
@@ -204,7 +219,7 @@ impl KafkaDeadLetters {
         max: usize,
     ) -> Result<Pending, KafkaAdapterError> {
         let consumer = self.operator(group)?;
-        let (start, end) = self.window(&consumer, group)?;
+        let (start, end) = self.window(&consumer, group).await?;
         let mut messages = Vec::new();
         if start < end {
             let mut assignment = TopicPartitionList::new();

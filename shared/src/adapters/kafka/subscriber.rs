@@ -156,8 +156,9 @@ impl KafkaSubscriber {
         if let Err(error) = self.topology.create_topics(&self.url).await {
             return Ended::Failed(error);
         }
+        // Shared with the blocking thread that commits (see `commit`).
         let consumer = match self.consumer() {
-            Ok(consumer) => consumer,
+            Ok(consumer) => Arc::new(consumer),
             Err(error) => return Ended::Failed(error),
         };
         let dead_letters = match dead_letter_producer(&self.url) {
@@ -216,7 +217,7 @@ impl KafkaSubscriber {
     /// offsets. `Ok(false)`: shut down before the batch was settled (nothing committed).
     async fn settle(
         &self,
-        consumer: &StreamConsumer,
+        consumer: &Arc<StreamConsumer>,
         dead_letters: &FutureProducer,
         batch: &[OwnedMessage],
         shutdown: &mut watch::Receiver<bool>,
@@ -263,7 +264,7 @@ impl KafkaSubscriber {
             pending = retry;
             attempt += 1;
         }
-        self.commit(consumer, batch)?;
+        self.commit(consumer, batch).await?;
         Ok(true)
     }
 
@@ -284,12 +285,9 @@ impl KafkaSubscriber {
         reason: &str,
         attempts: u32,
     ) -> Result<(), KafkaAdapterError> {
-        let mut headers = OwnedHeaders::new();
-        if let Some(original) = message.headers() {
-            for header in original.iter() {
-                headers = headers.insert(header);
-            }
-        }
+        let mut headers = message
+            .headers()
+            .map_or_else(OwnedHeaders::new, carried_headers);
         let (partition, offset) = (
             message.partition().to_string(),
             message.offset().to_string(),
@@ -322,10 +320,13 @@ impl KafkaSubscriber {
         Ok(())
     }
 
-    /// Commits past every message of the batch, partition by partition.
-    fn commit(
+    /// Commits past every message of the batch, partition by partition. A synchronous commit
+    /// blocks until the broker answers, so it runs on a blocking thread: on an unreachable
+    /// broker it would otherwise hold a Tokio worker (on a current-thread runtime, every task,
+    /// the shutdown watch included).
+    async fn commit(
         &self,
-        consumer: &StreamConsumer,
+        consumer: &Arc<StreamConsumer>,
         batch: &[OwnedMessage],
     ) -> Result<(), KafkaAdapterError> {
         let mut next: BTreeMap<(&str, i32), i64> = BTreeMap::new();
@@ -341,8 +342,10 @@ impl KafkaSubscriber {
                 .add_partition_offset(topic, partition, Offset::Offset(offset))
                 .map_err(|e| self.url.failed("committing offsets", e))?;
         }
-        consumer
-            .commit(&offsets, CommitMode::Sync)
+        let consumer = Arc::clone(consumer);
+        tokio::task::spawn_blocking(move || consumer.commit(&offsets, CommitMode::Sync))
+            .await
+            .map_err(|e| self.url.failed("committing offsets", e))?
             .map_err(|e| self.url.failed("committing offsets", e))
     }
 }
@@ -354,6 +357,20 @@ pub(crate) fn dead_letter_producer(url: &KafkaUrl) -> Result<FutureProducer, Kaf
         .set("delivery.timeout.ms", "10000")
         .create()
         .map_err(|e| url.failed("creating a producer", e))
+}
+
+/// The headers a dead letter copies from its message: all but an earlier dead-lettering's
+/// (`dead_letter_*`, `original_*`), which a redriven message still carries and which `header`,
+/// taking the first match, would otherwise report instead of this dead-lettering's.
+fn carried_headers(original: &OwnedHeaders) -> OwnedHeaders {
+    original
+        .iter()
+        .filter(|header| {
+            !header.key.starts_with("dead_letter_") && !header.key.starts_with("original_")
+        })
+        .fold(OwnedHeaders::new(), |headers, header| {
+            headers.insert(header)
+        })
 }
 
 /// A header's value as text.
@@ -398,5 +415,34 @@ fn raw_message(message: &OwnedMessage, attempt: u32) -> RawMessage {
             .payload()
             .and_then(|payload| String::from_utf8(payload.to_vec()).ok()),
         delivery_count: attempt,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dead_letter_drops_the_headers_of_an_earlier_dead_lettering() {
+        let redriven = [
+            ("event_type", "activity.created"),
+            (dead_letter_headers::REASON, "poison"),
+            (dead_letter_headers::ATTEMPTS, "1"),
+            (dead_letter_headers::TOPIC, "old.events"),
+            (dead_letter_headers::PARTITION, "3"),
+            (dead_letter_headers::OFFSET, "42"),
+        ]
+        .into_iter()
+        .fold(OwnedHeaders::new(), |headers, (key, value)| {
+            headers.insert(Header {
+                key,
+                value: Some(value),
+            })
+        });
+        let kept: Vec<String> = carried_headers(&redriven)
+            .iter()
+            .map(|header| header.key.to_owned())
+            .collect();
+        assert_eq!(kept, ["event_type"]);
     }
 }

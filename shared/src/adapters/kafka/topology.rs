@@ -97,6 +97,30 @@ impl KafkaTopology {
         self.groups.iter().find(|g| g.logical_id == logical_id)
     }
 
+    /// The topics to create. Dead-letter and redrive topics keep their messages with no time or
+    /// size limit (`retention.ms` and `retention.bytes` -1): a dead letter waits for an operator,
+    /// however long that takes, as it does on Redis and NATS; under the broker's default
+    /// (`log.retention.hours=168`) it would vanish after 7 days without an error. The events
+    /// topic keeps the broker's default retention: a consumer group that falls further behind
+    /// than that loses events, so the cluster's retention must exceed any outage of a consumer.
+    fn new_topics(&self) -> Vec<NewTopic<'_>> {
+        let mut topics = vec![NewTopic::new(
+            &self.events_topic,
+            self.partitions,
+            TopicReplication::Fixed(1),
+        )];
+        for group in &self.groups {
+            for topic in [&group.dead_letter_topic, &group.redrive_topic] {
+                topics.push(
+                    NewTopic::new(topic, 1, TopicReplication::Fixed(1))
+                        .set("retention.ms", "-1")
+                        .set("retention.bytes", "-1"),
+                );
+            }
+        }
+        topics
+    }
+
     /// Creates the topics that do not exist yet (idempotent: an existing topic is left as it
     /// is). Replication factor 1 suits a single broker; a production cluster's topics are made
     /// by its operators with the same names.
@@ -105,23 +129,7 @@ impl KafkaTopology {
             .client_config()
             .create()
             .map_err(|e| url.failed("creating an admin client", e))?;
-        let mut topics = vec![NewTopic::new(
-            &self.events_topic,
-            self.partitions,
-            TopicReplication::Fixed(1),
-        )];
-        for group in &self.groups {
-            topics.push(NewTopic::new(
-                &group.dead_letter_topic,
-                1,
-                TopicReplication::Fixed(1),
-            ));
-            topics.push(NewTopic::new(
-                &group.redrive_topic,
-                1,
-                TopicReplication::Fixed(1),
-            ));
-        }
+        let topics = self.new_topics();
         let options = AdminOptions::new().operation_timeout(Some(CONNECT_TIMEOUT));
         let created =
             tokio::time::timeout(CONNECT_TIMEOUT * 2, admin.create_topics(&topics, &options))
@@ -164,6 +172,25 @@ mod tests {
         let achievements = topology.group("AchievementsQueue").unwrap();
         assert!(achievements.wants("activity.created"));
         assert!(!achievements.wants("activity.updated"));
+    }
+
+    #[test]
+    fn dead_letter_and_redrive_topics_are_never_expired_by_the_broker() {
+        let rules = rules_from_template(include_str!("../../../../template.yaml")).unwrap();
+        let topology = KafkaTopology::from_rules("activelog", &rules, 5).unwrap();
+        let topics = topology.new_topics();
+        let forever = [("retention.ms", "-1"), ("retention.bytes", "-1")];
+        for group in &topology.groups {
+            for name in [&group.dead_letter_topic, &group.redrive_topic] {
+                let topic = topics.iter().find(|t| t.name == name.as_str()).unwrap();
+                assert_eq!(topic.config, forever, "{name}");
+            }
+        }
+        let events = topics
+            .iter()
+            .find(|t| t.name == "activelog.events")
+            .unwrap();
+        assert!(events.config.is_empty());
     }
 
     #[test]

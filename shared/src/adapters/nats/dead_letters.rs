@@ -5,7 +5,7 @@
 use async_nats::jetstream::Context;
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::message::StreamMessage;
-use async_nats::jetstream::stream::Stream;
+use async_nats::jetstream::stream::{RawMessageErrorKind, Stream};
 use serde::Serialize;
 
 use super::connection::{NatsError, NatsUrl};
@@ -54,27 +54,30 @@ impl NatsDeadLetters {
         Ok((context, dead_letters))
     }
 
-    /// The dead letters of `queue`, oldest first, up to `max`, left in place.
+    /// The dead letters of `queue`, oldest first, up to `max`, left in place. Only "no message
+    /// found" ends the subject: any other error (a timeout, a dropped connection) is returned,
+    /// so that `depths` never undercounts and `redrive` never reports a partial move as done.
     async fn stored(
         &self,
         dead_letters: &Stream,
         queue: &ConsumerSubjects,
         max: usize,
-    ) -> Vec<StreamMessage> {
+    ) -> Result<Vec<StreamMessage>, NatsError> {
         let mut letters = Vec::new();
         let mut next = 1;
         while letters.len() < max {
-            // An error is the end of the subject (no message at or after `next`).
-            let Ok(letter) = dead_letters
+            let letter = match dead_letters
                 .get_first_raw_message_by_subject(&queue.dead_letter_subject, next)
                 .await
-            else {
-                break;
+            {
+                Ok(letter) => letter,
+                Err(error) if error.kind() == RawMessageErrorKind::NoMessageFound => break,
+                Err(error) => return Err(self.url.failed("reading dead letters", error)),
             };
             next = letter.sequence + 1;
             letters.push(letter);
         }
-        letters
+        Ok(letters)
     }
 
     /// Every consumer queue's depth, by logical id.
@@ -94,7 +97,7 @@ impl NatsDeadLetters {
                     .map_err(|e| self.url.failed("reading a consumer", e))?;
                 backlog += info.num_pending + info.num_ack_pending as u64;
             }
-            let dead_lettered = self.stored(&dead_letters, queue, MOST).await.len();
+            let dead_lettered = self.stored(&dead_letters, queue, MOST).await?.len();
             depths.push((
                 queue.logical_id.clone(),
                 ConsumerDepth {
@@ -114,7 +117,7 @@ impl NatsDeadLetters {
         let (_context, dead_letters) = self.open().await?;
         Ok(self
             .stored(&dead_letters, queue, max)
-            .await
+            .await?
             .iter()
             .map(|letter| {
                 let header = |name: &str| {
@@ -142,7 +145,7 @@ impl NatsDeadLetters {
     pub async fn redrive(&self, queue: &ConsumerSubjects) -> Result<usize, NatsError> {
         let (context, dead_letters) = self.open().await?;
         let mut moved = 0;
-        for letter in self.stored(&dead_letters, queue, MOST).await {
+        for letter in self.stored(&dead_letters, queue, MOST).await? {
             let mut message = PublishMessage::build()
                 .payload(letter.payload.clone())
                 .message_id(format!("redrive-{}-{}", queue.logical_id, letter.sequence));

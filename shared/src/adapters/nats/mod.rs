@@ -21,4 +21,4 @@ pub use connection::{NatsError, NatsUrl};
 pub use dead_letters::{ConsumerDepth, DeadLetter, NatsDeadLetters};
 pub use publisher::NatsPublisher;
 pub use subscriber::{NatsSubscriber, NatsSubscriberSettings};
-pub use topology::{ConsumerSubjects, DUPLICATE_WINDOW, NatsTopology, PullConsumer};
+pub use topology::{ConsumerSubjects, DUPLICATE_WINDOW, MAX_BYTES, NatsTopology, PullConsumer};

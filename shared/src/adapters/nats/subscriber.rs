@@ -233,7 +233,13 @@ impl NatsSubscriber {
         message: &Message,
         reason: &str,
     ) -> Result<(), NatsError> {
-        let sequence = message.info().map(|info| info.stream_sequence).unwrap_or(0);
+        // The dead letter's `Nats-Msg-Id` is derived from the sequence: a made-up one (0) would
+        // give every such letter the same id and the server would drop all but the first within
+        // the duplicate window, while their originals were still acknowledged.
+        let sequence = message
+            .info()
+            .map_err(|e| self.url.failed("reading a message's stream sequence", e))?
+            .stream_sequence;
         let letter = PublishMessage::build()
             .payload(message.payload.clone())
             .message_id(format!("{}-{sequence}", self.queue.logical_id))

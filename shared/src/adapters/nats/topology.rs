@@ -5,9 +5,17 @@
 //!   event type: routing is the consumers' filters, an event is stored once) and
 //!   `<namespace>.direct.<Queue>` (what the operator sends or redrives to one consumer only);
 //!   file storage, and a duplicate window in which a second publish with the same `Nats-Msg-Id`
-//!   (= `event_id`) is dropped by the server. **Trimming: limits retention by age**
-//!   ([`RETENTION`], 7 days): a message is kept, acknowledged or not, until it is that old, so a
-//!   consumer down for longer loses what it had not read. Interest retention (a message removed
+//!   (= `event_id`) is dropped by the server. **Trimming: limits retention with no age
+//!   limit**, bounded by size ([`MAX_BYTES`]) with `discard: New`: a full stream refuses the
+//!   publish, the publish fails and the event stays in the outbox until there is room (as
+//!   Redis does at `maxmemory`). A `max_age` would delete an event a consumer had not yet
+//!   acknowledged (one down for longer, or one still being retried) with no dead letter and no
+//!   error, after the outbox had already released it. **Not done yet**: removing what every
+//!   consumer has acknowledged (a periodic purge up to the lowest ack floor of the stream's
+//!   consumers), so the stream only grows until an operator purges it (`nats stream purge`) or
+//!   it reaches [`MAX_BYTES`] and publishing stops. A stream declared by an earlier version
+//!   keeps its 7-day `max_age` until it is edited (`nats stream edit --max-age 0`): declaring
+//!   does not change an existing stream. Interest retention (a message removed
 //!   once every interested consumer acknowledged it) would keep the stream at the backlog, but
 //!   on the nats-server 2.9.10 of this project's machines it lost a message across a restart in
 //!   4 of 6 runs of the conformance suite's restart test (one consumer had acknowledged it, the
@@ -33,7 +41,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::Context;
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
-use async_nats::jetstream::stream::{self, RetentionPolicy, StorageType};
+use async_nats::jetstream::stream::{self, DiscardPolicy, RetentionPolicy, StorageType};
 
 use crate::adapters::memory::{RoutingRule, TopologyError, consumer_routes};
 
@@ -44,9 +52,9 @@ use super::connection::{NatsError, NatsUrl};
 /// already published is dropped at the server.
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
-/// How long the events stream keeps a message, acknowledged or not: a consumer down for longer
-/// loses what it had not read.
-pub const RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+/// The most the events stream stores (1 GiB) before it refuses new publishes (`discard: New`),
+/// which then wait in the outbox: nothing stored is ever deleted to make room.
+pub const MAX_BYTES: i64 = 1 << 30;
 
 /// A durable pull consumer and the one subject it reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,7 +171,8 @@ impl NatsTopology {
                     format!("{namespace}.direct.>"),
                 ],
                 retention: RetentionPolicy::Limits,
-                max_age: RETENTION,
+                max_bytes: MAX_BYTES,
+                discard: DiscardPolicy::New,
                 storage: StorageType::File,
                 duplicate_window: DUPLICATE_WINDOW,
                 ..stream::Config::default()

@@ -84,7 +84,10 @@ impl StreamDeadLetters {
             .iter()
             .map(|entry| DeadLetter {
                 message_id: entry.get("message_id").unwrap_or_default(),
-                body: entry.get("body").unwrap_or_default(),
+                body: entry
+                    .get::<Vec<u8>>("body")
+                    .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+                    .unwrap_or_default(),
                 reason: entry.get("reason"),
                 delivery_count: entry.get("delivery_count"),
             })
@@ -146,17 +149,20 @@ impl StreamDeadLetters {
             from = format!("({}", newest_read.id);
             for letter in &letters.ids {
                 let message_id: String = letter.get("message_id").unwrap_or_default();
-                let body: String = letter.get("body").unwrap_or_default();
-                redis::pipe()
+                // Bytes, not a String: a body that is not UTF-8 goes back exactly as it came.
+                let body: Option<Vec<u8>> = letter.get("body");
+                let mut pipe = redis::pipe();
+                let add = pipe
                     .atomic()
                     .cmd("XADD")
                     .arg(&stream.stream)
                     .arg("*")
                     .arg("message_id")
-                    .arg(&message_id)
-                    .arg("body")
-                    .arg(&body)
-                    .ignore()
+                    .arg(&message_id);
+                if let Some(body) = &body {
+                    add.arg("body").arg(body.as_slice());
+                }
+                add.ignore()
                     .cmd("XDEL")
                     .arg(&stream.dead_letter_stream)
                     .arg(&letter.id)

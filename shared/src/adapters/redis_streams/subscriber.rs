@@ -71,7 +71,9 @@ pub struct RedisStreamsSubscriber {
 struct Entry {
     id: String,
     message_id: String,
-    body: Option<String>,
+    /// The body as stored, byte for byte: what a dead letter carries, so that a body the
+    /// handler cannot read (missing, not UTF-8) reaches the dead-letter stream unchanged.
+    raw_body: Option<Vec<u8>>,
     delivery_count: u32,
 }
 
@@ -81,7 +83,7 @@ impl Entry {
             message_id: entry
                 .get::<String>("message_id")
                 .unwrap_or_else(|| entry.id.clone()),
-            body: entry.get::<String>("body"),
+            raw_body: entry.get::<Vec<u8>>("body"),
             id: entry.id.clone(),
             delivery_count,
         }
@@ -223,21 +225,27 @@ impl RedisStreamsSubscriber {
             .arg(self.settings.batch_size)
             .query_async(connection)
             .await?;
-        let (Some(first), Some(last)) = (claimed.claimed.first(), claimed.claimed.last()) else {
-            return Ok((claimed.next_stream_id, Vec::new()));
+        // One `XPENDING` per claimed id (pipelined): a range query with `COUNT` = the number
+        // claimed can be filled by this consumer's other pending entries in the same range, and
+        // a claimed entry left out would get an understated count and never be dead-lettered.
+        let mut query = redis::pipe();
+        for entry in &claimed.claimed {
+            query
+                .cmd("XPENDING")
+                .arg(&self.stream.stream)
+                .arg(&self.stream.group)
+                .arg(&entry.id)
+                .arg(&entry.id)
+                .arg(1);
+        }
+        let pending: Vec<StreamPendingCountReply> = if claimed.claimed.is_empty() {
+            Vec::new()
+        } else {
+            query.query_async(connection).await?
         };
-        let pending: StreamPendingCountReply = redis::cmd("XPENDING")
-            .arg(&self.stream.stream)
-            .arg(&self.stream.group)
-            .arg(&first.id)
-            .arg(&last.id)
-            .arg(claimed.claimed.len())
-            .arg(&self.consumer)
-            .query_async(connection)
-            .await?;
         let deliveries: HashMap<String, usize> = pending
-            .ids
             .into_iter()
+            .flat_map(|reply| reply.ids)
             .map(|p| (p.id, p.times_delivered))
             .collect();
         let entries = claimed
@@ -251,8 +259,9 @@ impl RedisStreamsSubscriber {
         Ok((claimed.next_stream_id, entries))
     }
 
-    /// Dead-letters what passed the delivery limit, hands the rest to the consumer and settles
-    /// every entry by its verdict in one transaction.
+    /// Hands what is within the delivery limit to the consumer, writes the dead letters (what
+    /// passed the limit and what is poison), then settles every entry by its verdict in one
+    /// transaction.
     async fn handle(
         &self,
         connection: &mut MultiplexedConnection,
@@ -265,7 +274,11 @@ impl RedisStreamsSubscriber {
             .iter()
             .map(|entry| RawMessage {
                 message_id: entry.message_id.clone(),
-                body: entry.body.clone(),
+                // Not UTF-8 reads as no body: the handler judges it poison.
+                body: entry
+                    .raw_body
+                    .as_ref()
+                    .and_then(|bytes| String::from_utf8(bytes.clone()).ok()),
                 delivery_count: entry.delivery_count,
             })
             .collect();
@@ -277,16 +290,25 @@ impl RedisStreamsSubscriber {
         let mut settle = redis::pipe();
         settle.atomic();
         let mut retried = 0;
-        for entry in &exhausted {
-            self.dead_letter(&mut settle, entry, "delivery_limit");
-        }
+        let mut dead: Vec<(&Entry, &str)> = exhausted
+            .iter()
+            .map(|entry| (entry, "delivery_limit"))
+            .collect();
         for (index, entry) in fresh.iter().enumerate() {
             // A missing verdict is a failure: the entry comes back rather than being lost.
             match verdicts.get(index).copied().unwrap_or(Verdict::Retry) {
                 Verdict::Applied | Verdict::Duplicate => self.forget(&mut settle, entry),
-                Verdict::Poison => self.dead_letter(&mut settle, entry, "poison"),
+                Verdict::Poison => dead.push((entry, "poison")),
                 Verdict::Retry => retried += 1,
             }
+        }
+        // Each dead letter is written, and its result checked, before its original is
+        // acknowledged and deleted: `MULTI` does not roll back, so an `XADD` failing at `EXEC`
+        // (e.g. `WRONGTYPE` on the dead-letter key) would still let the `XACK` and `XDEL` run.
+        // A failure here leaves every entry of the batch pending, to come back.
+        for (entry, reason) in &dead {
+            self.dead_letter(connection, entry, reason).await?;
+            self.forget(&mut settle, entry);
         }
         if retried > 0 {
             tracing::warn!(stream = %self.stream.stream, retried, received = fresh.len(), "batch had retryable failures; they come back after the visibility timeout");
@@ -310,20 +332,26 @@ impl RedisStreamsSubscriber {
             .ignore();
     }
 
-    fn dead_letter(&self, settle: &mut redis::Pipeline, entry: &Entry, reason: &str) {
-        settle
-            .cmd("XADD")
-            .arg(&self.stream.dead_letter_stream)
+    /// Writes the dead letter of `entry` to the dead-letter stream (the original stays).
+    async fn dead_letter(
+        &self,
+        connection: &mut MultiplexedConnection,
+        entry: &Entry,
+        reason: &str,
+    ) -> Result<(), redis::RedisError> {
+        let mut add = redis::cmd("XADD");
+        add.arg(&self.stream.dead_letter_stream)
             .arg("*")
             .arg("message_id")
-            .arg(&entry.message_id)
-            .arg("body")
-            .arg(entry.body.as_deref().unwrap_or_default())
-            .arg("reason")
+            .arg(&entry.message_id);
+        // A missing body stays missing; any other is copied as bytes.
+        if let Some(body) = &entry.raw_body {
+            add.arg("body").arg(body.as_slice());
+        }
+        add.arg("reason")
             .arg(reason)
             .arg("delivery_count")
-            .arg(entry.delivery_count)
-            .ignore();
-        self.forget(settle, entry);
+            .arg(entry.delivery_count);
+        add.query_async::<String>(connection).await.map(drop)
     }
 }
