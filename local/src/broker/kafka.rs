@@ -7,19 +7,18 @@
 use std::sync::Arc;
 
 use activelog::adapters::kafka::{
-    ConsumerGroup, KafkaAdapterError, KafkaDeadLetters, KafkaPublisher, KafkaSubscriber,
-    KafkaTopology, KafkaUrl, SubscriberSettings,
+    ConsumerGroup, KafkaDeadLetters, KafkaPublisher, KafkaSubscriber, KafkaTopology, KafkaUrl,
+    SubscriberSettings,
 };
 use activelog::adapters::memory::RoutingRule;
 use activelog::application::EventPublisher;
 use activelog::consumer::BatchHandler;
-use async_trait::async_trait;
-use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::operator::dead_letter_operator;
 use super::{BrokerError, BrokerOptions, ConnectedBroker};
-use crate::operator::{Operator, OperatorError};
+use crate::operator::Operator;
 
 /// A connected Kafka cluster with its topics created.
 pub struct Kafka {
@@ -81,52 +80,10 @@ impl ConnectedBroker for Kafka {
     }
 }
 
-/// The operator endpoints over the dead-letter and redrive topics.
-struct KafkaOperator {
-    dead_letters: KafkaDeadLetters,
-}
-
-impl KafkaOperator {
-    fn group(&self, name: &str) -> Result<ConsumerGroup, OperatorError> {
-        self.dead_letters
-            .group(name)
-            .cloned()
-            .ok_or_else(|| OperatorError::UnknownQueue(name.to_owned()))
-    }
-}
-
-fn failed(error: KafkaAdapterError) -> OperatorError {
-    OperatorError::Failed(error.to_string())
-}
-
-#[async_trait]
-impl Operator for KafkaOperator {
-    async fn depths(&self) -> Result<Value, OperatorError> {
-        let depths: serde_json::Map<String, Value> = self
-            .dead_letters
-            .depths()
-            .await
-            .map_err(failed)?
-            .into_iter()
-            .map(|(name, dead_lettered)| (name, json!({"dead_lettered": dead_lettered})))
-            .collect();
-        Ok(Value::Object(depths))
-    }
-
-    async fn dead_letters(&self, queue: &str) -> Result<Value, OperatorError> {
-        let group = self.group(queue)?;
-        let letters = self.dead_letters.peek(&group, 100).await.map_err(failed)?;
-        Ok(json!({"messages": letters}))
-    }
-
-    async fn redrive(&self, queue: &str) -> Result<Value, OperatorError> {
-        let group = self.group(queue)?;
-        let moved = self.dead_letters.redrive(&group).await.map_err(failed)?;
-        Ok(json!({"redriven": moved}))
-    }
-
-    async fn send(&self, queue: &str, body: String) -> Result<String, OperatorError> {
-        let group = self.group(queue)?;
-        self.dead_letters.send(&group, &body).await.map_err(failed)
-    }
-}
+dead_letter_operator!(
+    KafkaOperator,
+    KafkaDeadLetters,
+    ConsumerGroup,
+    group,
+    |dead_lettered| serde_json::json!({"dead_lettered": dead_lettered})
+);

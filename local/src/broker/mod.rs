@@ -8,6 +8,7 @@
 
 mod kafka;
 mod nats;
+mod operator;
 mod rabbitmq;
 mod redis;
 mod stack;

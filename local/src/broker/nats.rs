@@ -9,18 +9,17 @@ use std::time::Duration;
 
 use activelog::adapters::memory::RoutingRule;
 use activelog::adapters::nats::{
-    ConsumerSubjects, NatsDeadLetters, NatsError, NatsPublisher, NatsSubscriber,
-    NatsSubscriberSettings, NatsTopology, NatsUrl,
+    ConsumerSubjects, NatsDeadLetters, NatsPublisher, NatsSubscriber, NatsSubscriberSettings,
+    NatsTopology, NatsUrl,
 };
 use activelog::application::EventPublisher;
 use activelog::consumer::BatchHandler;
-use async_trait::async_trait;
-use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::operator::dead_letter_operator;
 use super::{BrokerError, BrokerOptions, ConnectedBroker};
-use crate::operator::{Operator, OperatorError};
+use crate::operator::Operator;
 
 /// How long a delivered message may stay unacknowledged before JetStream delivers it again: the
 /// SQS queues' visibility timeout in `template.yaml`'s spirit, short enough for a local stack.
@@ -87,52 +86,10 @@ impl ConnectedBroker for Nats {
     }
 }
 
-/// The operator endpoints over the consumers and the dead-letter stream.
-struct NatsOperator {
-    dead_letters: NatsDeadLetters,
-}
-
-impl NatsOperator {
-    fn queue(&self, name: &str) -> Result<ConsumerSubjects, OperatorError> {
-        self.dead_letters
-            .queue(name)
-            .cloned()
-            .ok_or_else(|| OperatorError::UnknownQueue(name.to_owned()))
-    }
-}
-
-fn failed(error: NatsError) -> OperatorError {
-    OperatorError::Failed(error.to_string())
-}
-
-#[async_trait]
-impl Operator for NatsOperator {
-    async fn depths(&self) -> Result<Value, OperatorError> {
-        let depths: serde_json::Map<String, Value> = self
-            .dead_letters
-            .depths()
-            .await
-            .map_err(failed)?
-            .into_iter()
-            .map(|(name, depth)| (name, json!(depth)))
-            .collect();
-        Ok(Value::Object(depths))
-    }
-
-    async fn dead_letters(&self, queue: &str) -> Result<Value, OperatorError> {
-        let queue = self.queue(queue)?;
-        let letters = self.dead_letters.peek(&queue, 100).await.map_err(failed)?;
-        Ok(json!({"messages": letters}))
-    }
-
-    async fn redrive(&self, queue: &str) -> Result<Value, OperatorError> {
-        let queue = self.queue(queue)?;
-        let moved = self.dead_letters.redrive(&queue).await.map_err(failed)?;
-        Ok(json!({"redriven": moved}))
-    }
-
-    async fn send(&self, queue: &str, body: String) -> Result<String, OperatorError> {
-        let queue = self.queue(queue)?;
-        self.dead_letters.send(&queue, &body).await.map_err(failed)
-    }
-}
+dead_letter_operator!(
+    NatsOperator,
+    NatsDeadLetters,
+    ConsumerSubjects,
+    queue,
+    |depth| serde_json::json!(depth)
+);

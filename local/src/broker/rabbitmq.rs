@@ -8,18 +8,17 @@ use std::sync::Arc;
 
 use activelog::adapters::memory::RoutingRule;
 use activelog::adapters::rabbitmq::{
-    BrokerUrl, ConsumerQueue, DeadLetters, RabbitMqError, RabbitMqPublisher, RabbitMqSubscriber,
+    BrokerUrl, ConsumerQueue, DeadLetters, RabbitMqPublisher, RabbitMqSubscriber,
     SubscriberSettings, Topology,
 };
 use activelog::application::EventPublisher;
 use activelog::consumer::BatchHandler;
-use async_trait::async_trait;
-use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::operator::dead_letter_operator;
 use super::{BrokerError, BrokerOptions, ConnectedBroker};
-use crate::operator::{Operator, OperatorError};
+use crate::operator::Operator;
 
 /// A connected RabbitMQ broker with its topology declared.
 pub struct RabbitMq {
@@ -81,52 +80,10 @@ impl ConnectedBroker for RabbitMq {
     }
 }
 
-/// The operator endpoints over the broker's queues.
-struct RabbitMqOperator {
-    dead_letters: DeadLetters,
-}
-
-impl RabbitMqOperator {
-    fn queue(&self, name: &str) -> Result<ConsumerQueue, OperatorError> {
-        self.dead_letters
-            .queue(name)
-            .cloned()
-            .ok_or_else(|| OperatorError::UnknownQueue(name.to_owned()))
-    }
-}
-
-fn failed(error: RabbitMqError) -> OperatorError {
-    OperatorError::Failed(error.to_string())
-}
-
-#[async_trait]
-impl Operator for RabbitMqOperator {
-    async fn depths(&self) -> Result<Value, OperatorError> {
-        let depths: serde_json::Map<String, Value> = self
-            .dead_letters
-            .depths()
-            .await
-            .map_err(failed)?
-            .into_iter()
-            .map(|(name, depth)| (name, json!(depth)))
-            .collect();
-        Ok(Value::Object(depths))
-    }
-
-    async fn dead_letters(&self, queue: &str) -> Result<Value, OperatorError> {
-        let queue = self.queue(queue)?;
-        let letters = self.dead_letters.peek(&queue, 100).await.map_err(failed)?;
-        Ok(json!({"messages": letters}))
-    }
-
-    async fn redrive(&self, queue: &str) -> Result<Value, OperatorError> {
-        let queue = self.queue(queue)?;
-        let moved = self.dead_letters.redrive(&queue).await.map_err(failed)?;
-        Ok(json!({"redriven": moved}))
-    }
-
-    async fn send(&self, queue: &str, body: String) -> Result<String, OperatorError> {
-        let queue = self.queue(queue)?;
-        self.dead_letters.send(&queue, &body).await.map_err(failed)
-    }
-}
+dead_letter_operator!(
+    RabbitMqOperator,
+    DeadLetters,
+    ConsumerQueue,
+    queue,
+    |depth| serde_json::json!(depth)
+);

@@ -9,18 +9,17 @@ use std::sync::Arc;
 
 use activelog::adapters::memory::RoutingRule;
 use activelog::adapters::redis_streams::{
-    ConsumerStream, RedisStreamsError, RedisStreamsPublisher, RedisStreamsSubscriber, RedisUrl,
-    StreamDeadLetters, StreamSubscriberSettings, StreamTopology,
+    ConsumerStream, RedisStreamsPublisher, RedisStreamsSubscriber, RedisUrl, StreamDeadLetters,
+    StreamSubscriberSettings, StreamTopology,
 };
 use activelog::application::EventPublisher;
 use activelog::consumer::BatchHandler;
-use async_trait::async_trait;
-use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::operator::dead_letter_operator;
 use super::{BrokerError, BrokerOptions, ConnectedBroker};
-use crate::operator::{Operator, OperatorError};
+use crate::operator::Operator;
 
 /// A connected Redis with its consumer groups created.
 pub struct Redis {
@@ -83,52 +82,10 @@ impl ConnectedBroker for Redis {
     }
 }
 
-/// The operator endpoints over the consumer streams.
-struct RedisOperator {
-    dead_letters: StreamDeadLetters,
-}
-
-impl RedisOperator {
-    fn stream(&self, name: &str) -> Result<ConsumerStream, OperatorError> {
-        self.dead_letters
-            .stream(name)
-            .cloned()
-            .ok_or_else(|| OperatorError::UnknownQueue(name.to_owned()))
-    }
-}
-
-fn failed(error: RedisStreamsError) -> OperatorError {
-    OperatorError::Failed(error.to_string())
-}
-
-#[async_trait]
-impl Operator for RedisOperator {
-    async fn depths(&self) -> Result<Value, OperatorError> {
-        let depths: serde_json::Map<String, Value> = self
-            .dead_letters
-            .depths()
-            .await
-            .map_err(failed)?
-            .into_iter()
-            .map(|(name, depth)| (name, json!(depth)))
-            .collect();
-        Ok(Value::Object(depths))
-    }
-
-    async fn dead_letters(&self, queue: &str) -> Result<Value, OperatorError> {
-        let stream = self.stream(queue)?;
-        let letters = self.dead_letters.peek(&stream, 100).await.map_err(failed)?;
-        Ok(json!({"messages": letters}))
-    }
-
-    async fn redrive(&self, queue: &str) -> Result<Value, OperatorError> {
-        let stream = self.stream(queue)?;
-        let moved = self.dead_letters.redrive(&stream).await.map_err(failed)?;
-        Ok(json!({"redriven": moved}))
-    }
-
-    async fn send(&self, queue: &str, body: String) -> Result<String, OperatorError> {
-        let stream = self.stream(queue)?;
-        self.dead_letters.send(&stream, &body).await.map_err(failed)
-    }
-}
+dead_letter_operator!(
+    RedisOperator,
+    StreamDeadLetters,
+    ConsumerStream,
+    stream,
+    |depth| serde_json::json!(depth)
+);
