@@ -13,6 +13,9 @@ use aws_sdk_sqs::types::{
 use tokio::sync::watch;
 
 use crate::adapters::aws_error::classify;
+
+/// What a long poll's timeouts allow beyond its wait time: the time to answer once the wait ends.
+const LONG_POLL_MARGIN: Duration = Duration::from_secs(3);
 use crate::consumer::{BatchHandler, RawMessage};
 
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +83,16 @@ impl SqsPoller {
     }
 
     async fn receive(&self) -> Result<Vec<Message>, SqsPollerError> {
+        // A long poll outlives the clients' usual 1.5 s attempt / 3 s operation timeouts. Cut
+        // off early, the SDK would drop a call the queue is still serving: messages it then
+        // hands to that abandoned call are hidden for the visibility timeout and count a
+        // receive, and after a few such ghost receives they land in the dead-letter queue
+        // unprocessed (the SIGKILL test saw exactly that). So this call's timeouts cover the
+        // wait plus the usual margin.
+        let timeouts = aws_config::timeout::TimeoutConfig::builder()
+            .operation_attempt_timeout(self.wait_time + LONG_POLL_MARGIN)
+            .operation_timeout(self.wait_time + 2 * LONG_POLL_MARGIN)
+            .build();
         let output = self
             .client
             .receive_message()
@@ -88,6 +101,8 @@ impl SqsPoller {
             .wait_time_seconds(i32::try_from(self.wait_time.as_secs()).unwrap_or(20))
             .message_system_attribute_names(MessageSystemAttributeName::All)
             .message_attribute_names("All")
+            .customize()
+            .config_override(aws_sdk_sqs::config::Builder::default().timeout_config(timeouts))
             .send()
             .await
             .map_err(|e| self.sqs_error(format!("{:?}", classify(&e))))?;
