@@ -183,6 +183,32 @@ async fn two_users_create_update_delete_and_stats_follow() {
     two_users_create_update_delete_and_stats_follow_on(&LocalStack::start(1)).await;
 }
 
+/// A broker's stack says which adapters it runs (`memory+<broker>`), the two-user flow holds
+/// through it, and `/_local/queues` lists both consumers' queues with nothing dead-lettered.
+pub(crate) async fn the_flows_hold_through_the_broker(stack: &LocalStack, adapters: &str) {
+    let listening = stack.log_with_message("activelog-local listening").unwrap();
+    assert_eq!(listening["adapters"], adapters);
+    two_users_create_update_delete_and_stats_follow_on(stack).await;
+    let (_, depths) = stack
+        .call(reqwest::Method::GET, "/_local/queues", None, None)
+        .await;
+    assert_eq!(depths["StatsQueue"]["dead_lettered"], 0, "{depths}");
+    assert!(depths["AchievementsQueue"].is_object(), "{depths}");
+}
+
+/// Starts the binary with `--broker url` and expects it to refuse to start within `within` (no
+/// hang); returns its logs for the caller to read what it said.
+pub(crate) fn refused_start_logs(url: &str, within: Duration) -> String {
+    let started = Instant::now();
+    let output = Command::new(env!("CARGO_BIN_EXE_activelog-local"))
+        .args(["--port", "0", "--broker", url])
+        .output()
+        .expect("the binary runs");
+    assert!(!output.status.success(), "it must not start");
+    assert!(started.elapsed() < within, "no hang");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 /// Two users create, update and delete; each sees only their own activities and the stats
 /// follow. The same flow runs on every transport the local stack offers.
 pub(crate) async fn two_users_create_update_delete_and_stats_follow_on(stack: &LocalStack) {

@@ -6,14 +6,13 @@
 // Test helpers as well as tests: a setup that fails is the test failing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use activelog_tests::nats::{Namespace, shared_url};
 
 use crate::local_stack::{
-    LocalStack, a_poison_message_is_dead_lettered_and_can_be_redriven_on,
-    two_users_create_update_delete_and_stats_follow_on,
+    LocalStack, a_poison_message_is_dead_lettered_and_can_be_redriven_on, refused_start_logs,
+    the_flows_hold_through_the_broker,
 };
 
 fn nats_stack() -> (Namespace, LocalStack) {
@@ -29,14 +28,7 @@ fn nats_stack() -> (Namespace, LocalStack) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn through_nats_create_update_delete_and_stats_follow() {
     let (_namespace, stack) = nats_stack();
-    let listening = stack.log_with_message("activelog-local listening").unwrap();
-    assert_eq!(listening["adapters"], "memory+nats");
-    two_users_create_update_delete_and_stats_follow_on(&stack).await;
-    let (_, depths) = stack
-        .call(reqwest::Method::GET, "/_local/queues", None, None)
-        .await;
-    assert_eq!(depths["StatsQueue"]["dead_lettered"], 0, "{depths}");
-    assert!(depths["AchievementsQueue"].is_object(), "{depths}");
+    the_flows_hold_through_the_broker(&stack, "memory+nats").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -57,19 +49,10 @@ async fn through_nats_a_poison_message_is_dead_lettered_and_can_be_redriven() {
 
 #[test]
 fn an_unreachable_nats_is_a_clear_start_up_error_without_the_password() {
-    let started = Instant::now();
-    let output = Command::new(env!("CARGO_BIN_EXE_activelog-local"))
-        .args([
-            "--port",
-            "0",
-            "--broker",
-            "nats://app:hunter2-secret@127.0.0.1:1",
-        ])
-        .output()
-        .expect("the binary runs");
-    assert!(!output.status.success(), "it must not start");
-    assert!(started.elapsed() < Duration::from_secs(20), "no hang");
-    let logs = String::from_utf8_lossy(&output.stdout);
+    let logs = refused_start_logs(
+        "nats://app:hunter2-secret@127.0.0.1:1",
+        Duration::from_secs(20),
+    );
     assert!(!logs.contains("hunter2-secret"), "{logs}");
     assert!(
         logs.contains("NATS server at nats://app:***@127.0.0.1:1 is unreachable"),
