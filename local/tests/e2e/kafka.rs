@@ -40,7 +40,10 @@ async fn through_kafka_a_poison_message_is_dead_lettered_and_can_be_redriven() {
             );
             assert_eq!(dead["attempts"], 1);
         },
-        true,
+        // Like every broker, Kafka hands the redriven poison back and dead-letters it again
+        // within milliseconds, so its dead-letter topic is not seen empty in between; the flow
+        // still requires exactly one dead letter afterwards (the redriven one was consumed).
+        false,
     )
     .await;
 }
