@@ -61,18 +61,31 @@ impl Drop for Namespace {
 
 /// A `nats-server` with JetStream of the test's own, its store in a temporary directory: an
 /// orderly restart keeps the streams, the consumers' positions and what was not acknowledged.
+///
+/// Its storage limit is set in a configuration file rather than left to the server: by default
+/// JetStream reserves 75% of the disk that is free when it starts, and on a machine whose disk is
+/// nearly full that is less than the events stream's `max_bytes`, so declaring the stream fails
+/// with "insufficient storage resources" (error 10047). The tests write a few megabytes; the
+/// limit only has to admit the reservation.
 pub fn private_server() -> BrokerProcess {
     BrokerProcess::start(ServerCommand {
         program: "nats-server",
         arguments: |port, directory| {
+            let configuration = format!("{directory}/nats-server.conf");
+            std::fs::write(
+                &configuration,
+                format!(
+                    "jetstream {{\n  store_dir: \"{directory}\"\n  max_file_store: 64GB\n  max_memory_store: 256MB\n}}\n"
+                ),
+            )
+            .expect("the NATS server's configuration file");
             [
                 "-a",
                 "127.0.0.1",
                 "-p",
                 &port.to_string(),
-                "-js",
-                "-sd",
-                directory,
+                "-c",
+                &configuration,
             ]
             .map(str::to_owned)
             .to_vec()
