@@ -178,7 +178,15 @@ impl NatsTopology {
                 ..stream::Config::default()
             })
             .await
-            .map_err(|e| url.failed("declaring the events stream", e))?;
+            // The reservation is named in the error: "insufficient storage resources" (10047) means
+            // the server's JetStream storage limit is below it.
+            .map_err(|e| {
+                let doing = format!(
+                    "declaring the events stream (it reserves {} MiB of the server's JetStream storage)",
+                    MAX_BYTES >> 20
+                );
+                url.failed(&doing, e)
+            })?;
         context
             .get_or_create_stream(stream::Config {
                 name: self.dead_letter_stream.clone(),
