@@ -105,7 +105,10 @@ mod tests {
             Err(CheckpointError::OtherSegments { found: 2, .. })
         ));
         file.remove();
-        assert!(matches!(file.load("stats", 2), Err(CheckpointError::Read { .. })));
+        assert!(matches!(
+            file.load("stats", 2),
+            Err(CheckpointError::Read { .. })
+        ));
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -171,8 +171,15 @@ mod tests {
         assert!(args.all && args.dry_run);
         assert_eq!((args.segments, args.rate), (8, Some(500.0)));
         assert!(
-            Cli::try_parse_from(["activelog-admin", "stats", "rebuild", "--user", "a", "--resume"])
-                .is_err(),
+            Cli::try_parse_from([
+                "activelog-admin",
+                "stats",
+                "rebuild",
+                "--user",
+                "a",
+                "--resume"
+            ])
+            .is_err(),
             "--resume belongs to --all"
         );
     }

@@ -81,7 +81,9 @@ async fn table(name: Option<String>) -> Result<DynamoDbStore, AdminError> {
 
 fn run_settings(args: &RebuildArgs) -> Result<RunSettings, AdminError> {
     if !(args.settle_seconds.is_finite() && args.settle_seconds >= 0.0) {
-        return Err(AdminError::Invalid("--settle-seconds must be 0 or more".into()));
+        return Err(AdminError::Invalid(
+            "--settle-seconds must be 0 or more".into(),
+        ));
     }
     if args.rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
         return Err(AdminError::Invalid("--rate must be above 0".into()));
@@ -136,7 +138,11 @@ async fn rebuild_command(
 }
 
 fn print_summary(projection: &str, summary: &RunSummary, dry_run: bool) {
-    let verb = if dry_run { "would correct" } else { "corrected" };
+    let verb = if dry_run {
+        "would correct"
+    } else {
+        "corrected"
+    };
     println!(
         "{projection} rebuild{}: {} users, {verb} {}, unchanged {}, busy {}, items read {}",
         if dry_run { " (dry run)" } else { "" },
@@ -180,7 +186,9 @@ async fn replay_command(args: ReplayArgs) -> Result<ExitCode, AdminError> {
     let bar = ReplayBar::new(&name);
     let poll = Duration::from_secs_f64(args.poll_seconds.max(0.1));
     let outcome = ArchiveReplay::new(Arc::new(archive))
-        .run(&request, poll, |progress, share| bar.update(progress, share))
+        .run(&request, poll, |progress, share| {
+            bar.update(progress, share)
+        })
         .await?;
     bar.finish();
     println!(

@@ -42,7 +42,9 @@ impl RebuildProgress {
         for (user, outcome) in &report.users {
             match outcome {
                 UserRebuild::Unchanged => {}
-                UserRebuild::Busy => self.bar.println(format!("{user}: busy, left for a later run")),
+                UserRebuild::Busy => self
+                    .bar
+                    .println(format!("{user}: busy, left for a later run")),
                 UserRebuild::Corrected(differences) => {
                     for difference in differences {
                         self.bar.println(format!(
@@ -91,7 +93,8 @@ impl RunObserver for RebuildProgress {
         self.print_page(report);
         let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         counts.0 += report.users.len();
-        counts.1 += report.count(|r| matches!(r, UserRebuild::Corrected(_) | UserRebuild::Repaired { .. }));
+        counts.1 +=
+            report.count(|r| matches!(r, UserRebuild::Corrected(_) | UserRebuild::Repaired { .. }));
         counts.2 += report.count(|r| *r == UserRebuild::Busy);
         counts.3 += scanned + report.items_read;
         self.bar.set_message(format!(

@@ -12,9 +12,7 @@ use aws_sdk_eventbridge::types::{ReplayDestination, ReplayState as AwsReplayStat
 use time::OffsetDateTime;
 
 use crate::adapters::aws_error::{AwsFailure, classify};
-use crate::application::{
-    EventArchive, ReplayError, ReplayProgress, ReplayRequest, ReplayState,
-};
+use crate::application::{EventArchive, ReplayError, ReplayProgress, ReplayRequest, ReplayState};
 use crate::functions::ConsumerFunction;
 
 /// The archive, the bus it replays onto, and each consumer's rule.
@@ -106,7 +104,10 @@ impl EventArchive for EventBridgeArchive {
             Some(AwsReplayState::Completed) => ReplayState::Completed,
             Some(AwsReplayState::Cancelled) => ReplayState::Cancelled,
             Some(AwsReplayState::Failed) => ReplayState::Failed(
-                output.state_reason().unwrap_or("no reason given").to_owned(),
+                output
+                    .state_reason()
+                    .unwrap_or("no reason given")
+                    .to_owned(),
             ),
             _ => ReplayState::Running,
         };
