@@ -28,9 +28,10 @@ use activelog::adapters::sqs::SqsPoller;
 use activelog::adapters::system::{RandomIds, SystemClock};
 use activelog::application::{
     AchievementProjectionStore, AchievementStore, AchievementsRebuild, ActivityService,
-    ActivitySource, ArchiveReplay, Checkpoint, EventArchive, PageReport, ProjectionRebuild,
-    RebuildRunner, RebuildSettings, ReplayRequest, ReplayState, RequestContext, RunError,
-    RunObserver, RunSettings, StatsProjectionStore, StatsRebuild, StatsUpdater, UserRebuild,
+    ActivitySource, ArchiveReplay, Checkpoint, EventArchive, EventPublisher, PageReport,
+    ProjectionRebuild, RebuildRunner, RebuildSettings, ReplayRequest, ReplayState, RequestContext,
+    RunError, RunObserver, RunSettings, StatsProjectionStore, StatsRebuild, StatsUpdater,
+    UserRebuild,
 };
 use activelog::consumer::{AchievementsConsumer, StatsConsumer};
 use activelog::domain::{
@@ -625,7 +626,7 @@ async fn memory_achievements_rebuild_raises_lost_progress_and_never_awards_twice
         m.stack.achievement_store.clone(),
         m.stack.achievement_store.clone(),
         m.stack.activity_store.clone(),
-        m.stack.bus.clone(),
+        Some(m.stack.bus.clone() as Arc<dyn EventPublisher>),
         m.stack.clock.clone(),
         m.stack.ids.clone(),
     );

@@ -80,9 +80,6 @@ pub struct RebuildArgs {
     /// Continue an interrupted `--all` run from its checkpoint file.
     #[arg(long, requires = "all")]
     pub resume: bool,
-    /// The bus award events are published to (achievements; the stack's `EventBusName` output).
-    #[arg(long, env = "EVENT_BUS_NAME")]
-    pub event_bus: Option<String>,
 }
 
 #[derive(Debug, Args)]

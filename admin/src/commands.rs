@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use activelog::adapters::dynamodb::DynamoDbStore;
-use activelog::adapters::eventbridge::{EventBridgeArchive, EventBridgePublisher};
+use activelog::adapters::eventbridge::EventBridgeArchive;
 use activelog::adapters::system::{RandomIds, SystemClock};
 use activelog::application::{
     AchievementsRebuild, ArchiveReplay, Checkpoint, ProjectionRebuild, RebuildRunner,
@@ -48,20 +48,14 @@ pub async fn run(cli: Cli) -> Result<ExitCode, AdminError> {
         }
         Command::Achievements(RebuildCommand::Rebuild(args)) => {
             let store = Arc::new(table(cli.table).await?);
-            let bus = args
-                .event_bus
-                .clone()
-                .ok_or(AdminError::Missing("--event-bus (EVENT_BUS_NAME)"))?;
-            let publisher = Arc::new(EventBridgePublisher::new(
-                aws_sdk_eventbridge::Client::new(sdk_config().await),
-                bus,
-            ));
+            // No publisher: award events wait in the outbox for the stack's relay, because the
+            // bus policy lets only the stack's functions put activelog events.
             let rebuild = Arc::new(AchievementsRebuild::new(
                 store.clone(),
                 store.clone(),
                 store.clone(),
                 store.clone(),
-                publisher,
+                None,
                 Arc::new(SystemClock),
                 Arc::new(RandomIds),
             ));

@@ -287,14 +287,21 @@ impl ProjectionRebuild for StatsRebuild {
 /// (never lowered: progress counts every activity ever recorded, deleted ones too, which the
 /// store no longer holds), and every milestone the progress reaches and the user lacks is
 /// awarded through the same once-only write the consumer uses, so an award already granted is
-/// never granted again.
+/// never granted again. An award's `achievement.unlocked` event is written to the outbox with it;
+/// with a publisher it is published at once, without one (the operator's command: the bus policy
+/// lets only the stack's functions put activelog events) the outbox relay publishes it.
+///
+/// Progress has no fence (the consumer's progress write does not carry the event's time): a
+/// `activity.created` in flight while a user's progress is *raised* is counted once more. Progress
+/// is raised only when it was lost (below what the stored activities add up to), and the
+/// over-count is at most the events in flight; awards are never duplicated either way.
 #[derive(Clone)]
 pub struct AchievementsRebuild {
     source: Arc<dyn ActivitySource>,
     projection: Arc<dyn AchievementProjectionStore>,
     awards: Arc<dyn AchievementStore>,
     outbox: Arc<dyn Outbox>,
-    publisher: Arc<dyn EventPublisher>,
+    publisher: Option<Arc<dyn EventPublisher>>,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdGenerator>,
     items_read: Arc<std::sync::atomic::AtomicUsize>,
@@ -306,7 +313,7 @@ impl AchievementsRebuild {
         projection: Arc<dyn AchievementProjectionStore>,
         awards: Arc<dyn AchievementStore>,
         outbox: Arc<dyn Outbox>,
-        publisher: Arc<dyn EventPublisher>,
+        publisher: Option<Arc<dyn EventPublisher>>,
         clock: Arc<dyn Clock>,
         ids: Arc<dyn IdGenerator>,
     ) -> Self {
@@ -380,12 +387,14 @@ impl AchievementsRebuild {
                 committed.push(record);
             }
         }
-        super::publishing::publish_committed(
-            self.publisher.as_ref(),
-            self.outbox.as_ref(),
-            &committed,
-        )
-        .await;
+        if let Some(publisher) = &self.publisher {
+            super::publishing::publish_committed(
+                publisher.as_ref(),
+                self.outbox.as_ref(),
+                &committed,
+            )
+            .await;
+        }
         Ok(Some(if progress_change.is_none() && awarded.is_empty() {
             UserRebuild::Unchanged
         } else {
