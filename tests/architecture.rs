@@ -507,7 +507,7 @@ fn the_checker_refuses_an_edge_importing_an_adapter() {
 }
 
 /// The folders whose Rust files must each open with a `//!` comment saying why the file exists.
-const COMMENTED_FOLDERS: &[&str] = &["shared", "local", "functions", "tests", "bench"];
+const COMMENTED_FOLDERS: &[&str] = &["shared", "local", "functions", "tests", "bench", "admin"];
 
 /// The files (relative to `root`) of `folders` whose first line is not a `//!` comment with
 /// something in it. Build output (`target/`) is not source.

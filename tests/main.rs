@@ -19,6 +19,7 @@ mod http_samples;
 mod msk;
 mod openapi;
 mod pipeline;
+mod rebuild;
 mod reliability;
 mod sample_binaries;
 mod stats_consumer;

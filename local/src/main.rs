@@ -10,6 +10,7 @@ mod broker;
 mod cli;
 mod gateway;
 mod json_response;
+mod maintenance;
 mod operator;
 mod pipeline;
 mod server;

@@ -34,15 +34,21 @@ pub trait Operator: Send + Sync {
     async fn redrive(&self, queue: &str) -> Result<Value, OperatorError>;
     /// Sends a raw message body; returns the message id.
     async fn send(&self, queue: &str, body: String) -> Result<String, OperatorError>;
+    /// The archive replay and projection rebuild of `maintenance.rs`, where this stack has them.
+    fn maintenance(&self) -> Option<crate::maintenance::Maintenance> {
+        None
+    }
 }
 
 pub fn router<S: Clone + Send + Sync + 'static>(operator: Arc<dyn Operator>) -> Router<S> {
+    let maintenance = crate::maintenance::router(operator.maintenance());
     Router::new()
         .route("/queues", get(depths))
         .route("/queues/{queue}/dead-letters", get(dead_letters))
         .route("/queues/{queue}/redrive", post(redrive))
         .route("/queues/{queue}/messages", post(send))
         .with_state(operator)
+        .merge(maintenance)
 }
 
 fn answer(result: Result<Value, OperatorError>) -> Response<Body> {
@@ -143,5 +149,9 @@ impl Operator for MemoryOperator {
 
     async fn send(&self, queue: &str, body: String) -> Result<String, OperatorError> {
         Ok(self.queue(queue)?.send(body))
+    }
+
+    fn maintenance(&self) -> Option<crate::maintenance::Maintenance> {
+        Some(crate::maintenance::Maintenance::in_memory(&self.stack))
     }
 }

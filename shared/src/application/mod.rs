@@ -12,6 +12,9 @@ mod outbox_relay;
 mod pagination;
 mod ports;
 mod publishing;
+mod rebuild;
+mod rebuild_run;
+mod replay;
 mod request_context;
 mod retry;
 mod stats;
@@ -24,12 +27,23 @@ pub use errors::UseCaseError;
 pub use outbox_relay::{OutboxRelay, RelayError, RelayReport};
 pub use pagination::{CursorCodec, CursorKey, CursorKeys, KeyRingError, MIN_KEY_BYTES};
 pub use ports::{
-    AchievementStanding, AchievementStore, ActivityPage, ActivityStore, ApplyError, ApplyOutcome,
-    Award, AwardOutcome, Clock, EventPublisher, FailedEntry, IdGenerator, IdempotencyKey,
+    AchievementProjectionStore, AchievementStanding, AchievementStore, ActivityPage,
+    ActivitySource, ActivityStore, ApplyError, ApplyOutcome, Award, AwardOutcome, Clock,
+    CorrectionOutcome, EventArchive, EventPublisher, FailedEntry, IdGenerator, IdempotencyKey,
     IdempotencyRecord, LIST_READ_BUDGET, ListQuery, Outbox, OutboxRecord, PagePosition,
-    PublishError, PublishReport, StatsStore, StoreError,
+    ProgressProjection, PublishError, PublishReport, ReplayError, ReplayProgress, ReplayRequest,
+    ReplayState, ScanPosition, StatsProjection, StatsProjectionStore, StatsStore, StoreError,
+    UserPage,
 };
 pub use publishing::PUBLISH_BUDGET;
+pub use rebuild::{
+    AchievementsRebuild, PageReport, PeriodDifference, ProjectionRebuild, RebuildSettings,
+    StatsRebuild, UserRebuild,
+};
+pub use rebuild_run::{
+    Checkpoint, RebuildRunner, RunError, RunObserver, RunSettings, RunSummary, SegmentState,
+};
+pub use replay::ArchiveReplay;
 pub use request_context::RequestContext;
 pub use retry::{CONFLICT_RETRIES, jittered_delay, retry_conflicts};
 pub use stats::StatsQueries;

@@ -7,10 +7,13 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use ulid::Ulid;
 
+use std::collections::BTreeMap;
+
 use crate::domain::{
     Activity, ActivityDate, ActivityId, ActivityType, DomainEvent, EventId, EventType, Milestone,
-    PeriodKey, Progress, StatsDelta, UserId, UserStats, Version,
+    PeriodKey, Progress, StatsCorrection, StatsDelta, UserId, UserStats, Version,
 };
+use crate::functions::ConsumerFunction;
 
 /// Why a store operation failed, in the terms the use cases decide on.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -265,6 +268,11 @@ pub enum ApplyError {
     /// The batch was refused because of a concurrent write to the same items.
     #[error("concurrent write conflict")]
     Conflict,
+    /// The batch was refused because some of its events occurred before a user's rebuild fence:
+    /// the rebuild counted them already (`docs/operations.md`, "The cut-over"). Written one by
+    /// one, those events are recorded as processed and add nothing.
+    #[error("events counted by a rebuild")]
+    CoveredByRebuild,
     #[error("stats store unavailable: {0}")]
     Unavailable(String),
     #[error("stats store failed: {0}")]
@@ -275,7 +283,8 @@ pub enum ApplyError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ApplyOutcome {
     Applied,
-    /// The event had been applied before; nothing changed.
+    /// The event had been applied before, or it occurred before the user's rebuild fence and the
+    /// rebuild counted it; nothing changed but its processed-event marker.
     Duplicate,
 }
 
@@ -373,4 +382,149 @@ pub trait AchievementStore: Send + Sync {
     /// the award already (then `AlreadyAwarded`, nothing written).
     async fn award(&self, award: &Award, outbox: &OutboxRecord)
     -> Result<AwardOutcome, StoreError>;
+}
+
+// Rebuild and replay (issue 17): what an operator's rebuild of a projection needs beyond the
+// consumers' ports. The design of the cut-over against in-flight events is in
+// `application::rebuild` and `docs/operations.md`.
+
+/// Where a segment of a parallel scan continues: the store's own key, opaque elsewhere, and
+/// serialisable so that an interrupted rebuild can resume from a checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanPosition(pub serde_json::Value);
+
+/// One page of one scan segment: the users whose activities it read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserPage {
+    /// Each user once per page, in scan order.
+    pub users: Vec<UserId>,
+    /// Items the page read (what the read rate is measured in).
+    pub items_read: usize,
+    /// `None` when the segment is finished.
+    pub next: Option<ScanPosition>,
+}
+
+/// The activities, read as the source of truth that projections are recomputed from.
+#[async_trait]
+pub trait ActivitySource: Send + Sync {
+    /// Segment `segment` (0-based) of `segments` disjoint segments of the table: the users with
+    /// an activity in the page of at most `limit` items after `after`. One user's activities are
+    /// all in one segment.
+    async fn scan_users(
+        &self,
+        segment: u32,
+        segments: u32,
+        after: Option<&ScanPosition>,
+        limit: usize,
+    ) -> Result<UserPage, StoreError>;
+
+    /// Every activity of one user, strongly consistent (the rebuild's snapshot).
+    async fn user_activities(&self, user_id: &UserId) -> Result<Vec<Activity>, StoreError>;
+}
+
+/// One user's statistics as stored, with what the rebuild's conditional write needs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatsProjection {
+    /// Bumped by every write to the user's statistics (consumer or rebuild): a correction is
+    /// written only if it has not moved since the projection was read.
+    pub revision: u64,
+    /// The user's rebuild fence: events that occurred before it were counted by a rebuild.
+    pub fence: Option<OffsetDateTime>,
+    /// Every stored period.
+    pub periods: BTreeMap<PeriodKey, UserStats>,
+}
+
+/// What a conditional correction did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CorrectionOutcome {
+    Corrected,
+    /// The user's revision moved (a consumer wrote meanwhile); nothing was written.
+    RevisionMoved,
+}
+
+/// The statistics projection as a whole per user: read it, and correct it atomically.
+#[async_trait]
+pub trait StatsProjectionStore: Send + Sync {
+    async fn projection(&self, user_id: &UserId) -> Result<StatsProjection, StoreError>;
+
+    /// Adds `corrections` to the user's statistics, raises the user's fence to `fence` and bumps
+    /// the revision, all or nothing, if the revision is still `expected_revision`. A store that
+    /// cannot write a user's corrections in one transaction writes the first part with the
+    /// condition and the rest after it (see the adapter).
+    async fn correct(
+        &self,
+        user_id: &UserId,
+        expected_revision: u64,
+        fence: OffsetDateTime,
+        corrections: &[StatsCorrection],
+    ) -> Result<CorrectionOutcome, StoreError>;
+}
+
+/// One user's achievement progress as stored, with its revision.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProgressProjection {
+    /// Bumped by every progress write (consumer or rebuild).
+    pub revision: u64,
+    pub standing: AchievementStanding,
+}
+
+/// The achievements projection, corrected per user.
+#[async_trait]
+pub trait AchievementProjectionStore: Send + Sync {
+    async fn progress_projection(&self, user_id: &UserId)
+    -> Result<ProgressProjection, StoreError>;
+
+    /// Sets the user's progress to `progress` and bumps the revision if it is still
+    /// `expected_revision`; awards are not touched (they are made through
+    /// [`AchievementStore::award`], once each).
+    async fn set_progress(
+        &self,
+        user_id: &UserId,
+        expected_revision: u64,
+        progress: &Progress,
+    ) -> Result<CorrectionOutcome, StoreError>;
+}
+
+/// A time window of archived events to send again to one consumer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplayRequest {
+    /// Unique per replay (EventBridge refuses a name used before).
+    pub name: String,
+    pub consumer: ConsumerFunction,
+    pub from: OffsetDateTime,
+    pub to: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplayState {
+    Running,
+    Completed,
+    Cancelled,
+    Failed(String),
+}
+
+/// How far a replay got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplayProgress {
+    pub state: ReplayState,
+    /// The time of the last event replayed, when the archive says it.
+    pub replayed_through: Option<OffsetDateTime>,
+    /// Events sent so far, when the archive counts them (EventBridge does not).
+    pub events: Option<u64>,
+}
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum ReplayError {
+    /// The archive refused the request (bad window, name used before, no such archive or rule).
+    #[error("replay refused: {0}")]
+    Refused(String),
+    #[error("archive unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The bus archive: replays a window of events to one consumer only.
+#[async_trait]
+pub trait EventArchive: Send + Sync {
+    async fn start_replay(&self, request: &ReplayRequest) -> Result<(), ReplayError>;
+    async fn replay_progress(&self, name: &str) -> Result<ReplayProgress, ReplayError>;
 }

@@ -24,5 +24,8 @@ pub use fields::{
     ActivityDate, ActivityId, ActivityTitle, ActivityType, Calories, CorrelationId, Distance,
     DurationMinutes, FreeText, Tag, Tags, UserId, Version,
 };
-pub use stats::{PeriodKey, StatsChange, StatsDelta, Totals, UserStats};
+pub use stats::{
+    PeriodKey, StatsChange, StatsCorrection, StatsDelta, Totals, UserStats, corrections,
+    recompute_all,
+};
 pub use validation::{FieldError, ValidationErrors};

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
-use time::{Date, Month};
+use time::{Date, Month, OffsetDateTime};
 
 use super::events::{ActivityFacts, DomainEvent, EventPayload};
 use super::fields::{ActivityType, UserId};
@@ -134,6 +134,10 @@ pub struct StatsChange {
 pub struct StatsDelta {
     pub user_id: UserId,
     changes: BTreeMap<(PeriodKey, ActivityType), Totals>,
+    /// When the oldest event merged into this delta occurred. A store compares it with the
+    /// user's rebuild fence (`docs/operations.md`): an event that occurred before the fence is
+    /// already counted by the rebuild and must not be added again.
+    pub earliest_occurred_at: Option<OffsetDateTime>,
 }
 
 impl StatsDelta {
@@ -141,12 +145,14 @@ impl StatsDelta {
         Self {
             user_id,
             changes: BTreeMap::new(),
+            earliest_occurred_at: None,
         }
     }
 
     /// The delta an event makes, or `None` for events statistics do not count.
     pub fn from_event(event: &DomainEvent) -> Option<Self> {
         let mut delta = Self::empty(event.user_id.clone());
+        delta.earliest_occurred_at = Some(event.occurred_at);
         match &event.payload {
             EventPayload::ActivityCreated { facts, .. } => delta.add_facts(facts, 1),
             EventPayload::ActivityUpdated { before, after, .. } => {
@@ -185,6 +191,10 @@ impl StatsDelta {
         for change in other.changes() {
             self.add_change(change);
         }
+        self.earliest_occurred_at = match (self.earliest_occurred_at, other.earliest_occurred_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
     }
 
     pub fn changes(&self) -> impl Iterator<Item = StatsChange> + '_ {
@@ -251,6 +261,93 @@ impl UserStats {
         }
         stats
     }
+}
+
+/// Every period's statistics of one user, recomputed from their activities: what a rebuild
+/// writes. Periods with no activity are absent.
+pub fn recompute_all<'a>(
+    activities: impl IntoIterator<Item = &'a ActivityFacts>,
+) -> BTreeMap<PeriodKey, UserStats> {
+    let mut all: BTreeMap<PeriodKey, UserStats> = BTreeMap::new();
+    for facts in activities {
+        let totals = Totals::of(facts, 1);
+        for period in PeriodKey::containing(facts.activity_date.date()) {
+            all.entry(period)
+                .or_insert_with(|| UserStats::empty(period))
+                .apply(facts.activity_type, &totals);
+        }
+    }
+    all
+}
+
+/// What turns one period's stored statistics into the recomputed ones: signed differences of the
+/// totals and of each type's totals, kept apart because a corrupted item need not be
+/// self-consistent (its totals need not be the sum of its types).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatsCorrection {
+    pub period: PeriodKey,
+    pub totals: Totals,
+    pub by_type: BTreeMap<ActivityType, Totals>,
+}
+
+impl StatsCorrection {
+    /// The correction from `current` to `truth` (the same period), or `None` when they agree.
+    pub fn between(current: &UserStats, truth: &UserStats) -> Option<Self> {
+        let difference = |to: &Totals, from: &Totals| Totals {
+            activities: to.activities - from.activities,
+            minutes: to.minutes - from.minutes,
+            distance_m: to.distance_m - from.distance_m,
+            calories: to.calories - from.calories,
+        };
+        let mut by_type = BTreeMap::new();
+        for activity_type in ActivityType::ALL {
+            let zero = Totals::default();
+            let to = truth.by_type.get(&activity_type).unwrap_or(&zero);
+            let from = current.by_type.get(&activity_type).unwrap_or(&zero);
+            let change = difference(to, from);
+            if !change.is_zero() {
+                by_type.insert(activity_type, change);
+            }
+        }
+        let totals = difference(&truth.totals, &current.totals);
+        (!totals.is_zero() || !by_type.is_empty()).then_some(Self {
+            period: truth.period,
+            totals,
+            by_type,
+        })
+    }
+
+    /// Adds the correction to a period's statistics (what a store does under its lock).
+    pub fn apply_to(&self, stats: &mut UserStats) {
+        stats.totals.add(&self.totals);
+        for (activity_type, change) in &self.by_type {
+            let entry = stats.by_type.entry(*activity_type).or_default();
+            entry.add(change);
+            if entry.is_zero() {
+                stats.by_type.remove(activity_type);
+            }
+        }
+    }
+}
+
+/// The corrections that make `current` (every stored period of one user) equal `truth`, one per
+/// period that differs; periods stored but absent from `truth` are corrected to zero.
+pub fn corrections(
+    current: &BTreeMap<PeriodKey, UserStats>,
+    truth: &BTreeMap<PeriodKey, UserStats>,
+) -> Vec<StatsCorrection> {
+    let periods: std::collections::BTreeSet<PeriodKey> =
+        current.keys().chain(truth.keys()).copied().collect();
+    periods
+        .into_iter()
+        .filter_map(|period| {
+            let empty = UserStats::empty(period);
+            StatsCorrection::between(
+                current.get(&period).unwrap_or(&empty),
+                truth.get(&period).unwrap_or(&empty),
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -327,5 +424,32 @@ mod tests {
         delta.add_facts(&same, -1);
         delta.add_facts(&same, 1);
         assert!(delta.is_empty());
+    }
+
+    #[test]
+    fn corrections_turn_a_corrupted_projection_into_the_recomputed_one() {
+        let activities = [
+            facts(date!(2026 - 11 - 02), ActivityType::Running, 30),
+            facts(date!(2026 - 11 - 20), ActivityType::Yoga, 60),
+        ];
+        let truth = recompute_all(&activities);
+        let mut current = truth.clone();
+        // Corrupted: the all-time totals alone, and a period that should not exist.
+        current.get_mut(&PeriodKey::AllTime).unwrap().totals.minutes += 7;
+        let stray = PeriodKey::Month {
+            year: 2020,
+            month: 1,
+        };
+        let mut stray_stats = UserStats::empty(stray);
+        stray_stats.apply(ActivityType::Walking, &Totals::of(&activities[0], 1));
+        current.insert(stray, stray_stats);
+        let fixes = corrections(&current, &truth);
+        assert_eq!(fixes.len(), 2);
+        for fix in &fixes {
+            fix.apply_to(current.get_mut(&fix.period).unwrap());
+        }
+        assert_eq!(current.remove(&stray).unwrap(), UserStats::empty(stray));
+        assert_eq!(current, truth);
+        assert!(corrections(&truth, &truth).is_empty());
     }
 }

@@ -12,14 +12,16 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use super::items::{self, Item, attributes::*, n, s};
 use super::{DynamoDbStore, Reason, store_error, unexplained_cancellation};
 use crate::application::{
-    AchievementStanding, AchievementStore, ApplyOutcome, Award, AwardOutcome, OutboxRecord,
-    StoreError,
+    AchievementProjectionStore, AchievementStanding, AchievementStore, ApplyOutcome, Award,
+    AwardOutcome, CorrectionOutcome, OutboxRecord, ProgressProjection, StoreError,
 };
 use crate::domain::{EventId, Progress, UserId};
 
 const PREFIX: &str = "ACHIEVEMENT#";
 const PROGRESS_SK: &str = "ACHIEVEMENT#PROGRESS";
 const AWARD_PREFIX: &str = "ACHIEVEMENT#AWARD#";
+/// On the progress item: bumped by every progress write (consumer or rebuild).
+const REVISION: &str = "projection_rev";
 
 fn build_error(error: impl std::fmt::Display) -> StoreError {
     StoreError::Failed(format!("invalid request: {error}"))
@@ -86,9 +88,11 @@ impl AchievementStore for DynamoDbStore {
             .table_name(&self.table)
             .set_key(Some(key(user_id, PROGRESS_SK.to_owned())))
             .update_expression(
-                "SET #entity = :entity ADD activities :activities, minutes :minutes, distance_m :distance",
+                "SET #entity = :entity ADD activities :activities, minutes :minutes, distance_m :distance, #rev :one",
             )
             .expression_attribute_names("#entity", ENTITY)
+            .expression_attribute_names("#rev", REVISION)
+            .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":entity", s("achievement-progress"))
             .expression_attribute_values(":activities", n(signed(added.activities)))
             .expression_attribute_values(":minutes", n(signed(added.minutes)))
@@ -180,6 +184,79 @@ impl AchievementStore for DynamoDbStore {
             Some(_) => Err(StoreError::Failed(
                 "event id of the award used twice".into(),
             )),
+        }
+    }
+}
+
+#[async_trait]
+impl AchievementProjectionStore for DynamoDbStore {
+    /// The revision is read before the standing: a write in between moves the revision past the
+    /// one returned, so a correction based on this read is refused, never misapplied.
+    async fn progress_projection(
+        &self,
+        user_id: &UserId,
+    ) -> Result<ProgressProjection, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(user_id, PROGRESS_SK.to_owned())))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| store_error(&e))?;
+        let revision = output
+            .item
+            .as_ref()
+            .map(|item| count(item, REVISION))
+            .unwrap_or(0);
+        Ok(ProgressProjection {
+            revision,
+            standing: self.standing(user_id).await?,
+        })
+    }
+
+    async fn set_progress(
+        &self,
+        user_id: &UserId,
+        expected_revision: u64,
+        progress: &Progress,
+    ) -> Result<CorrectionOutcome, StoreError> {
+        let signed = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        let condition = if expected_revision == 0 {
+            "attribute_not_exists(#rev)"
+        } else {
+            "#rev = :expected"
+        };
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(user_id, PROGRESS_SK.to_owned())))
+            .update_expression(
+                "SET #entity = :entity, activities = :activities, minutes = :minutes, distance_m = :distance ADD #rev :one",
+            )
+            .condition_expression(condition)
+            .expression_attribute_names("#entity", ENTITY)
+            .expression_attribute_names("#rev", REVISION)
+            .expression_attribute_values(":entity", s("achievement-progress"))
+            .expression_attribute_values(":activities", n(signed(progress.activities)))
+            .expression_attribute_values(":minutes", n(signed(progress.minutes)))
+            .expression_attribute_values(":distance", n(signed(progress.distance_m)))
+            .expression_attribute_values(":one", n(1));
+        if expected_revision != 0 {
+            request = request.expression_attribute_values(":expected", n(expected_revision));
+        }
+        match request.send().await {
+            Ok(_) => Ok(CorrectionOutcome::Corrected),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(CorrectionOutcome::RevisionMoved)
+            }
+            Err(error) => Err(store_error(&error)),
         }
     }
 }

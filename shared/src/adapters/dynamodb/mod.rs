@@ -13,6 +13,7 @@
 mod achievements;
 mod activities;
 mod items;
+mod scan;
 mod stats;
 
 use std::sync::Arc;

@@ -6,6 +6,12 @@
 //! so this adapter does: refused entries are sent again, alone, with a bounded exponential
 //! backoff, and whatever is still refused is reported to the caller (which leaves the record in
 //! the outbox for the relay). Nothing is dropped silently.
+//!
+//! `archive.rs`: the bus archive's replays (`EventArchive`).
+
+mod archive;
+
+pub use archive::EventBridgeArchive;
 
 use std::time::Duration;
 

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 
 use crate::application::{
-    AchievementStanding, AchievementStore, ApplyOutcome, Award, AwardOutcome, OutboxRecord,
-    StoreError,
+    AchievementProjectionStore, AchievementStanding, AchievementStore, ApplyOutcome, Award,
+    AwardOutcome, CorrectionOutcome, OutboxRecord, ProgressProjection, StoreError,
 };
 use crate::domain::{EventId, Milestone, Progress, UserId};
 
@@ -32,6 +32,8 @@ impl AchievementStoreCall {
 #[derive(Default)]
 struct State {
     progress: HashMap<UserId, Progress>,
+    /// Bumped by every progress write, as the DynamoDB progress item's `projection_rev`.
+    revisions: HashMap<UserId, u64>,
     awards: BTreeMap<(UserId, Milestone), Award>,
     processed: HashSet<(String, EventId)>,
     calls: Vec<AchievementStoreCall>,
@@ -71,6 +73,11 @@ impl MemoryAchievementStore {
         self.lock().progress_faults.insert(event_id, error);
     }
 
+    /// Replaces a user's progress, bypassing everything: how a test corrupts it on purpose.
+    pub fn overwrite_progress(&self, user_id: &UserId, progress: Progress) {
+        self.lock().progress.insert(user_id.clone(), progress);
+    }
+
     /// The next `award` fails with `error`, writing nothing.
     pub fn fail_next_award(&self, error: StoreError) {
         self.lock().award_faults.push(error);
@@ -101,6 +108,7 @@ impl AchievementStore for MemoryAchievementStore {
             .entry(user_id.clone())
             .or_default()
             .add(added);
+        *state.revisions.entry(user_id.clone()).or_default() += 1;
         Ok(ApplyOutcome::Applied)
     }
 
@@ -140,5 +148,34 @@ impl AchievementStore for MemoryAchievementStore {
         self.outbox.put_outbox_record(outbox.clone());
         state.awards.insert(key, award.clone());
         Ok(AwardOutcome::Awarded)
+    }
+}
+
+#[async_trait]
+impl AchievementProjectionStore for MemoryAchievementStore {
+    async fn progress_projection(
+        &self,
+        user_id: &UserId,
+    ) -> Result<ProgressProjection, StoreError> {
+        let revision = self.lock().revisions.get(user_id).copied().unwrap_or(0);
+        Ok(ProgressProjection {
+            revision,
+            standing: self.standing(user_id).await?,
+        })
+    }
+
+    async fn set_progress(
+        &self,
+        user_id: &UserId,
+        expected_revision: u64,
+        progress: &Progress,
+    ) -> Result<CorrectionOutcome, StoreError> {
+        let mut state = self.lock();
+        if state.revisions.get(user_id).copied().unwrap_or(0) != expected_revision {
+            return Ok(CorrectionOutcome::RevisionMoved);
+        }
+        state.progress.insert(user_id.clone(), *progress);
+        *state.revisions.entry(user_id.clone()).or_default() += 1;
+        Ok(CorrectionOutcome::Corrected)
     }
 }

@@ -8,8 +8,9 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::application::{
-    ActivityPage, ActivityStore, IdempotencyKey, IdempotencyRecord, LIST_READ_BUDGET, ListQuery,
-    Outbox, OutboxRecord, PagePosition, StoreError,
+    ActivityPage, ActivitySource, ActivityStore, IdempotencyKey, IdempotencyRecord,
+    LIST_READ_BUDGET, ListQuery, Outbox, OutboxRecord, PagePosition, ScanPosition, StoreError,
+    UserPage,
 };
 use crate::domain::{Activity, ActivityDate, ActivityId, EventId, UserId, Version};
 
@@ -301,5 +302,78 @@ impl Outbox for MemoryActivityStore {
             tables.outbox.remove(id);
         }
         Ok(())
+    }
+}
+
+/// The scan segment of a user: a hash of the user id (FNV-1a), so that, as in a DynamoDB
+/// parallel scan, all of one user's activities are in one segment.
+fn segment_of(user_id: &UserId, segments: u32) -> u32 {
+    let mut hash: u32 = 0x811c_9dc5;
+    for byte in user_id.as_str().bytes() {
+        hash ^= u32::from(byte);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    hash % segments.max(1)
+}
+
+#[async_trait]
+impl ActivitySource for MemoryActivityStore {
+    async fn scan_users(
+        &self,
+        segment: u32,
+        segments: u32,
+        after: Option<&ScanPosition>,
+        limit: usize,
+    ) -> Result<UserPage, StoreError> {
+        let after: Option<(UserId, ActivityId)> = match after {
+            Some(ScanPosition(position)) => Some(
+                serde_json::from_value(position.clone())
+                    .map_err(|_| StoreError::InvalidPosition)?,
+            ),
+            None => None,
+        };
+        let tables = self.lock();
+        let mut users: Vec<UserId> = Vec::new();
+        let mut items_read = 0;
+        let mut last = None;
+        let mut remaining = false;
+        for key in tables.activities.keys() {
+            if after.as_ref().is_some_and(|after| key <= after) {
+                continue;
+            }
+            if segment_of(&key.0, segments) != segment {
+                continue;
+            }
+            if items_read == limit.max(1) {
+                remaining = true;
+                break;
+            }
+            items_read += 1;
+            if users.last() != Some(&key.0) {
+                users.push(key.0.clone());
+            }
+            last = Some(key.clone());
+        }
+        let next = match (remaining, last) {
+            (true, Some(last)) => Some(ScanPosition(
+                serde_json::to_value(last).map_err(|e| StoreError::Failed(e.to_string()))?,
+            )),
+            _ => None,
+        };
+        Ok(UserPage {
+            users,
+            items_read,
+            next,
+        })
+    }
+
+    async fn user_activities(&self, user_id: &UserId) -> Result<Vec<Activity>, StoreError> {
+        Ok(self
+            .lock()
+            .activities
+            .iter()
+            .filter(|((owner, _), _)| owner == user_id)
+            .map(|(_, activity)| activity.clone())
+            .collect())
     }
 }

@@ -2,14 +2,23 @@
 //! deliver (`version`, `id`, `detail-type`, `source`, `time`, `detail`, ...), is matched against
 //! every rule's event pattern with EventBridge's own matching semantics (the `quamina` crate), and
 //! is sent to the queue of every rule that matches.
+//!
+//! Every accepted event is also kept, as EventBridge's archive keeps it, so that a time window
+//! can be replayed to one rule's queue (`EventArchive`): the replayed copy carries `replay-name`,
+//! as EventBridge's does, and goes to that rule's target only.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use quamina::Quamina;
+use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::application::{EventPublisher, FailedEntry, OutboxRecord, PublishError, PublishReport};
+use crate::application::{
+    EventArchive, EventPublisher, FailedEntry, OutboxRecord, PublishError, PublishReport,
+    ReplayError, ReplayProgress, ReplayRequest, ReplayState,
+};
 
 use super::queue::MemoryQueue;
 
@@ -37,6 +46,8 @@ pub struct MemoryEventBus {
     delivered: Mutex<Vec<serde_json::Value>>,
     calls: Mutex<usize>,
     faults: Mutex<Faults>,
+    /// Finished replays: name, events sent and the time of the last one.
+    replays: Mutex<HashMap<String, (u64, Option<OffsetDateTime>)>>,
 }
 
 /// A rule whose pattern the matcher refused.
@@ -66,6 +77,7 @@ impl MemoryEventBus {
             delivered: Mutex::new(Vec::new()),
             calls: Mutex::new(0),
             faults: Mutex::new(Faults::default()),
+            replays: Mutex::new(HashMap::new()),
         })
     }
 
@@ -114,6 +126,86 @@ impl MemoryEventBus {
             }
         }
         matched
+    }
+}
+
+#[async_trait]
+impl EventArchive for MemoryEventBus {
+    /// Sends every archived event whose `time` is in `[from, to)` and that the consumer's rule
+    /// matches to that rule's queue only, marked with `replay-name`; done before it returns.
+    async fn start_replay(&self, request: &ReplayRequest) -> Result<(), ReplayError> {
+        if request.from >= request.to {
+            return Err(ReplayError::Refused(
+                "the window's start must be before its end".into(),
+            ));
+        }
+        if self
+            .replays
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&request.name)
+        {
+            return Err(ReplayError::Refused(format!(
+                "replay {} already exists",
+                request.name
+            )));
+        }
+        let queue_name = request.consumer.queue();
+        let rules: Vec<&(String, Arc<MemoryQueue>)> = self
+            .targets
+            .iter()
+            .filter(|(_, queue)| queue.name() == queue_name)
+            .collect();
+        if rules.is_empty() {
+            return Err(ReplayError::Refused(format!(
+                "no rule targets {queue_name}"
+            )));
+        }
+        let archived = self.accepted_events();
+        let mut sent = 0;
+        let mut last = None;
+        for mut event in archived {
+            let time = event
+                .get("time")
+                .and_then(serde_json::Value::as_str)
+                .and_then(|raw| OffsetDateTime::parse(raw, &Rfc3339).ok());
+            let Some(time) = time.filter(|t| *t >= request.from && *t < request.to) else {
+                continue;
+            };
+            let matched = self
+                .matcher
+                .matches_for_event(event.to_string().as_bytes())
+                .unwrap_or_default();
+            if let Some(object) = event.as_object_mut() {
+                object.insert("replay-name".into(), request.name.clone().into());
+                object.insert("id".into(), ulid::Ulid::new().to_string().into());
+            }
+            for (rule, queue) in &rules {
+                if matched.contains(rule) {
+                    queue.send(event.to_string());
+                    sent += 1;
+                    last = Some(last.map_or(time, |l: OffsetDateTime| l.max(time)));
+                }
+            }
+        }
+        tracing::info!(replay = %request.name, consumer = request.consumer.name(), events = sent, "archive replayed");
+        self.replays
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(request.name.clone(), (sent, last));
+        Ok(())
+    }
+
+    async fn replay_progress(&self, name: &str) -> Result<ReplayProgress, ReplayError> {
+        let replays = self.replays.lock().unwrap_or_else(|e| e.into_inner());
+        let (events, last) = replays
+            .get(name)
+            .ok_or_else(|| ReplayError::Refused(format!("no replay named {name}")))?;
+        Ok(ReplayProgress {
+            state: ReplayState::Completed,
+            replayed_through: *last,
+            events: Some(*events),
+        })
     }
 }
 

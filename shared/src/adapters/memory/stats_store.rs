@@ -1,13 +1,19 @@
 //! Statistics and processed-event markers in one mutex; a batch is all or nothing, as a DynamoDB
-//! transaction is.
+//! transaction is. Each user also has a revision (bumped by every write) and a rebuild fence
+//! (events that occurred before it add nothing), as the DynamoDB adapter keeps them on the user's
+//! all-time item: see `application::rebuild` for why.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
+use time::OffsetDateTime;
 
-use crate::application::{ApplyError, ApplyOutcome, StatsStore, StoreError};
-use crate::domain::{EventId, PeriodKey, StatsDelta, UserId, UserStats};
+use crate::application::{
+    ApplyError, ApplyOutcome, CorrectionOutcome, StatsProjection, StatsProjectionStore, StatsStore,
+    StoreError,
+};
+use crate::domain::{EventId, PeriodKey, StatsCorrection, StatsDelta, UserId, UserStats};
 
 /// One call to the store, for tests that count what a batch costs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +33,8 @@ impl StatsStoreCall {
 struct State {
     stats: HashMap<(UserId, PeriodKey), UserStats>,
     processed: HashSet<(String, EventId)>,
+    revisions: HashMap<UserId, u64>,
+    fences: HashMap<UserId, OffsetDateTime>,
     calls: Vec<StatsStoreCall>,
     /// Failures to answer with, once each: the next batch, or the next write of one event.
     batch_faults: Vec<ApplyError>,
@@ -70,7 +78,34 @@ impl MemoryStatsStore {
         self.lock().stats.clone()
     }
 
+    /// Replaces one user's statistics for one period, bypassing everything: how a test corrupts
+    /// the projection on purpose.
+    pub fn overwrite(&self, user_id: &UserId, stats: UserStats) {
+        self.lock()
+            .stats
+            .insert((user_id.clone(), stats.period), stats);
+    }
+
+    /// Forgets every statistic, processed-event marker, revision and fence: a projection lost
+    /// whole, which only a replay (or a rebuild) brings back.
+    pub fn reset(&self) {
+        let mut state = self.lock();
+        state.stats.clear();
+        state.processed.clear();
+        state.revisions.clear();
+        state.fences.clear();
+    }
+
+    /// True when the delta's oldest event occurred before the user's rebuild fence.
+    fn covered(state: &State, delta: &StatsDelta) -> bool {
+        match (state.fences.get(&delta.user_id), delta.earliest_occurred_at) {
+            (Some(fence), Some(occurred)) => occurred < *fence,
+            _ => false,
+        }
+    }
+
     fn add(state: &mut State, delta: &StatsDelta) {
+        *state.revisions.entry(delta.user_id.clone()).or_default() += 1;
         for change in delta.changes() {
             state
                 .stats
@@ -104,6 +139,9 @@ impl StatsStore for MemoryStatsStore {
         if !seen.is_empty() {
             return Err(ApplyError::AlreadyApplied(seen));
         }
+        if deltas.iter().any(|delta| Self::covered(&state, delta)) {
+            return Err(ApplyError::CoveredByRebuild);
+        }
         for id in event_ids {
             state.processed.insert((consumer.to_owned(), *id));
         }
@@ -127,6 +165,9 @@ impl StatsStore for MemoryStatsStore {
         if !state.processed.insert((consumer.to_owned(), event_id)) {
             return Ok(ApplyOutcome::Duplicate);
         }
+        if Self::covered(&state, delta) {
+            return Ok(ApplyOutcome::Duplicate);
+        }
         Self::add(&mut state, delta);
         Ok(ApplyOutcome::Applied)
     }
@@ -139,5 +180,47 @@ impl StatsStore for MemoryStatsStore {
             .get(&(user_id.clone(), period))
             .cloned()
             .unwrap_or_else(|| UserStats::empty(period)))
+    }
+}
+
+#[async_trait]
+impl StatsProjectionStore for MemoryStatsStore {
+    async fn projection(&self, user_id: &UserId) -> Result<StatsProjection, StoreError> {
+        let state = self.lock();
+        let periods: BTreeMap<PeriodKey, UserStats> = state
+            .stats
+            .iter()
+            .filter(|((owner, _), _)| owner == user_id)
+            .map(|((_, period), stats)| (*period, stats.clone()))
+            .collect();
+        Ok(StatsProjection {
+            revision: state.revisions.get(user_id).copied().unwrap_or(0),
+            fence: state.fences.get(user_id).copied(),
+            periods,
+        })
+    }
+
+    async fn correct(
+        &self,
+        user_id: &UserId,
+        expected_revision: u64,
+        fence: OffsetDateTime,
+        corrections: &[StatsCorrection],
+    ) -> Result<CorrectionOutcome, StoreError> {
+        let mut state = self.lock();
+        if state.revisions.get(user_id).copied().unwrap_or(0) != expected_revision {
+            return Ok(CorrectionOutcome::RevisionMoved);
+        }
+        for correction in corrections {
+            let stats = state
+                .stats
+                .entry((user_id.clone(), correction.period))
+                .or_insert_with(|| UserStats::empty(correction.period));
+            correction.apply_to(stats);
+        }
+        let current = state.fences.entry(user_id.clone()).or_insert(fence);
+        *current = (*current).max(fence);
+        *state.revisions.entry(user_id.clone()).or_default() += 1;
+        Ok(CorrectionOutcome::Corrected)
     }
 }

@@ -1,0 +1,197 @@
+//! The commands, wired to the AWS adapters: the table (`DynamoDbStore`, which is the activity
+//! source and both projection stores), the bus (award events) and the archive (replays). The
+//! work itself is `activelog::application`'s, the same code the tests and the local stack run on
+//! the in-memory adapters.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use activelog::adapters::dynamodb::DynamoDbStore;
+use activelog::adapters::eventbridge::EventBridgeArchive;
+use activelog::adapters::system::{RandomIds, SystemClock};
+use activelog::application::{
+    AchievementsRebuild, ArchiveReplay, Checkpoint, ProjectionRebuild, RebuildRunner,
+    RebuildSettings, ReplayRequest, ReplayState, RunSettings, RunSummary, StatsRebuild,
+};
+use activelog::startup::aws::sdk_config;
+
+use crate::checkpoint::CheckpointFile;
+use crate::cli::{Cli, Command, RebuildArgs, RebuildCommand, ReplayArgs, bus_arn_of_rule};
+use crate::progress::{RebuildProgress, ReplayBar};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("{0} is required (flag or environment variable)")]
+    Missing(&'static str),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Checkpoint(#[from] crate::checkpoint::CheckpointError),
+    #[error(transparent)]
+    Run(#[from] activelog::application::RunError),
+    #[error(transparent)]
+    Replay(#[from] activelog::application::ReplayError),
+}
+
+/// Runs one command; the exit code says whether every user was rebuilt (2: some were busy).
+pub async fn run(cli: Cli) -> Result<ExitCode, AdminError> {
+    match cli.command {
+        Command::Stats(RebuildCommand::Rebuild(args)) => {
+            let store = Arc::new(table(cli.table).await?);
+            let rebuild = Arc::new(StatsRebuild::new(
+                store.clone(),
+                store.clone(),
+                Arc::new(SystemClock),
+            ));
+            rebuild_command("stats", store, rebuild, args).await
+        }
+        Command::Achievements(RebuildCommand::Rebuild(args)) => {
+            let store = Arc::new(table(cli.table).await?);
+            // No publisher: award events wait in the outbox for the stack's relay, because the
+            // bus policy lets only the stack's functions put activelog events.
+            let rebuild = Arc::new(AchievementsRebuild::new(
+                store.clone(),
+                store.clone(),
+                store.clone(),
+                store.clone(),
+                None,
+                Arc::new(SystemClock),
+                Arc::new(RandomIds),
+            ));
+            rebuild_command("achievements", store, rebuild, args).await
+        }
+        Command::Replay(args) => replay_command(args).await,
+    }
+}
+
+async fn table(name: Option<String>) -> Result<DynamoDbStore, AdminError> {
+    let name = name.ok_or(AdminError::Missing("--table (TABLE_NAME)"))?;
+    Ok(DynamoDbStore::new(
+        aws_sdk_dynamodb::Client::new(sdk_config().await),
+        name,
+    ))
+}
+
+fn run_settings(args: &RebuildArgs) -> Result<RunSettings, AdminError> {
+    if !(args.settle_seconds.is_finite() && args.settle_seconds >= 0.0) {
+        return Err(AdminError::Invalid(
+            "--settle-seconds must be 0 or more".into(),
+        ));
+    }
+    if args.rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
+        return Err(AdminError::Invalid("--rate must be above 0".into()));
+    }
+    Ok(RunSettings {
+        segments: args.segments,
+        page_items: args.page_items.max(1),
+        rate: args.rate,
+        rebuild: RebuildSettings {
+            settle: Duration::from_secs_f64(args.settle_seconds),
+            attempts: args.attempts.max(1),
+            dry_run: args.dry_run,
+        },
+    })
+}
+
+async fn rebuild_command(
+    projection: &str,
+    store: Arc<DynamoDbStore>,
+    rebuild: Arc<dyn ProjectionRebuild>,
+    args: RebuildArgs,
+) -> Result<ExitCode, AdminError> {
+    let settings = run_settings(&args)?;
+    let runner = RebuildRunner::new(store, rebuild);
+    let summary = if args.all {
+        let file = CheckpointFile::new(args.checkpoint.clone(), projection);
+        let checkpoint = if args.resume {
+            file.load(projection, settings.segments)?
+        } else {
+            Checkpoint::new(projection, settings.segments)
+        };
+        let progress = Arc::new(RebuildProgress::new(projection, Some(file.clone())));
+        let summary = runner
+            .run_all(&settings, checkpoint, progress.clone())
+            .await?;
+        progress.finish();
+        file.remove();
+        summary
+    } else {
+        let progress = RebuildProgress::new(projection, None);
+        let (report, summary) = runner.run_users(&args.user, &settings).await?;
+        progress.print_page(&report);
+        progress.finish();
+        summary
+    };
+    print_summary(projection, &summary, args.dry_run);
+    Ok(if summary.busy.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+fn print_summary(projection: &str, summary: &RunSummary, dry_run: bool) {
+    let verb = if dry_run {
+        "would correct"
+    } else {
+        "corrected"
+    };
+    println!(
+        "{projection} rebuild{}: {} users, {verb} {}, unchanged {}, busy {}, items read {}",
+        if dry_run { " (dry run)" } else { "" },
+        summary.users,
+        summary.corrected,
+        summary.unchanged,
+        summary.busy.len(),
+        summary.items_read
+    );
+    if !summary.busy.is_empty() {
+        let busy: Vec<&str> = summary.busy.iter().map(|u| u.as_str()).collect();
+        println!(
+            "busy users (run again with --user for each): {}",
+            busy.join(" ")
+        );
+    }
+}
+
+async fn replay_command(args: ReplayArgs) -> Result<ExitCode, AdminError> {
+    let bus_arn = bus_arn_of_rule(&args.rule_arn)
+        .ok_or_else(|| AdminError::Invalid(format!("not a rule ARN: {}", args.rule_arn)))?;
+    let archive = EventBridgeArchive::new(
+        aws_sdk_eventbridge::Client::new(sdk_config().await),
+        args.archive_arn.clone(),
+        bus_arn,
+        [(args.consumer, args.rule_arn.clone())],
+    );
+    let name = args.name.clone().unwrap_or_else(|| {
+        format!(
+            "{}-{}",
+            args.consumer.name(),
+            ulid::Ulid::new().to_string().to_lowercase()
+        )
+    });
+    let request = ReplayRequest {
+        name: name.clone(),
+        consumer: args.consumer,
+        from: args.from,
+        to: args.to,
+    };
+    let bar = ReplayBar::new(&name);
+    let poll = Duration::from_secs_f64(args.poll_seconds.max(0.1));
+    let outcome = ArchiveReplay::new(Arc::new(archive))
+        .run(&request, poll, |progress, share| {
+            bar.update(progress, share)
+        })
+        .await?;
+    bar.finish();
+    println!(
+        "replay {name} to {}: {:?}",
+        args.consumer.name(),
+        outcome.state
+    );
+    Ok(match outcome.state {
+        ReplayState::Completed => ExitCode::SUCCESS,
+        _ => ExitCode::FAILURE,
+    })
+}

@@ -1,0 +1,115 @@
+//! `ActivitySource` on the table, for the operator's rebuilds: a parallel `Scan` (`Segment` of
+//! `TotalSegments`) that reads only the keys of activity items, and a strongly consistent
+//! `Query` of one user's activities. DynamoDB puts all items of one partition key in one
+//! segment, so every user is met in exactly one segment, and a page's `Limit` bounds what it
+//! reads (and so the read units a page costs).
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use super::items::{self, Item, attributes::*, s};
+use super::{DynamoDbStore, store_error};
+use crate::application::{ActivitySource, ScanPosition, StoreError, UserPage};
+use crate::domain::{Activity, UserId};
+
+/// A scan position is the page's `LastEvaluatedKey`: the table's `PK` and `SK`.
+fn position_of(key: &Item) -> Option<ScanPosition> {
+    let text = |name: &str| match key.get(name) {
+        Some(AttributeValue::S(value)) => Some(value.clone()),
+        _ => None,
+    };
+    Some(ScanPosition(
+        serde_json::json!({ PK: text(PK)?, SK: text(SK)? }),
+    ))
+}
+
+fn start_key(position: &ScanPosition) -> Result<Item, StoreError> {
+    let text = |name: &str| {
+        position
+            .0
+            .get(name)
+            .and_then(serde_json::Value::as_str)
+            .map(|v| s(v))
+            .ok_or(StoreError::InvalidPosition)
+    };
+    Ok(HashMap::from([
+        (PK.to_owned(), text(PK)?),
+        (SK.to_owned(), text(SK)?),
+    ]))
+}
+
+#[async_trait]
+impl ActivitySource for DynamoDbStore {
+    async fn scan_users(
+        &self,
+        segment: u32,
+        segments: u32,
+        after: Option<&ScanPosition>,
+        limit: usize,
+    ) -> Result<UserPage, StoreError> {
+        let output = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .segment(i32::try_from(segment).unwrap_or(0))
+            .total_segments(i32::try_from(segments.max(1)).unwrap_or(1))
+            .filter_expression("begins_with(SK, :activity)")
+            .expression_attribute_values(":activity", s("ACTIVITY#"))
+            .projection_expression("PK")
+            .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(after.map(start_key).transpose()?)
+            .send()
+            .await
+            .map_err(|e| store_error(&e))?;
+        let mut users: Vec<UserId> = Vec::new();
+        for item in output.items.unwrap_or_default() {
+            let Some(AttributeValue::S(pk)) = item.get(PK) else {
+                continue;
+            };
+            let Some(user) = pk
+                .strip_prefix("USER#")
+                .and_then(|raw| UserId::parse(raw).ok())
+            else {
+                continue;
+            };
+            if users.last() != Some(&user) {
+                users.push(user);
+            }
+        }
+        users.dedup();
+        Ok(UserPage {
+            users,
+            items_read: usize::try_from(output.scanned_count).unwrap_or(0),
+            next: output.last_evaluated_key.as_ref().and_then(position_of),
+        })
+    }
+
+    async fn user_activities(&self, user_id: &UserId) -> Result<Vec<Activity>, StoreError> {
+        let mut activities = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("PK = :user AND begins_with(SK, :activity)")
+                .expression_attribute_values(":user", s(items::user_pk(user_id)))
+                .expression_attribute_values(":activity", s("ACTIVITY#"))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| store_error(&e))?;
+            for item in output.items.unwrap_or_default() {
+                activities.push(items::activity_from_item(item)?);
+            }
+            match output.last_evaluated_key {
+                Some(key) => start = Some(key),
+                None => break,
+            }
+        }
+        Ok(activities)
+    }
+}

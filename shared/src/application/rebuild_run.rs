@@ -1,0 +1,272 @@
+//! Running a rebuild over every user: the table scanned in parallel segments (one user's
+//! activities are all in one segment), pages of users handed to a [`ProjectionRebuild`], reads
+//! held to a set rate, and a checkpoint after every page so that an interrupted run resumes
+//! where it stopped. Rebuilding a user twice is harmless (a rebuild is a conditional correction
+//! towards the recomputed value), so a resume may repeat the page it was in.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use crate::domain::UserId;
+
+use super::ports::{ActivitySource, ScanPosition, StoreError};
+use super::rebuild::{PageReport, ProjectionRebuild, RebuildSettings};
+
+/// How a whole run behaves.
+#[derive(Debug, Clone)]
+pub struct RunSettings {
+    /// Parallel scan segments (DynamoDB `TotalSegments`), each scanned by its own task.
+    pub segments: u32,
+    /// Items one scan page reads at most (DynamoDB `Limit`).
+    pub page_items: usize,
+    /// Items read per second at most, scan and rebuild reads together; `None`: as fast as the
+    /// store answers.
+    pub rate: Option<f64>,
+    pub rebuild: RebuildSettings,
+}
+
+impl Default for RunSettings {
+    fn default() -> Self {
+        Self {
+            segments: 4,
+            page_items: 100,
+            rate: None,
+            rebuild: RebuildSettings::default(),
+        }
+    }
+}
+
+/// Where each segment of a run stands: what `--resume` reads back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// Which projection the run rebuilds (`stats`, `achievements`); a checkpoint of another is
+    /// refused.
+    pub projection: String,
+    pub segments: Vec<SegmentState>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SegmentState {
+    NotStarted,
+    After(ScanPosition),
+    Done,
+}
+
+impl Checkpoint {
+    pub fn new(projection: &str, segments: u32) -> Self {
+        Self {
+            projection: projection.to_owned(),
+            segments: vec![SegmentState::NotStarted; segments.max(1) as usize],
+        }
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.segments.iter().all(|s| *s == SegmentState::Done)
+    }
+}
+
+/// Told about every page as it finishes (a progress bar, a log) and handed every checkpoint to
+/// keep (a file).
+pub trait RunObserver: Send + Sync {
+    fn page_done(&self, segment: u32, scanned: usize, report: &PageReport);
+    fn checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), String>;
+}
+
+/// What a whole run came to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunSummary {
+    pub users: usize,
+    pub corrected: usize,
+    pub unchanged: usize,
+    pub busy: Vec<UserId>,
+    pub items_read: usize,
+}
+
+impl RunSummary {
+    fn add(&mut self, report: &PageReport, scanned: usize) {
+        use super::rebuild::UserRebuild::*;
+        self.users += report.users.len();
+        self.unchanged += report.count(|r| *r == Unchanged);
+        self.corrected += report.count(|r| matches!(r, Corrected(_) | Repaired { .. }));
+        self.busy.extend(
+            report
+                .users
+                .iter()
+                .filter(|(_, r)| *r == Busy)
+                .map(|(u, _)| u.clone()),
+        );
+        self.items_read += scanned + report.items_read;
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
+}
+
+/// Holds reads to `rate` items per second over every segment: each read reserves its share of
+/// time after the previous reservation and waits for it.
+struct ReadRate {
+    per_item: Option<Duration>,
+    next: Mutex<Instant>,
+}
+
+impl ReadRate {
+    fn new(rate: Option<f64>) -> Self {
+        Self {
+            per_item: rate
+                .filter(|r| r.is_finite() && *r > 0.0)
+                .map(|r| Duration::from_secs_f64(1.0 / r)),
+            next: Mutex::new(Instant::now()),
+        }
+    }
+
+    async fn take(&self, items: usize) {
+        let Some(per_item) = self.per_item else {
+            return;
+        };
+        let start = {
+            let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+            let start = (*next).max(Instant::now());
+            *next = start + per_item * u32::try_from(items).unwrap_or(u32::MAX);
+            start
+        };
+        tokio::time::sleep_until(start).await;
+    }
+}
+
+/// Drives a [`ProjectionRebuild`] over a scan of the activities.
+#[derive(Clone)]
+pub struct RebuildRunner {
+    source: Arc<dyn ActivitySource>,
+    rebuild: Arc<dyn ProjectionRebuild>,
+}
+
+impl RebuildRunner {
+    pub fn new(source: Arc<dyn ActivitySource>, rebuild: Arc<dyn ProjectionRebuild>) -> Self {
+        Self { source, rebuild }
+    }
+
+    /// Rebuilds the given users only (`--user`).
+    pub async fn run_users(
+        &self,
+        users: &[UserId],
+        settings: &RunSettings,
+    ) -> Result<(PageReport, RunSummary), RunError> {
+        let report = self.rebuild.rebuild_users(users, &settings.rebuild).await?;
+        let mut summary = RunSummary::default();
+        summary.add(&report, 0);
+        Ok((report, summary))
+    }
+
+    /// Rebuilds every user, from `checkpoint` (a fresh one, or one read back to resume).
+    pub async fn run_all(
+        &self,
+        settings: &RunSettings,
+        checkpoint: Checkpoint,
+        observer: Arc<dyn RunObserver>,
+    ) -> Result<RunSummary, RunError> {
+        let segments = u32::try_from(checkpoint.segments.len()).unwrap_or(1);
+        let state = Arc::new(Mutex::new(checkpoint));
+        let rate = Arc::new(ReadRate::new(settings.rate));
+        let mut tasks = tokio::task::JoinSet::new();
+        for segment in 0..segments {
+            let runner = self.clone();
+            let settings = settings.clone();
+            let state = state.clone();
+            let rate = rate.clone();
+            let observer = observer.clone();
+            tasks.spawn(async move {
+                runner
+                    .run_segment(
+                        segment,
+                        segments,
+                        &settings,
+                        &state,
+                        &rate,
+                        observer.as_ref(),
+                    )
+                    .await
+            });
+        }
+        let mut summary = RunSummary::default();
+        let mut failure = None;
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok(Ok(part)) => {
+                    summary.users += part.users;
+                    summary.corrected += part.corrected;
+                    summary.unchanged += part.unchanged;
+                    summary.busy.extend(part.busy);
+                    summary.items_read += part.items_read;
+                }
+                Ok(Err(error)) => failure = failure.or(Some(error)),
+                Err(join) => {
+                    failure =
+                        failure.or(Some(RunError::Checkpoint(format!("segment task: {join}"))))
+                }
+            }
+        }
+        match failure {
+            Some(error) => Err(error),
+            None => Ok(summary),
+        }
+    }
+
+    async fn run_segment(
+        &self,
+        segment: u32,
+        segments: u32,
+        settings: &RunSettings,
+        state: &Mutex<Checkpoint>,
+        rate: &ReadRate,
+        observer: &dyn RunObserver,
+    ) -> Result<RunSummary, RunError> {
+        let index = segment as usize;
+        let mut summary = RunSummary::default();
+        let mut after = match &state.lock().unwrap_or_else(|e| e.into_inner()).segments[index] {
+            SegmentState::Done => return Ok(summary),
+            SegmentState::NotStarted => None,
+            SegmentState::After(position) => Some(position.clone()),
+        };
+        loop {
+            rate.take(settings.page_items).await;
+            let page = self
+                .source
+                .scan_users(segment, segments, after.as_ref(), settings.page_items)
+                .await?;
+            let report = if page.users.is_empty() {
+                PageReport::default()
+            } else {
+                self.rebuild
+                    .rebuild_users(&page.users, &settings.rebuild)
+                    .await?
+            };
+            rate.take(report.items_read).await;
+            summary.add(&report, page.items_read);
+            observer.page_done(segment, page.items_read, &report);
+            let snapshot = {
+                let mut checkpoint = state.lock().unwrap_or_else(|e| e.into_inner());
+                checkpoint.segments[index] = match &page.next {
+                    Some(position) => SegmentState::After(position.clone()),
+                    None => SegmentState::Done,
+                };
+                checkpoint.clone()
+            };
+            observer
+                .checkpoint(&snapshot)
+                .map_err(RunError::Checkpoint)?;
+            match page.next {
+                Some(position) => after = Some(position),
+                None => return Ok(summary),
+            }
+        }
+    }
+}
