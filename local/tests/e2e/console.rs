@@ -238,7 +238,19 @@ async fn the_console_follows_an_event_and_redrives_a_dead_letter(
     browser
         .text_when("#feed li[data-step=verdict][data-outcome=poison]", |_| true)
         .await;
+    // Still poison: after the redrive it fails again and is back among the dead letters.
+    browser
+        .text_when("#dead-letters tr.dead-letter td.why", |t| !t.is_empty())
+        .await;
     if let Some(path) = screenshot {
+        // The README's picture: the activity's journey beside the dead letter and the redrive.
+        let follow = browser.client().find("#follow-id").await.unwrap();
+        follow.clear().await.unwrap();
+        follow.send_keys(&activity_id).await.unwrap();
+        browser.click("#follow").await;
+        browser
+            .text_when("#journey li[data-step=stats_change]", |_| true)
+            .await;
         browser.screenshot(path).await;
     }
     browser.close().await;
