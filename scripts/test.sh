@@ -11,7 +11,8 @@
 #      (127.0.0.1:4222), both also started here when they are not running, and Kafka (a tansu
 #      broker per test, installed into a cache by scripts/install-kafka-broker.sh), and every
 #      sample event through its function's binary under a loopback Lambda Runtime API (the
-#      binaries are built first, once for that test and step 8)
+#      binaries are built first, once for that test and step 8), and the console in Debian's
+#      headless Chromium (installed here by scripts/install-browser.sh)
 #   4. the dependency policy of deny.toml, and the layering (tests/architecture.rs, with step 3)
 #   5. the API conformance fuzzer: docs/openapi.yaml against the local stack (schemathesis, all
 #      phases including stateful, bounded examples and a fixed seed)
@@ -63,6 +64,9 @@ export ACTIVELOG_TANSU
 
 step "function binaries (debug; for the samples test and the benchmark smoke)"
 bash scripts/function-binaries.sh --locked
+
+step "headless Chromium and chromedriver (Debian's packages; the console's browser tests)"
+bash scripts/install-browser.sh
 
 step "tests"
 cargo test --workspace --locked

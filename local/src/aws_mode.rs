@@ -11,20 +11,27 @@ use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use activelog::adapters::sqs::{DeadLetterQueue, RedriveOutcome, SqsPoller};
+use activelog::adapters::system::{RandomIds, SystemClock};
+use activelog::application::{
+    AchievementQueries, AchievementRecorder, ActivityQueries, ActivityService, EventPublisher,
+    OutboxRelay, StatsQueries, StatsUpdater,
+};
 use activelog::configuration::{
     ACHIEVEMENTS_DLQ_URL, ACHIEVEMENTS_QUEUE_URL, STATS_DLQ_URL, STATS_QUEUE_URL, Settings,
 };
 use activelog::consumer::{AchievementsConsumer, BatchHandler, StatsConsumer};
 use activelog::functions::ConsumerFunction;
-use activelog::startup::{ReadScope, aws};
+use activelog::startup::aws;
 use async_trait::async_trait;
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::console::{Journal, RecordingBatchHandler, RecordingPublisher};
 use crate::operator::{Operator, OperatorError};
 use crate::server::Services;
+use crate::stores::Stores;
 
 /// A queue the stack polls: logical id in `template.yaml`, URL, dead-letter queue URL.
 #[derive(Debug, Clone)]
@@ -52,7 +59,10 @@ pub struct AwsStack {
 }
 
 impl AwsStack {
-    pub async fn start(relay_interval: StdDuration) -> Result<Self, Box<dyn std::error::Error>> {
+    pub async fn start(
+        relay_interval: StdDuration,
+        journal: &Arc<Journal>,
+    ) -> Result<Self, Box<dyn std::error::Error>> {
         let settings = Settings::from_env();
         let mut queues = Vec::new();
         for (name, url, dead_letter_url) in QUEUE_VARIABLES {
@@ -62,11 +72,26 @@ impl AwsStack {
                 dead_letter_url: settings.required(dead_letter_url)?,
             });
         }
+        let stores = Stores::dynamodb().await?.recorded(journal);
+        let publisher: Arc<dyn EventPublisher> = Arc::new(RecordingPublisher::new(
+            Arc::new(aws::event_publisher(&settings).await?),
+            journal.clone(),
+            "eventbridge",
+        ));
         let services = Services {
-            activities: aws::activity_service(&settings).await?,
-            activity_queries: aws::activity_queries(&settings, ReadScope::Listing).await?,
-            stats: aws::stats_queries(&settings).await?,
-            achievements: aws::achievement_queries(&settings).await?,
+            activities: ActivityService::new(
+                stores.activities.clone(),
+                stores.outbox.clone(),
+                publisher.clone(),
+                Arc::new(SystemClock),
+                Arc::new(RandomIds),
+            ),
+            activity_queries: ActivityQueries::with_listing(
+                stores.activities.clone(),
+                stores.cursors.clone(),
+            ),
+            stats: StatsQueries::new(stores.stats.clone()),
+            achievements: AchievementQueries::new(stores.achievements.clone()),
         };
         let sqs = aws_sdk_sqs::Client::new(aws::sdk_config().await);
         let (stop, stopped) = watch::channel(false);
@@ -74,18 +99,34 @@ impl AwsStack {
         for queue in &queues {
             let function = ConsumerFunction::for_queue(queue.name)
                 .ok_or_else(|| format!("queue {} has no consumer", queue.name))?;
-            let handler: Arc<dyn BatchHandler> = match function {
+            let consumer: Arc<dyn BatchHandler> = match function {
                 ConsumerFunction::UpdateStats => {
-                    Arc::new(StatsConsumer::new(aws::stats_updater(&settings).await?))
+                    Arc::new(StatsConsumer::new(StatsUpdater::new(stores.stats.clone())))
                 }
-                ConsumerFunction::RecordAchievements => Arc::new(AchievementsConsumer::new(
-                    aws::achievement_recorder(&settings).await?,
-                )),
+                ConsumerFunction::RecordAchievements => {
+                    Arc::new(AchievementsConsumer::new(AchievementRecorder::new(
+                        stores.achievements.clone(),
+                        stores.outbox.clone(),
+                        publisher.clone(),
+                        Arc::new(SystemClock),
+                        Arc::new(RandomIds),
+                    )))
+                }
             };
+            let handler = Arc::new(RecordingBatchHandler::new(
+                consumer,
+                journal.clone(),
+                queue.name,
+            ));
             let poller = SqsPoller::connect(sqs.clone(), &queue.url, handler).await?;
             tasks.push(tokio::spawn(poller.run(stopped.clone())));
         }
-        let relay = aws::outbox_relay(&settings, settings.outbox_grace()?).await?;
+        let relay = OutboxRelay::new(
+            stores.outbox.clone(),
+            publisher,
+            Arc::new(SystemClock),
+            aws::outbox_grace(settings.outbox_grace()?),
+        );
         tasks.push(crate::pipeline::spawn_relay(
             relay,
             relay_interval,

@@ -2,12 +2,14 @@
 //! handlers the Lambda functions run, and runs the event pipeline (bus with the template's rules,
 //! queues with dead-letter queues, consumers, outbox relay) in memory — or, with `--aws`, on the
 //! real AWS adapters and queues, or, with `--broker URL`, through a broker (`broker/`) over the
-//! in-memory stores or, with `--aws` too, DynamoDB.
+//! in-memory stores or, with `--aws` too, DynamoDB. Every mode serves the console (`console/`) at
+//! `/_console/`.
 
 mod access;
 mod aws_mode;
 mod broker;
 mod cli;
+mod console;
 mod gateway;
 mod json_response;
 mod maintenance;
@@ -21,6 +23,7 @@ use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use activelog::adapters::memory::{RoutingRule, rules_from_template};
+use activelog::application::ActivityService;
 use activelog::startup::{InMemoryStack, QueueOptions};
 use activelog::telemetry::{self, LogFormat};
 use clap::Parser;
@@ -29,6 +32,7 @@ use time::Duration;
 use crate::access::OperatorAccess;
 use crate::broker::{Broker, BrokerOptions, BrokerStack, ConnectedBroker};
 use crate::cli::Options;
+use crate::console::{Journal, RecordingActivityStore};
 use crate::operator::MemoryOperator;
 use crate::pipeline::Pipeline;
 use crate::server::Services;
@@ -79,7 +83,8 @@ async fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
         true => Stores::dynamodb().await?,
         false => Stores::in_memory(),
     };
-    run_on_broker(options, stores, connected, &rules).await
+    let journal = journal(&format!("{}+{}", stores.name, connected.name()));
+    run_on_broker(options, stores, connected, &rules, journal).await
 }
 
 /// The HTTP API and the relay publishing to a broker, and the consumers subscribing from it.
@@ -88,18 +93,21 @@ async fn run_on_broker(
     stores: Stores,
     broker: Arc<dyn ConnectedBroker>,
     rules: &[RoutingRule],
+    journal: Arc<Journal>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let stack = BrokerStack::start(
         stores,
         broker,
         rules,
         StdDuration::from_secs(options.relay_interval),
+        &journal,
     )?;
     let access = operator_access(&options);
     let app = server::router(
         stack.services.clone(),
         stack.operator.clone(),
         access.clone(),
+        journal,
     );
     let listener = listen(&options, &stack.adapters, &access).await?;
     axum::serve(listener, app)
@@ -124,17 +132,25 @@ async fn listen(
         header = gateway::USER_HEADER,
         "local mode does not authenticate: the x-user-id header is taken as the caller's identity; never expose this port"
     );
+    // The token rides in the console URL's fragment, which a browser never sends to a server.
+    let console = format!("http://{address}{}", console::PAGE_PATH);
     match &operator_access.token {
         Some(token) => tracing::info!(
             %address,
             adapters,
             operator_token = %token,
             operator_token_header = access::TOKEN_HEADER,
+            console = %format!("{console}#token={token}"),
             "activelog-local listening"
         ),
-        None => tracing::info!(%address, adapters, "activelog-local listening"),
+        None => tracing::info!(%address, adapters, %console, "activelog-local listening"),
     }
     Ok(listener)
+}
+
+/// The console's journal of a stack on `adapters`.
+fn journal(adapters: &str) -> Arc<Journal> {
+    Arc::new(Journal::new(console::DEFAULT_CAPACITY, adapters))
 }
 
 /// The operator endpoints' token: the one given, else with `--aws` a fresh one, else none.
@@ -148,11 +164,14 @@ fn operator_access(options: &Options) -> OperatorAccess {
 
 async fn run_on_aws(options: Options) -> Result<(), Box<dyn std::error::Error>> {
     let access = operator_access(&options);
-    let stack = aws_mode::AwsStack::start(StdDuration::from_secs(options.relay_interval)).await?;
+    let journal = journal("aws");
+    let stack =
+        aws_mode::AwsStack::start(StdDuration::from_secs(options.relay_interval), &journal).await?;
     let app = server::router(
         stack.services.clone(),
         stack.operator.clone(),
         access.clone(),
+        journal,
     );
     let listener = listen(&options, "aws", &access).await?;
     axum::serve(listener, app)
@@ -171,12 +190,24 @@ async fn run_in_memory(options: Options) -> Result<(), Box<dyn std::error::Error
         max_receive_count: options.max_receive_count,
     };
     let stack = Arc::new(InMemoryStack::with_system_clock(&rules, &queue_options)?);
+    let journal = journal("memory");
     let pipeline = Pipeline::start(
         stack.clone(),
         StdDuration::from_secs(options.relay_interval),
+        &journal,
     )?;
     let services = Services {
-        activities: stack.activities.clone(),
+        // The stack's use case, with the console's recorders around its store and bus.
+        activities: ActivityService::new(
+            Arc::new(RecordingActivityStore::new(
+                stack.activity_store.clone(),
+                journal.clone(),
+            )),
+            stack.activity_store.clone(),
+            pipeline.publisher.clone(),
+            stack.clock.clone(),
+            stack.ids.clone(),
+        ),
         activity_queries: stack.activity_queries.clone(),
         stats: stack.stats.clone(),
         achievements: stack.achievements.clone(),
@@ -189,6 +220,7 @@ async fn run_in_memory(options: Options) -> Result<(), Box<dyn std::error::Error
             stack: stack.clone(),
         }),
         access.clone(),
+        journal,
     );
     let listener = listen(&options, "memory", &access).await?;
     axum::serve(listener, app)

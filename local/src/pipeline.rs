@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use activelog::adapters::memory::Poller;
-use activelog::application::OutboxRelay;
+use activelog::application::{AchievementRecorder, EventPublisher, OutboxRelay, StatsUpdater};
 use activelog::consumer::{AchievementsConsumer, BatchHandler, StatsConsumer};
 use activelog::functions::ConsumerFunction;
 use activelog::startup::InMemoryStack;
@@ -15,11 +15,15 @@ use time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::console::{Journal, RecordingBatchHandler, RecordingPublisher, RecordingStatsStore};
+
 /// Lambda's SQS event source hands a function at most this many messages (the template's BatchSize).
 const BATCH_SIZE: usize = 10;
 
 pub struct Pipeline {
     stack: Arc<InMemoryStack>,
+    /// The bus behind the console's recorder: what the use cases and the relay publish through.
+    pub publisher: Arc<dyn EventPublisher>,
     stop_pollers: watch::Sender<bool>,
     pollers: Vec<JoinHandle<()>>,
     relay: JoinHandle<()>,
@@ -30,34 +34,71 @@ pub struct Pipeline {
 #[error("queue `{0}` of template.yaml has no consumer in the local stack")]
 pub struct UnknownQueue(String);
 
-fn consumer_for(stack: &InMemoryStack, queue: &str) -> Result<Arc<dyn BatchHandler>, UnknownQueue> {
-    match ConsumerFunction::for_queue(queue) {
+/// The outbox relay's grace period in memory: records the HTTP path published moments ago are
+/// left to it for this long (the in-memory stack's own relay waits as long).
+const RELAY_GRACE: Duration = Duration::seconds(5);
+
+/// The consumer a queue's Lambda function runs, over the stack's stores, with the console's
+/// recorders around its stats writes and around the consumer itself.
+fn consumer_for(
+    stack: &InMemoryStack,
+    publisher: &Arc<dyn EventPublisher>,
+    journal: &Arc<Journal>,
+    queue: &str,
+) -> Result<Arc<dyn BatchHandler>, UnknownQueue> {
+    let consumer: Arc<dyn BatchHandler> = match ConsumerFunction::for_queue(queue) {
         Some(ConsumerFunction::UpdateStats) => {
-            Ok(Arc::new(StatsConsumer::new(stack.stats_updater.clone())))
+            Arc::new(StatsConsumer::new(StatsUpdater::new(Arc::new(
+                RecordingStatsStore::new(stack.stats_store.clone(), journal.clone()),
+            ))))
         }
-        Some(ConsumerFunction::RecordAchievements) => Ok(Arc::new(AchievementsConsumer::new(
-            stack.achievement_recorder.clone(),
-        ))),
-        None => Err(UnknownQueue(queue.to_owned())),
-    }
+        Some(ConsumerFunction::RecordAchievements) => {
+            Arc::new(AchievementsConsumer::new(AchievementRecorder::new(
+                stack.achievement_store.clone(),
+                stack.activity_store.clone(),
+                publisher.clone(),
+                stack.clock.clone(),
+                stack.ids.clone(),
+            )))
+        }
+        None => return Err(UnknownQueue(queue.to_owned())),
+    };
+    Ok(Arc::new(RecordingBatchHandler::new(
+        consumer,
+        journal.clone(),
+        queue,
+    )))
 }
 
 impl Pipeline {
     pub fn start(
         stack: Arc<InMemoryStack>,
         relay_interval: StdDuration,
+        journal: &Arc<Journal>,
     ) -> Result<Self, UnknownQueue> {
+        let publisher: Arc<dyn EventPublisher> = Arc::new(RecordingPublisher::new(
+            stack.bus.clone(),
+            journal.clone(),
+            "memory",
+        ));
         let (stop_pollers, stopped) = watch::channel(false);
         let mut pollers = Vec::new();
         for (name, queue) in &stack.queues {
-            let handler = consumer_for(&stack, name)?;
+            let handler = consumer_for(&stack, &publisher, journal, name)?;
             let poller = Poller::new(queue.clone(), handler, BATCH_SIZE);
             pollers.push(tokio::spawn(poller.run(stopped.clone())));
         }
         let (stop_relay, relay_stopped) = watch::channel(false);
-        let relay = spawn_relay(stack.relay.clone(), relay_interval, relay_stopped);
+        let relay = OutboxRelay::new(
+            stack.activity_store.clone(),
+            publisher.clone(),
+            stack.clock.clone(),
+            RELAY_GRACE,
+        );
+        let relay = spawn_relay(relay, relay_interval, relay_stopped);
         Ok(Self {
             stack,
+            publisher,
             stop_pollers,
             pollers,
             relay,
@@ -72,7 +113,7 @@ impl Pipeline {
         let _ = self.relay.await;
         let final_relay = OutboxRelay::new(
             self.stack.activity_store.clone(),
-            self.stack.bus.clone(),
+            self.publisher.clone(),
             self.stack.clock.clone(),
             Duration::ZERO,
         );

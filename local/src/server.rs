@@ -1,5 +1,6 @@
 //! The HTTP side of the local stack: the public API, served by the functions' own handlers behind
-//! a stand-in for API Gateway, and the operator endpoints under `/_local/`.
+//! a stand-in for API Gateway, the operator endpoints under `/_local/`, and the console at
+//! `/_console/` (`console/`).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -14,6 +15,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, Response, Uri};
 
 use crate::access::{self, OperatorAccess};
+use crate::console::{self, Journal};
 use crate::gateway;
 use crate::json_response::json_response;
 use crate::operator::{self, Operator};
@@ -41,14 +43,22 @@ pub fn router(
     services: Services,
     operator: Arc<dyn Operator>,
     operator_access: OperatorAccess,
+    journal: Arc<Journal>,
 ) -> Router {
-    let operator = operator::router(operator).layer(axum::middleware::from_fn_with_state(
-        operator_access,
-        access::operator_only,
-    ));
+    let operator = operator::router(operator.clone())
+        .merge(console::operator_routes(journal.clone(), operator))
+        .layer(axum::middleware::from_fn_with_state(
+            operator_access,
+            access::operator_only,
+        ));
     Router::new()
         .nest("/_local", operator)
+        .merge(console::page_routes())
         .fallback(api)
+        .layer(axum::middleware::from_fn_with_state(
+            journal,
+            console::record_changes,
+        ))
         .layer(axum::middleware::from_fn(access::local_host_only))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(AppState { services })

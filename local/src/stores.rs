@@ -9,6 +9,8 @@ use activelog::application::{AchievementStore, ActivityStore, CursorCodec, Outbo
 use activelog::configuration::Settings;
 use activelog::startup::{StartupError, aws};
 
+use crate::console::{Journal, RecordingActivityStore, RecordingStatsStore};
+
 /// Every store the use cases and the consumers need, behind their ports.
 #[derive(Clone)]
 pub struct Stores {
@@ -58,5 +60,18 @@ impl Stores {
             achievements: table,
             cursors,
         })
+    }
+
+    /// The same stores with the console's recorders around the activity store (outbox records)
+    /// and the stats store (stats changes).
+    pub fn recorded(self, journal: &Arc<Journal>) -> Self {
+        Self {
+            activities: Arc::new(RecordingActivityStore::new(
+                self.activities,
+                journal.clone(),
+            )),
+            stats: Arc::new(RecordingStatsStore::new(self.stats, journal.clone())),
+            ..self
+        }
     }
 }

@@ -19,6 +19,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::{BrokerError, ConnectedBroker};
+use crate::console::{Journal, RecordingBatchHandler, RecordingPublisher};
 use crate::operator::Operator;
 use crate::server::Services;
 use crate::stores::Stores;
@@ -49,8 +50,14 @@ impl BrokerStack {
         broker: Arc<dyn ConnectedBroker>,
         rules: &[RoutingRule],
         relay_interval: StdDuration,
+        journal: &Arc<Journal>,
     ) -> Result<Self, BrokerError> {
-        let publisher = broker.publisher();
+        let stores = stores.recorded(journal);
+        let publisher: Arc<dyn EventPublisher> = Arc::new(RecordingPublisher::new(
+            broker.publisher(),
+            journal.clone(),
+            broker.name(),
+        ));
         let services = Services {
             activities: ActivityService::new(
                 stores.activities.clone(),
@@ -70,7 +77,11 @@ impl BrokerStack {
         let mut tasks = Vec::new();
         let queues: BTreeSet<&str> = rules.iter().map(|r| r.target_queue.as_str()).collect();
         for queue in queues {
-            let handler = consumer_for(&stores, &publisher, queue)?;
+            let handler = Arc::new(RecordingBatchHandler::new(
+                consumer_for(&stores, &publisher, queue)?,
+                journal.clone(),
+                queue,
+            ));
             tasks.push(broker.spawn_event_source(queue, handler, stopped.clone())?);
         }
         let relay = OutboxRelay::new(

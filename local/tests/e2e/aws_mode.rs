@@ -15,9 +15,9 @@ use activelog_tests::fault_proxy::{FaultPlan, FaultProxy};
 use activelog_tests::moto::{self, Clients, unique};
 use serde_json::{Value, json};
 
-struct Running {
+pub(crate) struct Running {
     child: Child,
-    base: String,
+    pub(crate) base: String,
 }
 
 impl Drop for Running {
@@ -70,7 +70,7 @@ async fn eventually(
 }
 
 /// What `sam deploy` would have created, on moto: table, bus, the template's rules and queues.
-struct AwsResources {
+pub(crate) struct AwsResources {
     endpoint: String,
     table: String,
     bus: String,
@@ -80,7 +80,11 @@ struct AwsResources {
 
 impl AwsResources {
     /// Queues with `visibility_seconds` and a dead-letter queue after `max_receive_count`.
-    async fn create(clients: &Clients, visibility_seconds: u32, max_receive_count: u32) -> Self {
+    pub(crate) async fn create(
+        clients: &Clients,
+        visibility_seconds: u32,
+        max_receive_count: u32,
+    ) -> Self {
         let table = unique("activelog");
         let bus = unique("activelog-bus");
         clients.create_table(&table).await;
@@ -111,7 +115,7 @@ impl AwsResources {
     }
 
     /// Starts `activelog-local --aws` on these resources; returns it with its operator token.
-    fn start(&self) -> (Running, String) {
+    pub(crate) fn start(&self) -> (Running, String) {
         let mut child = Command::new(env!("CARGO_BIN_EXE_activelog-local"))
             .args(["--aws", "--port", "0", "--relay-interval", "1"])
             .env("AWS_ENDPOINT_URL", &self.endpoint)

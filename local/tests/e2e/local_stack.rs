@@ -157,6 +157,16 @@ impl LocalStack {
         }
     }
 
+    /// `http://127.0.0.1:PORT`, where the stack serves.
+    pub(crate) fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// The operator token the stack printed at start, when it has one.
+    pub(crate) fn operator_token(&self) -> Option<&str> {
+        self.operator_token.as_deref()
+    }
+
     pub(crate) fn log_with_message(&self, message: &str) -> Option<Value> {
         self.logs
             .lock()

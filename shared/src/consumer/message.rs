@@ -64,6 +64,13 @@ fn decode(body: Option<&str>) -> Result<DomainEvent, Poison> {
     Ok(event)
 }
 
+/// Reads a message body as the consumers do: the event it carries, or why it can never be
+/// processed. For tools that show messages (the local stack's console), so that they say what a
+/// consumer would say of a body without running one.
+pub fn read_event(body: Option<&str>) -> Result<DomainEvent, Poison> {
+    decode(body)
+}
+
 /// One message of a batch, with the span its logs are written in.
 pub(crate) struct Received {
     pub index: usize,

@@ -42,6 +42,6 @@ pub mod trigger;
 pub use achievements::AchievementsConsumer;
 pub use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 pub use event_source::{BatchHandler, RawMessage, Verdict};
-pub use message::Poison;
+pub use message::{Poison, read_event};
 pub use report::{BatchReport, FailedMessage, MessageFailure, MessageOutcome};
 pub use stats::StatsConsumer;
