@@ -8,3 +8,4 @@ mod local_stack;
 mod nats;
 mod rabbitmq;
 mod redis;
+mod traces;

@@ -10,6 +10,7 @@ mod activity;
 mod events;
 mod fields;
 mod stats;
+mod trace_parent;
 mod validation;
 
 pub use achievements::{Milestone, Progress};
@@ -25,4 +26,5 @@ pub use fields::{
     DurationMinutes, FreeText, Tag, Tags, UserId, Version,
 };
 pub use stats::{PeriodKey, StatsChange, StatsDelta, Totals, UserStats};
+pub use trace_parent::{InvalidTraceParent, TraceParent};
 pub use validation::{FieldError, ValidationErrors};

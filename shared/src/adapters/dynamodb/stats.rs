@@ -10,8 +10,11 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 
+use tracing::Instrument;
+
 use super::items::{self, Item, n, s};
 use super::{DynamoDbStore, Reason, apply_error, store_error};
+use crate::adapters::aws_call;
 use crate::application::{ApplyError, ApplyOutcome, StatsStore, StoreError};
 use crate::domain::{ActivityType, EventId, PeriodKey, StatsDelta, Totals, UserId, UserStats};
 
@@ -129,6 +132,7 @@ impl DynamoDbStore {
             .transact_write_items()
             .set_transact_items(Some(transaction))
             .send()
+            .instrument(aws_call::dynamodb("TransactWriteItems", &self.table))
             .await;
         let Err(error) = result else { return Ok(()) };
         let Some(TransactWriteItemsError::TransactionCanceledException(cancel)) =
@@ -204,6 +208,7 @@ impl StatsStore for DynamoDbStore {
             .table_name(&self.table)
             .set_key(Some(items::stats_key(user_id, period)))
             .send()
+            .instrument(aws_call::dynamodb("GetItem", &self.table))
             .await
             .map_err(|e| store_error(&e))?;
         Ok(output
