@@ -24,16 +24,22 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("functions", &[]),
     ("configuration", &[]),
     ("telemetry", &[]),
-    ("application", &["domain", "functions"]),
-    ("http", &["domain", "application", "functions", "telemetry"]),
+    // Spans across the asynchronous hops: ambient like `tracing` itself, so every layer but the
+    // domain may ask it for the current trace position or hang a span under another one.
+    ("traces", &["domain", "telemetry"]),
+    ("application", &["domain", "functions", "traces"]),
+    (
+        "http",
+        &["domain", "application", "functions", "telemetry", "traces"],
+    ),
     (
         "consumer",
-        &["domain", "application", "functions", "telemetry"],
+        &["domain", "application", "functions", "telemetry", "traces"],
     ),
     // The scheduled edge of relay-outbox: a relay run within its deadline, and its metrics.
     (
         "relay",
-        &["domain", "application", "functions", "telemetry"],
+        &["domain", "application", "functions", "telemetry", "traces"],
     ),
     (
         "adapters",
@@ -43,6 +49,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "functions",
             "consumer",
             "configuration",
+            "traces",
         ],
     ),
     (
@@ -56,6 +63,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "telemetry",
             "http",
             "consumer",
+            "traces",
         ],
     ),
 ];

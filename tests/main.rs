@@ -24,3 +24,4 @@ mod reliability;
 mod sample_binaries;
 mod stats_consumer;
 mod stats_convergence;
+mod traces;

@@ -25,7 +25,7 @@ use std::time::Duration as StdDuration;
 use activelog::adapters::memory::{RoutingRule, rules_from_template};
 use activelog::application::ActivityService;
 use activelog::startup::{InMemoryStack, QueueOptions};
-use activelog::telemetry::{self, LogFormat};
+use activelog::telemetry::LogFormat;
 use clap::Parser;
 use time::Duration;
 
@@ -44,18 +44,25 @@ const TEMPLATE: &str = include_str!("../../template.yaml");
 #[tokio::main]
 async fn main() -> ExitCode {
     let options = Options::parse();
-    telemetry::init(if options.pretty {
-        LogFormat::Pretty
-    } else {
-        LogFormat::Json
-    });
-    match run(options).await {
+    // Spans are exported over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set (docs/observability.md).
+    activelog::traces::init(
+        if options.pretty {
+            LogFormat::Pretty
+        } else {
+            LogFormat::Json
+        },
+        "activelog-local",
+    );
+    let code = match run(options).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(%error, "activelog-local stopped with an error");
             ExitCode::FAILURE
         }
-    }
+    };
+    // The last spans (the drain's) go out before the process ends.
+    activelog::traces::shutdown();
+    code
 }
 
 async fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {

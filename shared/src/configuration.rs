@@ -39,7 +39,12 @@ pub const ALL_VARIABLES: &[&str] = &[
     ACHIEVEMENTS_QUEUE_URL,
     STATS_DLQ_URL,
     ACHIEVEMENTS_DLQ_URL,
+    OTEL_EXPORTER_OTLP_ENDPOINT,
 ];
+
+/// Where spans are exported over OTLP/HTTP; unset or empty, nowhere. Read by `crate::traces`
+/// (with the other standard `OTEL_*` variables the OpenTelemetry SDK reads itself).
+pub const OTEL_EXPORTER_OTLP_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
 
 /// The cursor secret used when none is configured in memory mode; never used with AWS adapters.
 pub const LOCAL_CURSOR_SECRET: &str = "activelog-local-cursor-secret-not-for-production";

@@ -9,6 +9,7 @@
 //! - [`configuration`], [`telemetry`], [`startup`]: how a process reads its settings, logs, and
 //!   builds its adapters once.
 //! - [`functions`]: the Lambda functions' names, spelled once.
+//! - [`traces`]: spans across the asynchronous hops, and their export (feature `otel`).
 
 pub mod adapters;
 pub mod application;
@@ -20,3 +21,4 @@ pub mod http;
 pub mod relay;
 pub mod startup;
 pub mod telemetry;
+pub mod traces;

@@ -39,6 +39,16 @@ pub async fn run(
     relay: &OutboxRelay,
     deadline: Option<OffsetDateTime>,
 ) -> Result<RelayReport, RelayError> {
+    let run = run_and_measure(relay, deadline).await;
+    // The environment may be frozen once the function answers: the run's spans go out first.
+    crate::traces::flush();
+    run
+}
+
+async fn run_and_measure(
+    relay: &OutboxRelay,
+    deadline: Option<OffsetDateTime>,
+) -> Result<RelayReport, RelayError> {
     let report = relay
         .relay_pending_before(deadline, DEADLINE_MARGIN)
         .await?;

@@ -44,6 +44,7 @@ pub fn created_event(activity: &Activity) -> DomainEvent {
         aggregate_id: activity.id.to_string(),
         user_id: activity.user_id.clone(),
         correlation_id: CorrelationId::generate(),
+        trace_parent: None,
         payload: EventPayload::ActivityCreated {
             title: activity.title.as_str().to_owned(),
             facts: activity.facts(),

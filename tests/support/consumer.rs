@@ -166,6 +166,7 @@ pub fn created(n: u64, user: &str, facts: ActivityFacts) -> DomainEvent {
         aggregate_id: ulid::Ulid::from_parts(1_795_000_000_000, 1000 + u128::from(n)).to_string(),
         user_id: UserId::parse(user).unwrap(),
         correlation_id: CorrelationId::parse(&format!("req-{n}")).unwrap(),
+        trace_parent: None,
         payload: EventPayload::ActivityCreated {
             title: format!("Activity {n}"),
             facts,

@@ -17,3 +17,4 @@ pub mod rabbitmq;
 pub mod redis;
 pub mod samples;
 pub mod stack;
+pub mod traces;

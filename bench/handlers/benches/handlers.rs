@@ -204,6 +204,7 @@ fn created_event() -> DomainEvent {
         aggregate_id: "01JDQ7Z8R0A4X6T3V9N2B5C7D1".into(),
         user_id: UserId::parse("user-0001").expect("a valid user id"),
         correlation_id: CorrelationId::parse("req-0001").expect("a valid correlation id"),
+        trace_parent: None,
         payload: EventPayload::ActivityCreated {
             title: "Morning ride along the river".into(),
             facts: ActivityFacts {

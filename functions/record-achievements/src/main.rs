@@ -10,7 +10,7 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    telemetry::init(telemetry::LogFormat::Json);
+    activelog::traces::init(telemetry::LogFormat::Json, "record-achievements");
     // Built once per execution environment, reused by every invocation.
     let consumer = AchievementsConsumer::new(startup::achievement_recorder().await?);
     let consumer = &consumer;

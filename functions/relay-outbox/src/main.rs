@@ -5,12 +5,12 @@
 
 use activelog::application::RelayReport;
 use activelog::relay;
-use activelog::telemetry::{self, LogFormat};
+use activelog::telemetry::LogFormat;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    telemetry::init(LogFormat::Json);
+    activelog::traces::init(LogFormat::Json, "relay-outbox");
     let outbox_relay = activelog::startup::outbox_relay().await?;
     let outbox_relay = &outbox_relay;
     // Any JSON starts a run: the schedule's event carries nothing the relay needs, so a test's

@@ -10,7 +10,7 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    telemetry::init(telemetry::LogFormat::Json);
+    activelog::traces::init(telemetry::LogFormat::Json, "update-stats");
     // Built once per execution environment, reused by every invocation.
     let consumer = StatsConsumer::new(startup::stats_updater().await?);
     let consumer = &consumer;

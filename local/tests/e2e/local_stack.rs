@@ -115,7 +115,7 @@ impl LocalStack {
     }
 
     /// Polls `GET path` as `user` until `accept` holds for the body, for at most 15 s.
-    async fn eventually(
+    pub(crate) async fn eventually(
         &self,
         path: &str,
         user: Option<&str>,

@@ -11,3 +11,4 @@ mod nats;
 mod rabbitmq;
 mod redis;
 mod webdriver;
+mod traces;

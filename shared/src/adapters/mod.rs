@@ -10,6 +10,8 @@ pub mod memory;
 pub mod system;
 
 #[cfg(feature = "aws")]
+pub(crate) mod aws_call;
+#[cfg(feature = "aws")]
 pub(crate) mod aws_error;
 #[cfg(feature = "aws")]
 pub mod dynamodb;

@@ -155,6 +155,8 @@ impl AchievementRecorder {
             user_id: cause.user_id.clone(),
             // The award is a consequence of the request that recorded the activity.
             correlation_id: cause.correlation_id.clone(),
+            // The span of the message being recorded, itself in the trace of that request.
+            trace_parent: crate::traces::current(),
             payload: EventPayload::AchievementUnlocked {
                 achievement: milestone.id().to_owned(),
                 description: milestone.description().to_owned(),

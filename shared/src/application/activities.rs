@@ -79,6 +79,11 @@ impl ActivityService {
         self.clock.now().date()
     }
 
+    #[tracing::instrument(
+        name = "create activity",
+        skip_all,
+        fields(correlation_id = %ctx.correlation_id, user_id = %ctx.user_id)
+    )]
     pub async fn create(
         &self,
         ctx: &RequestContext,
@@ -172,6 +177,11 @@ impl ActivityService {
 
     /// Applies a patch. With `if_match`, a stale version answers `PreconditionFailed`; without,
     /// a lost race is retried on the fresh version a few times before answering `Conflict`.
+    #[tracing::instrument(
+        name = "update activity",
+        skip_all,
+        fields(correlation_id = %ctx.correlation_id, user_id = %ctx.user_id, activity_id = %id)
+    )]
     pub async fn update(
         &self,
         ctx: &RequestContext,
@@ -220,6 +230,11 @@ impl ActivityService {
         Err(UseCaseError::Conflict)
     }
 
+    #[tracing::instrument(
+        name = "delete activity",
+        skip_all,
+        fields(correlation_id = %ctx.correlation_id, user_id = %ctx.user_id, activity_id = %id)
+    )]
     pub async fn delete(
         &self,
         ctx: &RequestContext,
@@ -277,6 +292,8 @@ impl ActivityService {
             aggregate_id: activity.id.to_string(),
             user_id: ctx.user_id.clone(),
             correlation_id: ctx.correlation_id.clone(),
+            // The use case's own span: consumers of the event continue the trace from here.
+            trace_parent: crate::traces::current(),
             payload,
         }
     }

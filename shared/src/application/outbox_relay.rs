@@ -7,6 +7,7 @@ use std::sync::Arc;
 use time::Duration;
 
 use time::OffsetDateTime;
+use tracing::Instrument;
 
 use super::ports::{Clock, EventPublisher, Outbox, OutboxRecord, PublishError, StoreError};
 
@@ -67,6 +68,7 @@ impl OutboxRelay {
     /// leaves the rest to the next run, one minute later. The first pass (at most
     /// [`RELAY_BATCH`] records) always runs, so every run makes progress whatever its deadline
     /// says (an emulator may count its own build time in it).
+    #[tracing::instrument(name = "outbox relay", skip_all)]
     pub async fn relay_pending_until(
         &self,
         stop_at: Option<OffsetDateTime>,
@@ -97,9 +99,17 @@ impl OutboxRelay {
             let Some(last) = records.last().cloned() else {
                 break;
             };
-            let outcome = self.publisher.publish(&records).await?;
+            // One pass publishes records of many requests: it links to each one's trace.
+            let pass = tracing::info_span!("relay pass", records = records.len());
+            crate::traces::link_all(&pass, records.iter().filter_map(OutboxRecord::trace_parent));
+            let outcome = async {
+                let outcome = self.publisher.publish(&records).await?;
+                self.outbox.acknowledge(&outcome.accepted(&records)).await?;
+                Ok::<_, RelayError>(outcome)
+            }
+            .instrument(pass)
+            .await?;
             let accepted = outcome.accepted(&records);
-            self.outbox.acknowledge(&accepted).await?;
             for failed in &outcome.failed {
                 tracing::warn!(event_id = %failed.event_id, code = %failed.error_code, message = %failed.error_message, "relay could not publish event; it stays in the outbox");
             }

@@ -163,19 +163,33 @@ pub struct OutboxRecord {
     pub occurred_at: OffsetDateTime,
     /// The event envelope as JSON: the EventBridge `Detail`.
     pub detail: String,
-    /// The X-Ray trace header of the request that caused the event, when there was one.
+    /// The X-Ray trace header of the span that wrote the event (or, when it was not traced, of the
+    /// request that caused it), when there was one: EventBridge's `TraceHeader`, and what the
+    /// relay links its publishing to.
     pub trace_header: Option<String>,
 }
 
 impl OutboxRecord {
+    /// The record of `event`. Its trace header is the event's own trace position when it has one
+    /// (the span that wrote it, in the request's trace), else `trace_header` (the request's).
     pub fn for_event(event: &DomainEvent, trace_header: Option<String>) -> Self {
         Self {
             event_id: event.event_id,
             event_type: event.event_type(),
             occurred_at: event.occurred_at,
             detail: event.to_json(),
-            trace_header,
+            trace_header: event
+                .trace_parent
+                .map(|position| position.to_xray_header())
+                .or(trace_header),
         }
+    }
+
+    /// Where the event was written in its trace, read from [`Self::trace_header`].
+    pub fn trace_parent(&self) -> Option<crate::domain::TraceParent> {
+        self.trace_header
+            .as_deref()
+            .and_then(crate::domain::TraceParent::from_xray_header)
     }
 
     pub fn source(&self) -> &'static str {

@@ -9,6 +9,8 @@
 
 use std::time::Duration;
 
+use tracing::Instrument;
+
 use super::ports::{EventPublisher, Outbox, OutboxRecord};
 
 /// The most a committed change waits for its events to be published and acknowledged. A healthy
@@ -26,7 +28,8 @@ pub(crate) async fn publish_committed(
     if records.is_empty() {
         return;
     }
-    let publishing = publish_and_acknowledge(publisher, outbox, records);
+    let span = tracing::info_span!("outbox publish", events = records.len());
+    let publishing = publish_and_acknowledge(publisher, outbox, records).instrument(span);
     if tokio::time::timeout(PUBLISH_BUDGET, publishing)
         .await
         .is_err()

@@ -236,6 +236,7 @@ mod tests {
             aggregate_id: "01M833X5N8Q2W7E4R6T9Y1V3J5".into(),
             user_id: UserId::parse("busy").unwrap(),
             correlation_id: CorrelationId::parse("req-1").unwrap(),
+            trace_parent: None,
             payload: EventPayload::ActivityCreated {
                 title: "Run".into(),
                 facts: ActivityFacts {

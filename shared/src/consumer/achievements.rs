@@ -29,10 +29,21 @@ impl AchievementsConsumer {
 
     /// Handles a batch and says what became of each message.
     pub async fn process(&self, batch: &[RawMessage]) -> BatchReport {
+        let span = super::batch_span(ConsumerFunction::RecordAchievements, batch.len());
+        self.process_in(batch).instrument(span).await
+    }
+
+    async fn process_in(&self, batch: &[RawMessage]) -> BatchReport {
         let mut report = BatchReport::default();
         for (index, message) in batch.iter().enumerate() {
             let received = Received::new(index, message);
-            let outcome = match received.span.in_scope(|| received.read(message)) {
+            let read = received.read(message);
+            if let Ok(event) = &read
+                && let Some(writer) = event.trace_parent
+            {
+                crate::traces::link(&tracing::Span::current(), &writer);
+            }
+            let outcome = match read {
                 Err(poison) => MessageOutcome::Failed(poison.into()),
                 Ok(event) => match self
                     .recorder

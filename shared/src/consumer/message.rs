@@ -101,6 +101,9 @@ impl Received {
         }
     }
 
+    /// Reads the body and names the event in the span. Call it before the span is first entered:
+    /// the span then continues the trace of the span that wrote the event (its envelope's
+    /// `traceparent`), one message having one true parent.
     pub fn read(&self, message: &RawMessage) -> Result<DomainEvent, Poison> {
         let event = decode(message.body.as_deref())?;
         self.span
@@ -108,6 +111,9 @@ impl Received {
         self.span.record("event_type", event.event_type().as_str());
         self.span
             .record("correlation_id", event.correlation_id.as_str());
+        if let Some(writer) = &event.trace_parent {
+            crate::traces::follow(&self.span, writer);
+        }
         Ok(event)
     }
 }

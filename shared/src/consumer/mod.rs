@@ -45,3 +45,10 @@ pub use event_source::{BatchHandler, RawMessage, Verdict};
 pub use message::{Poison, read_event};
 pub use report::{BatchReport, FailedMessage, MessageFailure, MessageOutcome};
 pub use stats::StatsConsumer;
+
+/// The span of one batch of `function`: the consumer's root in its invocation. Its messages come
+/// from many requests, so it links to each one's trace (see `crate::traces`) instead of having
+/// one of them as its parent.
+fn batch_span(function: crate::functions::ConsumerFunction, messages: usize) -> tracing::Span {
+    tracing::info_span!("consume batch", function = function.name(), messages)
+}

@@ -30,12 +30,17 @@ impl StatsConsumer {
 
     /// Handles a batch and says what became of each message.
     pub async fn process(&self, batch: &[RawMessage]) -> BatchReport {
+        let span = super::batch_span(ConsumerFunction::UpdateStats, batch.len());
+        self.process_in(batch).instrument(span).await
+    }
+
+    async fn process_in(&self, batch: &[RawMessage]) -> BatchReport {
         let mut report = BatchReport::default();
         let mut readable: Vec<Received> = Vec::new();
         let mut events: Vec<DomainEvent> = Vec::new();
         for (index, message) in batch.iter().enumerate() {
             let received = Received::new(index, message);
-            match received.span.in_scope(|| received.read(message)) {
+            match received.read(message) {
                 Ok(event) => {
                     events.push(event);
                     readable.push(received);
@@ -49,11 +54,13 @@ impl StatsConsumer {
                 }),
             }
         }
-        let outcomes = self
-            .updater
-            .apply(&events)
-            .instrument(tracing::info_span!("apply_stats", events = events.len()))
-            .await;
+        // The projection write serves every event of the batch at once: it links to each
+        // event's trace (and the batch span to each message's), none of them its parent.
+        let positions = events.iter().filter_map(|event| event.trace_parent);
+        crate::traces::link_all(&tracing::Span::current(), positions.clone());
+        let write = tracing::info_span!("apply_stats", events = events.len());
+        crate::traces::link_all(&write, positions);
+        let outcomes = self.updater.apply(&events).instrument(write).await;
         for (received, outcome) in readable.iter().zip(outcomes) {
             let outcome = match outcome {
                 EventOutcome::Applied | EventOutcome::NoEffect => MessageOutcome::Processed,
@@ -118,6 +125,7 @@ mod tests {
             aggregate_id: "01M833X5N8Q2W7E4R6T9Y1V3J5".into(),
             user_id: UserId::parse("alice").unwrap(),
             correlation_id: CorrelationId::parse("req-from-the-post").unwrap(),
+            trace_parent: None,
             payload: EventPayload::ActivityCreated {
                 title: "Run".into(),
                 facts: ActivityFacts {

@@ -62,6 +62,16 @@ pub enum Answer {
 /// that Lambda returns the batch to the broker; Kafka gets its partial batch response by
 /// topic-partition and offset.
 pub async fn answer(consumer: &dyn BatchHandler, trigger: Trigger) -> Result<Answer, BatchFailed> {
+    let answer = answer_batch(consumer, trigger).await;
+    // The environment may be frozen once the function answers: the batch's spans go out first.
+    crate::traces::flush();
+    answer
+}
+
+async fn answer_batch(
+    consumer: &dyn BatchHandler,
+    trigger: Trigger,
+) -> Result<Answer, BatchFailed> {
     match trigger {
         Trigger::Sqs(event) => {
             let messages = sqs::raw_messages(&event);

@@ -14,6 +14,7 @@ use time::OffsetDateTime;
 use ulid::Ulid;
 
 use super::fields::{ActivityDate, ActivityType, CorrelationId, UserId};
+use super::trace_parent::{self, TraceParent};
 
 /// The EventBridge `source` of activity events.
 pub const ACTIVITY_SOURCE: &str = "activelog.activities";
@@ -228,6 +229,16 @@ pub struct EventEnvelope<D> {
     pub user_id: UserId,
     #[schemars(with = "String")]
     pub correlation_id: CorrelationId,
+    /// The W3C `traceparent` of the span that wrote the event, so that a consumer's span joins
+    /// (or links to) the trace of the request that caused it. Absent from events written before
+    /// tracing, and ignored when it is not a valid `traceparent`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "trace_parent::lenient"
+    )]
+    #[schemars(with = "Option<String>", extend("pattern" = "^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}"))]
+    pub traceparent: Option<TraceParent>,
     pub data: D,
 }
 
@@ -274,6 +285,8 @@ pub struct DomainEvent {
     pub aggregate_id: String,
     pub user_id: UserId,
     pub correlation_id: CorrelationId,
+    /// Where the event was written in its trace, when the writer was traced.
+    pub trace_parent: Option<TraceParent>,
     pub payload: EventPayload,
 }
 
@@ -311,6 +324,7 @@ impl DomainEvent {
                 aggregate_id: event.aggregate_id.clone(),
                 user_id: event.user_id.clone(),
                 correlation_id: event.correlation_id.clone(),
+                traceparent: event.trace_parent,
                 data,
             };
             // Serialising plain structs of strings and numbers into a String cannot fail.
@@ -443,6 +457,7 @@ impl DomainEvent {
             aggregate_id: raw.aggregate_id,
             user_id: raw.user_id,
             correlation_id: raw.correlation_id,
+            trace_parent: raw.traceparent,
             payload,
         })
     }
@@ -503,6 +518,7 @@ mod tests {
             aggregate_id: "01JDQ7Z8R0A4X6T3V9N2B5C7D1".into(),
             user_id: UserId::parse("alice").unwrap(),
             correlation_id: CorrelationId::parse("req-1").unwrap(),
+            trace_parent: None,
             payload,
         }
     }
@@ -536,6 +552,42 @@ mod tests {
             let original = event(payload);
             let json = original.to_json();
             assert_eq!(DomainEvent::from_json(&json).unwrap(), original, "{json}");
+        }
+    }
+
+    /// The trace position rides in the envelope; an event without one (written before tracing)
+    /// or with an unreadable one is still read, without a position.
+    #[test]
+    fn the_traceparent_is_carried_and_never_required() {
+        let mut traced = event(EventPayload::ActivityDeleted {
+            deleted: facts(),
+            version: 1,
+        });
+        traced.trace_parent = Some(
+            TraceParent::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").unwrap(),
+        );
+        let json = traced.to_json();
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(
+            value["traceparent"],
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        );
+        assert_eq!(DomainEvent::from_json(&json).unwrap(), traced);
+
+        let mut untraced = traced.clone();
+        untraced.trace_parent = None;
+        let json = untraced.to_json();
+        assert!(!json.contains("traceparent"), "{json}");
+        assert_eq!(DomainEvent::from_json(&json).unwrap(), untraced);
+
+        for unreadable in [
+            serde_json::json!("not-a-traceparent"),
+            serde_json::json!(42),
+            serde_json::Value::Null,
+        ] {
+            let mut value = value.clone();
+            value["traceparent"] = unreadable;
+            assert_eq!(DomainEvent::from_value(value).unwrap().trace_parent, None);
         }
     }
 

@@ -10,6 +10,7 @@ mod activity;
 mod events;
 mod fields;
 mod stats;
+mod trace_parent;
 mod validation;
 
 pub use achievements::{Milestone, Progress};
@@ -28,4 +29,5 @@ pub use stats::{
     PeriodKey, StatsChange, StatsCorrection, StatsDelta, Totals, UserStats, corrections,
     recompute_all,
 };
+pub use trace_parent::{InvalidTraceParent, TraceParent};
 pub use validation::{FieldError, ValidationErrors};

@@ -36,9 +36,10 @@ where
     let handler = &handler;
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: LambdaEvent<ApiGatewayV2httpRequest>| async move {
-            Ok::<_, lambda_runtime::Error>(
-                answer_event(event.payload, Some(event.context), handler).await,
-            )
+            let response = answer_event(event.payload, Some(event.context), handler).await;
+            // The environment may be frozen once the function answers: the spans go out first.
+            crate::traces::flush();
+            Ok::<_, lambda_runtime::Error>(response)
         },
     ))
     .await

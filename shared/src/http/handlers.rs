@@ -25,13 +25,18 @@ use super::stats_json::StatsJson;
 pub const MERGE_PATCH_JSON: &str = "application/merge-patch+json";
 
 fn request_span(function: &'static str, meta: &RequestMeta) -> tracing::Span {
-    tracing::info_span!(
+    let span = tracing::info_span!(
         "request",
         function,
         request_id = %meta.request_id,
         correlation_id = %meta.correlation_id,
         user_id = tracing::field::Empty,
-    )
+    );
+    // The root of the activity's trace, or a child of the caller's (or Lambda's X-Ray segment).
+    if let Some(parent) = &meta.trace_parent {
+        crate::traces::follow(&span, parent);
+    }
+    span
 }
 
 /// Turns the outcome into the response, logs one line per request with its status, and emits the

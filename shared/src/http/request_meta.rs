@@ -6,10 +6,12 @@ use lambda_http::request::RequestContext as LambdaRequestContext;
 use lambda_http::{Request, RequestExt};
 
 use crate::application::RequestContext;
-use crate::domain::{CorrelationId, UserId};
+use crate::domain::{CorrelationId, TraceParent, UserId};
 
 pub const CORRELATION_ID_HEADER: &str = "x-correlation-id";
 pub const TRACE_HEADER: &str = "x-amzn-trace-id";
+/// The W3C Trace Context header a traced client sends.
+pub const TRACEPARENT_HEADER: &str = "traceparent";
 /// Set on a response that replays an earlier one for the same `Idempotency-Key`.
 pub const IDEMPOTENT_REPLAYED_HEADER: &str = "idempotent-replayed";
 /// Where Lambda puts the X-Ray trace header when the request did not carry one.
@@ -23,6 +25,9 @@ pub struct RequestMeta {
     /// From a valid `x-correlation-id` header, else the request id.
     pub correlation_id: CorrelationId,
     pub trace_header: Option<String>,
+    /// Where the request's span continues a trace: the client's W3C `traceparent` header when
+    /// valid, else the X-Ray trace header's parent (in Lambda, the function's own segment).
+    pub trace_parent: Option<TraceParent>,
 }
 
 impl RequestMeta {
@@ -49,10 +54,18 @@ impl RequestMeta {
             .or_else(|| std::env::var(TRACE_ENV).ok())
             .or_else(|| header(request, TRACE_HEADER).map(str::to_owned))
             .filter(|t| is_trace_header(t));
+        let trace_parent = header(request, TRACEPARENT_HEADER)
+            .and_then(|raw| TraceParent::parse(raw).ok())
+            .or_else(|| {
+                trace_header
+                    .as_deref()
+                    .and_then(TraceParent::from_xray_header)
+            });
         Self {
             request_id,
             correlation_id,
             trace_header,
+            trace_parent,
         }
     }
 

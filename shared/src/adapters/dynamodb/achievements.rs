@@ -9,8 +9,11 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 
+use tracing::Instrument;
+
 use super::items::{self, Item, attributes::*, n, s};
 use super::{DynamoDbStore, Reason, store_error, unexplained_cancellation};
+use crate::adapters::aws_call;
 use crate::application::{
     AchievementProjectionStore, AchievementStanding, AchievementStore, ApplyOutcome, Award,
     AwardOutcome, CorrectionOutcome, OutboxRecord, ProgressProjection, StoreError,
@@ -51,6 +54,7 @@ async fn run(
         .transact_write_items()
         .set_transact_items(Some(transaction))
         .send()
+        .instrument(aws_call::dynamodb("TransactWriteItems", &store.table))
         .await;
     let Err(error) = result else { return Ok(None) };
     let Some(TransactWriteItemsError::TransactionCanceledException(cancel)) =
@@ -126,6 +130,7 @@ impl AchievementStore for DynamoDbStore {
                 .consistent_read(true)
                 .set_exclusive_start_key(start.take())
                 .send()
+                .instrument(aws_call::dynamodb("Query", &self.table))
                 .await
                 .map_err(|e| store_error(&e))?;
             for item in output.items.unwrap_or_default() {

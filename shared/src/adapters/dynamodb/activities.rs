@@ -12,8 +12,11 @@ use aws_sdk_dynamodb::types::{
 };
 use time::OffsetDateTime;
 
+use tracing::Instrument;
+
 use super::items::{self, Item, attributes::*, indexes::GSI2, n, s};
 use super::{DynamoDbStore, Reason, store_error, unexplained_cancellation};
+use crate::adapters::aws_call;
 use crate::application::{
     ActivityPage, ActivityStore, IdempotencyKey, IdempotencyRecord, LIST_READ_BUDGET, ListQuery,
     Outbox, OutboxRecord, PagePosition, StoreError,
@@ -105,6 +108,7 @@ impl DynamoDbStore {
             .transact_write_items()
             .set_transact_items(Some(items))
             .send()
+            .instrument(aws_call::dynamodb("TransactWriteItems", &self.table))
             .await;
         let Err(error) = result else { return Ok(()) };
         match cancelled(&error) {
@@ -164,6 +168,7 @@ impl ActivityStore for DynamoDbStore {
             .transact_write_items()
             .set_transact_items(Some(transaction))
             .send()
+            .instrument(aws_call::dynamodb("TransactWriteItems", &self.table))
             .await;
         let Err(error) = result else { return Ok(()) };
         match cancelled(&error) {
@@ -192,6 +197,7 @@ impl ActivityStore for DynamoDbStore {
             // must see it.
             .consistent_read(true)
             .send()
+            .instrument(aws_call::dynamodb("GetItem", &self.table))
             .await
             .map_err(|e| store_error(&e))?;
         output.item.map(items::activity_from_item).transpose()
@@ -258,6 +264,7 @@ impl ActivityStore for DynamoDbStore {
                 .limit(to_i32(page_size))
                 .set_exclusive_start_key(start.take())
                 .send()
+                .instrument(aws_call::dynamodb("Query", &self.table))
                 .await
                 .map_err(|e| store_error(&e))?;
             read += usize::try_from(output.scanned_count).unwrap_or(page_size);
@@ -340,6 +347,7 @@ impl ActivityStore for DynamoDbStore {
             .set_key(Some(items::idempotency_key(user_id, key)))
             .consistent_read(true)
             .send()
+            .instrument(aws_call::dynamodb("GetItem", &self.table))
             .await
             .map_err(|e| store_error(&e))?;
         output.item.map(items::idempotency_from_item).transpose()
@@ -375,7 +383,10 @@ impl Outbox for DynamoDbStore {
                 .delete_item()
                 .table_name(&self.table)
                 .set_key(Some(items::outbox_key(*event_id)));
-            deletes.spawn(async move { request.send().await.map_err(|e| store_error(&e)) });
+            let call = aws_call::dynamodb("DeleteItem", &self.table);
+            deletes.spawn(
+                async move { request.send().await.map_err(|e| store_error(&e)) }.instrument(call),
+            );
         }
         let mut first_error = None;
         while let Some(joined) = deletes.join_next().await {
@@ -462,7 +473,11 @@ impl ShardReader {
                     .expression_attribute_values(":after", s(after)),
                 None => query.key_condition_expression("GSI2PK = :outbox AND GSI2SK < :before"),
             };
-            let output = query.send().await.map_err(|e| store_error(&e))?;
+            let output = query
+                .send()
+                .instrument(aws_call::dynamodb("Query", &self.table))
+                .await
+                .map_err(|e| store_error(&e))?;
             for item in output.items.unwrap_or_default() {
                 let record = items::outbox_from_item(item)?;
                 let key = items::outbox_sort_key(&record);

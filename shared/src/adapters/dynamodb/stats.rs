@@ -17,7 +17,10 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use time::OffsetDateTime;
 
+use tracing::Instrument;
+
 use super::items::{self, Item, n, s};
+use crate::adapters::aws_call;
 use super::{DynamoDbStore, Reason, apply_error, store_error, unexplained_cancellation};
 use crate::application::{
     ApplyError, ApplyOutcome, CorrectionOutcome, StatsProjection, StatsProjectionStore, StatsStore,
@@ -163,6 +166,7 @@ impl DynamoDbStore {
             .transact_write_items()
             .set_transact_items(Some(transaction))
             .send()
+            .instrument(aws_call::dynamodb("TransactWriteItems", &self.table))
             .await;
         let Err(error) = result else { return Ok(()) };
         let Some(TransactWriteItemsError::TransactionCanceledException(cancel)) =
@@ -254,6 +258,7 @@ impl StatsStore for DynamoDbStore {
             .table_name(&self.table)
             .set_key(Some(items::stats_key(user_id, period)))
             .send()
+            .instrument(aws_call::dynamodb("GetItem", &self.table))
             .await
             .map_err(|e| store_error(&e))?;
         Ok(output

@@ -20,6 +20,9 @@ use aws_sdk_eventbridge::Client;
 use aws_sdk_eventbridge::primitives::DateTime;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 
+use tracing::Instrument;
+
+use crate::adapters::aws_call;
 use crate::adapters::aws_error::{AwsFailure, classify, error_code, is_transient_code};
 use crate::application::{EventPublisher, FailedEntry, OutboxRecord, PublishError, PublishReport};
 
@@ -88,17 +91,27 @@ impl EventBridgePublisher {
                 DateTime::from_nanos(record.occurred_at.unix_timestamp_nanos())
                     .unwrap_or_else(|_| DateTime::from_secs(record.occurred_at.unix_timestamp())),
             )
-            .set_trace_header(record.trace_header.clone())
+            // The PutEvents span's own position when traced (X-Ray then shows the bus hop under
+            // it), else the header the record was written with.
+            .set_trace_header(
+                crate::traces::current()
+                    .map(|position| position.to_xray_header())
+                    .or_else(|| record.trace_header.clone()),
+            )
             .build()
     }
 
     /// Sends one chunk; returns the records refused, each with the bus's code and message.
     async fn put_chunk(&self, chunk: &[&OutboxRecord]) -> Result<Vec<FailedEntry>, CallFailed> {
+        let call = aws_call::eventbridge("PutEvents", &self.event_bus_name);
+        // Each entry carries the call's position as its trace header.
+        let entries = call.in_scope(|| chunk.iter().map(|r| self.entry(r)).collect());
         let output = self
             .client
             .put_events()
-            .set_entries(Some(chunk.iter().map(|r| self.entry(r)).collect()))
+            .set_entries(Some(entries))
             .send()
+            .instrument(call)
             .await
             .map_err(|e| CallFailed {
                 code: error_code(&e).unwrap_or("RequestFailed").to_owned(),

@@ -12,6 +12,9 @@ use aws_sdk_sqs::types::{
 };
 use tokio::sync::watch;
 
+use tracing::Instrument;
+
+use crate::adapters::aws_call;
 use crate::adapters::aws_error::classify;
 
 /// What a long poll's timeouts allow beyond its wait time: the time to answer once the wait ends.
@@ -154,6 +157,7 @@ impl SqsPoller {
                 .queue_url(&self.queue_url)
                 .set_entries(Some(entries))
                 .send()
+                .instrument(aws_call::sqs("DeleteMessageBatch", &self.queue_url))
                 .await
                 .map_err(|e| self.sqs_error(format!("{:?}", classify(&e))))?;
             for failure in output.failed() {
