@@ -138,6 +138,11 @@ pub struct FaultCounts {
     pub calls: u64,
     pub by_operation: BTreeMap<String, u64>,
     pub faults: BTreeMap<FaultKind, u64>,
+    /// DynamoDB calls whose client gave up while they waited for moto (never forwarded).
+    pub abandoned_before_moto: u64,
+    /// DynamoDB calls moto answered later than [`SLOW_ANSWER`] after they reached the proxy:
+    /// past the SDK's attempt timeout, so the client saw a timeout no fault injected.
+    pub slow_answers: u64,
 }
 
 impl FaultCounts {
@@ -162,7 +167,7 @@ struct Shared {
     /// `dynamodb/models/__init__.py`). DynamoDB isolates transactions; the lost-answer retries
     /// this proxy provokes cancel transactions all the time, so unserialised the runs measured
     /// moto's rollback (acknowledged activities vanished), not activelog.
-    dynamodb_gate: tokio::sync::Mutex<()>,
+    dynamodb_gate: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// A running proxy; stops when dropped.
@@ -193,7 +198,7 @@ impl FaultProxy {
             next_call: AtomicU64::new(0),
             injecting: AtomicBool::new(true),
             counts: Mutex::new(FaultCounts::default()),
-            dynamodb_gate: tokio::sync::Mutex::new(()),
+            dynamodb_gate: Arc::new(tokio::sync::Mutex::new(())),
         });
         let accepting = shared.clone();
         let task = tokio::spawn(async move {
@@ -297,44 +302,88 @@ async fn handle(
     }
 }
 
+/// An answer this late (from the call reaching the proxy) is past the SDK's attempt timeout
+/// (`startup::aws::ATTEMPT_TIMEOUT`, 1.5 s).
+pub const SLOW_ANSWER: Duration = Duration::from_millis(1500);
+
 /// The longest the proxy waits for moto.
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// [`forward`] in a task of its own, so that a client giving up (its attempt timeout) cannot cut
-/// a call moto is already applying, and DynamoDB calls one at a time (see `dynamodb_gate`): the
-/// gate is held until moto has answered, whatever the client does meanwhile.
+/// Forwards a call to moto, DynamoDB calls one at a time (see `dynamodb_gate`).
+///
+/// Waiting for the gate belongs to the client's connection: a client that gives up (its attempt
+/// timeout) closes it, hyper drops this future, and the call never reaches moto — to the client
+/// a timeout, as a request lost on the way is. Forwarding such abandoned calls anyway made the
+/// full-size runs collapse: moto serialised and slowing as its table grows (every
+/// `TransactWriteItems` deep-copies the table), calls queued past the 1.5 s attempt timeout, the
+/// SDK retried them, and the gate went on serving every abandoned attempt before the live ones.
+/// Once through the gate, the call is moto's: it is applied in a task of its own, so that a
+/// client giving up cannot cut a call moto is applying, and the gate is held until moto has
+/// answered.
 async fn forward_detached(
     request: Request<Incoming>,
     shared: &Arc<Shared>,
     service: Service,
 ) -> Result<Response<Full<Bytes>>, Dropped> {
+    let arrived = std::time::Instant::now();
+    let (parts, body) = request.into_parts();
+    // Read in full first: hyper notices a client hanging up only once the body is read.
+    let body = body
+        .collect()
+        .await
+        .map_err(|e| Dropped::Upstream(e.to_string()))?
+        .to_bytes();
+    let gate = match service {
+        Service::DynamoDb => {
+            let mut waiting = AbandonedIfDropped {
+                shared: shared.clone(),
+                waiting: true,
+            };
+            let gate = shared.dynamodb_gate.clone().lock_owned().await;
+            waiting.waiting = false;
+            Some(gate)
+        }
+        _ => None,
+    };
     let shared = shared.clone();
     tokio::spawn(async move {
-        let _one_at_a_time = match service {
-            Service::DynamoDb => Some(shared.dynamodb_gate.lock().await),
-            _ => None,
-        };
+        let _one_at_a_time = gate;
+        let answered = tokio::time::timeout(
+            UPSTREAM_TIMEOUT,
+            forward(Request::from_parts(parts, body), &shared.upstream),
+        )
+        .await;
+        if service == Service::DynamoDb && arrived.elapsed() > SLOW_ANSWER {
+            lock(&shared.counts).slow_answers += 1;
+        }
         // Bounded, so that one call moto never answers cannot hold the gate for good.
-        tokio::time::timeout(UPSTREAM_TIMEOUT, forward(request, &shared.upstream))
-            .await
-            .map_err(|_| Dropped::Upstream(format!("no answer within {UPSTREAM_TIMEOUT:?}")))?
+        answered.map_err(|_| Dropped::Upstream(format!("no answer within {UPSTREAM_TIMEOUT:?}")))?
     })
     .await
     .map_err(|e| Dropped::Upstream(e.to_string()))?
 }
 
+/// Counts a call its client gave up on while it waited for the gate (dropped with the wait).
+struct AbandonedIfDropped {
+    shared: Arc<Shared>,
+    waiting: bool,
+}
+
+impl Drop for AbandonedIfDropped {
+    fn drop(&mut self) {
+        if self.waiting {
+            lock(&self.shared.counts).abandoned_before_moto += 1;
+        }
+    }
+}
+
 /// One request to moto on a connection of its own; the answer read in full.
 async fn forward(
-    request: Request<Incoming>,
+    request: Request<Bytes>,
     upstream: &str,
 ) -> Result<Response<Full<Bytes>>, Dropped> {
     let upstream_error = |e: &dyn fmt::Display| Dropped::Upstream(e.to_string());
     let (parts, body) = request.into_parts();
-    let body = body
-        .collect()
-        .await
-        .map_err(|e| upstream_error(&e))?
-        .to_bytes();
     let stream = TcpStream::connect(upstream)
         .await
         .map_err(|e| upstream_error(&e))?;
