@@ -21,6 +21,8 @@ pub const CURSOR_SECRET_ARN: &str = "CURSOR_SECRET_ARN";
 /// How old an outbox record must be before the relay publishes it (seconds).
 pub const OUTBOX_GRACE_SECONDS: &str = "OUTBOX_GRACE_SECONDS";
 /// Queue URLs the local stack polls in `--aws` mode.
+/// `1` opens the SDK's TLS connection during init (docs/benchmarks.md, "Warming the connection").
+pub const WARM_CONNECTIONS: &str = "ACTIVELOG_WARM_CONNECTIONS";
 pub const STATS_QUEUE_URL: &str = "STATS_QUEUE_URL";
 pub const ACHIEVEMENTS_QUEUE_URL: &str = "ACHIEVEMENTS_QUEUE_URL";
 pub const STATS_DLQ_URL: &str = "STATS_DLQ_URL";
@@ -35,6 +37,7 @@ pub const ALL_VARIABLES: &[&str] = &[
     CURSOR_SECRET,
     CURSOR_SECRET_ARN,
     OUTBOX_GRACE_SECONDS,
+    WARM_CONNECTIONS,
     STATS_QUEUE_URL,
     ACHIEVEMENTS_QUEUE_URL,
     STATS_DLQ_URL,
@@ -122,6 +125,33 @@ impl<F: Fn(&str) -> Option<String>> Settings<F> {
 
     pub fn event_bus_name(&self) -> Result<String, ConfigError> {
         self.required(EVENT_BUS_NAME)
+    }
+
+    /// Where to open a connection during init for `service` (`dynamodb`), when
+    /// [`WARM_CONNECTIONS`] asks for it: `AWS_ENDPOINT_URL_<SERVICE>`, else `AWS_ENDPOINT_URL`,
+    /// else the service's regional endpoint. `None` when warming is off or no region is known.
+    pub fn warm_endpoint(&self, service: &str) -> Option<String> {
+        if !matches!(
+            self.optional(WARM_CONNECTIONS).as_deref(),
+            Some("1" | "true")
+        ) {
+            return None;
+        }
+        let variable = |name: &str| (self.lookup)(name).filter(|v| !v.trim().is_empty());
+        variable(&format!(
+            "AWS_ENDPOINT_URL_{}",
+            service.to_ascii_uppercase()
+        ))
+        .or_else(|| variable("AWS_ENDPOINT_URL"))
+        .or_else(|| {
+            let region = variable("AWS_REGION")?;
+            let domain = if region.starts_with("cn-") {
+                "amazonaws.com.cn"
+            } else {
+                "amazonaws.com"
+            };
+            Some(format!("https://{service}.{region}.{domain}/"))
+        })
     }
 
     pub fn seed_file(&self) -> Option<PathBuf> {

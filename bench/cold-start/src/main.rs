@@ -3,8 +3,11 @@
 //! and how much memory the process peaked at, next to a hello-world `lambda_runtime` baseline
 //! measured in the same rounds. Runs interleave the binaries round by round, so a noisy neighbour
 //! on a shared machine slows all of them alike rather than one. Everything stays on loopback:
-//! `AWS_ENDPOINT_URL` points at the given endpoint, or at this harness, never at AWS.
+//! `AWS_ENDPOINT_URL` points at the given endpoint, or at this harness, never at AWS. With
+//! `--tls-endpoint` it points at a TLS endpoint of the harness's own (see [`aws_endpoint`]), so
+//! that the first invocation makes its AWS calls over a verified TLS connection.
 
+mod aws_endpoint;
 mod report;
 
 use std::collections::BTreeMap;
@@ -63,6 +66,11 @@ struct Args {
     /// this harness, which answers 404, so that nothing ever reaches AWS.
     #[arg(long)]
     aws_endpoint: Option<String>,
+    /// Serve the AWS calls over TLS from this harness (a certificate authority made for the run,
+    /// given to the functions as `SSL_CERT_FILE`) and answer them with success, so that init +
+    /// first invoke includes a handshake and real round trips. Implies `--adapters aws`.
+    #[arg(long)]
+    tls_endpoint: bool,
     /// Seed file for memory mode (`ACTIVELOG_SEED_FILE`), so that read samples find their data.
     #[arg(long)]
     seed: Option<PathBuf>,
@@ -103,6 +111,8 @@ enum HarnessError {
     },
     #[error("no function binaries in {0}")]
     NoFunctions(String),
+    #[error("TLS endpoint: {0}")]
+    Endpoint(String),
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> HarnessError + '_ {
@@ -318,11 +328,24 @@ async fn measure(args: Args) -> Result<bool, HarnessError> {
         .await
         .map_err(io_error(Path::new("127.0.0.1:0")))?;
     let runtime_api = api.address.to_string();
-    let aws_endpoint = args
-        .aws_endpoint
-        .clone()
-        .unwrap_or_else(|| format!("http://{runtime_api}"));
     std::fs::create_dir_all(&args.logs).map_err(io_error(&args.logs))?;
+    let mut args = args;
+    let aws_endpoint = if args.tls_endpoint {
+        args.adapters = Adapters::Aws;
+        let endpoint = aws_endpoint::start()
+            .await
+            .map_err(|e| HarnessError::Endpoint(e.to_string()))?;
+        let ca = args.logs.join("cold-start-ca.pem");
+        aws_endpoint::write_ca(&endpoint, &ca).map_err(io_error(&ca))?;
+        // Before the caller's own `--env`, which may replace it.
+        args.env
+            .insert(0, ("SSL_CERT_FILE".into(), ca.display().to_string()));
+        endpoint.url
+    } else {
+        args.aws_endpoint
+            .clone()
+            .unwrap_or_else(|| format!("http://{runtime_api}"))
+    };
     let timeout = Duration::from_millis(args.timeout_ms);
 
     let mut prepared = Vec::new();
@@ -336,7 +359,7 @@ async fn measure(args: Args) -> Result<bool, HarnessError> {
     }
 
     eprintln!(
-        "cold-start: {} binaries × {} runs (+1 warm-up), adapters={}, runtime API {runtime_api}, logs in {}",
+        "cold-start: {} binaries × {} runs (+1 warm-up), adapters={}, AWS endpoint {aws_endpoint}, runtime API {runtime_api}, logs in {}",
         subjects.len(),
         args.runs,
         args.adapters.as_str(),
@@ -369,7 +392,15 @@ async fn measure(args: Args) -> Result<bool, HarnessError> {
         .ok_or_else(|| HarnessError::NoFunctions(args.functions.display().to_string()))?;
     println!(
         "{}",
-        report::table(baseline, functions, args.adapters.as_str())
+        report::table(
+            baseline,
+            functions,
+            if args.tls_endpoint {
+                "aws over TLS"
+            } else {
+                args.adapters.as_str()
+            }
+        )
     );
     Ok(samples.iter().flatten().all(|s| s.responded))
 }

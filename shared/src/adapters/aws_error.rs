@@ -76,6 +76,7 @@ where
     }
 }
 
+#[cfg(any(feature = "aws-eventbridge", feature = "aws-sqs"))]
 /// The error code of a service error, when the service sent one.
 pub(crate) fn error_code<E: ProvideErrorMetadata>(
     error: &SdkError<E, HttpResponse>,

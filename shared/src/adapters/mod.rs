@@ -1,6 +1,8 @@
 //! Adapters: the ports implemented for the world outside. `memory` runs everything in one process
 //! (local stack and tests); `system` holds the real clock and id generator; the AWS adapters sit
-//! behind the `aws` feature so that crates which do not need an SDK do not compile one, and the
+//! behind one feature per service (`aws-dynamodb`, `aws-eventbridge`, `aws-sqs`; `aws` for all)
+//! so that crates which do not need an SDK do not compile one and a function links only the clients
+//! it calls, and the
 //! broker adapters behind `rabbitmq`, `redis`, `nats` and `kafka`.
 
 #[cfg(any(feature = "rabbitmq", feature = "redis", feature = "nats"))]
@@ -9,13 +11,15 @@ pub mod broker_url;
 pub mod memory;
 pub mod system;
 
-#[cfg(feature = "aws")]
+#[cfg(feature = "aws-sdk")]
 pub(crate) mod aws_call;
-#[cfg(feature = "aws")]
+#[cfg(feature = "aws-sdk")]
 pub(crate) mod aws_error;
-#[cfg(feature = "aws")]
+#[cfg(feature = "aws-sdk")]
+pub mod aws_https;
+#[cfg(feature = "aws-dynamodb")]
 pub mod dynamodb;
-#[cfg(feature = "aws")]
+#[cfg(feature = "aws-eventbridge")]
 pub mod eventbridge;
 #[cfg(feature = "kafka")]
 pub mod kafka;
@@ -25,5 +29,5 @@ pub mod nats;
 pub mod rabbitmq;
 #[cfg(feature = "redis")]
 pub mod redis_streams;
-#[cfg(feature = "aws")]
+#[cfg(feature = "aws-sqs")]
 pub mod sqs;

@@ -8,6 +8,7 @@
 
 use std::fmt;
 
+#[cfg(test)]
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -114,18 +115,19 @@ impl fmt::Display for EventType {
 }
 
 /// The values of an activity that statistics are computed from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(JsonSchema))]
 pub struct ActivityFacts {
     #[serde(rename = "type")]
     pub activity_type: ActivityType,
-    #[schemars(range(min = 1, max = 1440))]
+    #[cfg_attr(test, schemars(range(min = 1, max = 1440)))]
     pub duration_minutes: u32,
     /// Distance in whole metres (exact sums); the HTTP API shows kilometres.
-    #[schemars(range(max = 1_000_000))]
+    #[cfg_attr(test, schemars(range(max = 1_000_000)))]
     pub distance_m: Option<u32>,
-    #[schemars(range(max = 20_000))]
+    #[cfg_attr(test, schemars(range(max = 20_000)))]
     pub calories_burned: Option<u32>,
-    #[schemars(with = "String", extend("format" = "date"))]
+    #[cfg_attr(test, schemars(with = "String", extend("format" = "date")))]
     pub activity_date: ActivityDate,
 }
 
@@ -171,7 +173,8 @@ impl EventPayload {
 }
 
 /// `activity.created` version 1: the first shape, without tags.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(JsonSchema))]
 pub struct ActivityCreatedV1 {
     pub title: String,
     #[serde(flatten)]
@@ -179,7 +182,8 @@ pub struct ActivityCreatedV1 {
 }
 
 /// `activity.created` version 2: version 1 plus the activity's tags.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(JsonSchema))]
 pub struct ActivityCreatedV2 {
     pub title: String,
     #[serde(flatten)]
@@ -188,7 +192,8 @@ pub struct ActivityCreatedV2 {
 }
 
 /// `activity.updated` version 1: the statistics-relevant values before and after the change.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(JsonSchema))]
 pub struct ActivityUpdatedV1 {
     pub before: ActivityFacts,
     pub after: ActivityFacts,
@@ -197,7 +202,8 @@ pub struct ActivityUpdatedV1 {
 }
 
 /// `activity.deleted` version 1: the values of the activity that is gone.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(JsonSchema))]
 pub struct ActivityDeletedV1 {
     pub deleted: ActivityFacts,
     /// The activity's version when it was deleted.
@@ -205,7 +211,8 @@ pub struct ActivityDeletedV1 {
 }
 
 /// `achievement.unlocked` version 1: a user reached a milestone.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(JsonSchema))]
 pub struct AchievementUnlockedV1 {
     /// Stable id of the milestone, e.g. `first_activity`.
     pub achievement: String,
@@ -214,20 +221,21 @@ pub struct AchievementUnlockedV1 {
 }
 
 /// The envelope every event travels in, generic over its `data` for schema generation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(JsonSchema))]
 pub struct EventEnvelope<D> {
-    #[schemars(with = "String")]
+    #[cfg_attr(test, schemars(with = "String"))]
     pub event_id: EventId,
     pub event_type: String,
     pub event_version: u32,
     #[serde(with = "time::serde::rfc3339")]
-    #[schemars(with = "String", extend("format" = "date-time"))]
+    #[cfg_attr(test, schemars(with = "String", extend("format" = "date-time")))]
     pub occurred_at: OffsetDateTime,
     /// The id of the activity (or, for achievements, the user) the event is about.
     pub aggregate_id: String,
-    #[schemars(with = "String")]
+    #[cfg_attr(test, schemars(with = "String"))]
     pub user_id: UserId,
-    #[schemars(with = "String")]
+    #[cfg_attr(test, schemars(with = "String"))]
     pub correlation_id: CorrelationId,
     /// The W3C `traceparent` of the span that wrote the event, so that a consumer's span joins
     /// (or links to) the trace of the request that caused it. Absent from events written before

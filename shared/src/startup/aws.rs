@@ -9,16 +9,28 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use time::Duration;
 use tokio::sync::OnceCell;
 
+use crate::adapters::aws_https::{AwsHttpsClient, TrustRoots};
+#[cfg(feature = "aws-dynamodb")]
 use crate::adapters::dynamodb::DynamoDbStore;
+#[cfg(feature = "aws-eventbridge")]
 use crate::adapters::eventbridge::EventBridgePublisher;
+#[cfg(all(feature = "aws-dynamodb", feature = "aws-eventbridge"))]
 use crate::adapters::system::{RandomIds, SystemClock};
+#[cfg(feature = "aws-secretsmanager")]
+use crate::application::CursorKeys;
+#[cfg(feature = "aws-dynamodb")]
 use crate::application::{
-    AchievementQueries, AchievementRecorder, ActivityQueries, ActivityService, CursorCodec,
-    CursorKeys, OutboxRelay, StatsQueries, StatsUpdater,
+    AchievementQueries, ActivityQueries, CursorCodec, StatsQueries, StatsUpdater,
 };
-use crate::configuration::{AdapterMode, CursorKeySource, Settings};
+#[cfg(all(feature = "aws-dynamodb", feature = "aws-eventbridge"))]
+use crate::application::{AchievementRecorder, ActivityService, OutboxRelay};
+use crate::configuration::Settings;
+#[cfg(feature = "aws-dynamodb")]
+use crate::configuration::{AdapterMode, CursorKeySource};
 
-use super::{ReadScope, StartupError};
+#[cfg(feature = "aws-dynamodb")]
+use super::ReadScope;
+use super::StartupError;
 
 /// Attempts per AWS call, the first included. The SDK's standard retry mode retries
 /// throttling, timeouts and 5xx with exponential backoff and jitter; three attempts keep an
@@ -65,6 +77,24 @@ pub fn timeout_config() -> TimeoutConfig {
 
 static SDK_CONFIG: OnceCell<SdkConfig> = OnceCell::const_new();
 
+static HTTPS: std::sync::OnceLock<AwsHttpsClient> = std::sync::OnceLock::new();
+
+/// The process's HTTPS client, shared by every SDK client (see [`crate::adapters::aws_https`]):
+/// roots of trust from `SSL_CERT_FILE` / `SSL_CERT_DIR` when set, else compiled in.
+pub fn https_client() -> &'static AwsHttpsClient {
+    HTTPS.get_or_init(|| AwsHttpsClient::new(TrustRoots::from_env()))
+}
+
+/// With `ACTIVELOG_WARM_CONNECTIONS=1`, opens the TLS connection to `service`'s endpoint during
+/// init (see [`Settings::warm_endpoint`]), so that the first request does not pay the handshake.
+/// Whether it pays is measured in docs/benchmarks.md.
+pub async fn warm_connection<F: Fn(&str) -> Option<String>>(settings: &Settings<F>, service: &str) {
+    if let Some(endpoint) = settings.warm_endpoint(service) {
+        let calls = https_client().calls(Some(CONNECT_TIMEOUT), None);
+        crate::adapters::aws_https::warm(&calls, &endpoint).await;
+    }
+}
+
 /// The process's SDK configuration, loaded on first use and shared by every client: region,
 /// credentials and endpoint come from the usual chain (`AWS_REGION`, the Lambda role,
 /// `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>` for a local endpoint such as moto).
@@ -72,6 +102,9 @@ pub async fn sdk_config() -> &'static SdkConfig {
     SDK_CONFIG
         .get_or_init(|| async {
             aws_config::defaults(BehaviorVersion::latest())
+                .http_client(aws_smithy_runtime_api::client::http::SharedHttpClient::new(
+                    https_client().clone(),
+                ))
                 .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
                 .timeout_config(timeout_config())
                 .load()
@@ -80,15 +113,18 @@ pub async fn sdk_config() -> &'static SdkConfig {
         .await
 }
 
+#[cfg(feature = "aws-dynamodb")]
 /// The table adapter (`TABLE_NAME`).
 pub async fn dynamodb_store<F: Fn(&str) -> Option<String>>(
     settings: &Settings<F>,
 ) -> Result<DynamoDbStore, StartupError> {
     let table = settings.table_name()?;
     let client = aws_sdk_dynamodb::Client::new(sdk_config().await);
+    warm_connection(settings, "dynamodb").await;
     Ok(DynamoDbStore::new(client, table))
 }
 
+#[cfg(feature = "aws-eventbridge")]
 /// The bus adapter (`EVENT_BUS_NAME`).
 pub async fn event_publisher<F: Fn(&str) -> Option<String>>(
     settings: &Settings<F>,
@@ -98,6 +134,7 @@ pub async fn event_publisher<F: Fn(&str) -> Option<String>>(
     Ok(EventBridgePublisher::new(client, bus))
 }
 
+#[cfg(all(feature = "aws-dynamodb", feature = "aws-eventbridge"))]
 pub async fn activity_service<F: Fn(&str) -> Option<String>>(
     settings: &Settings<F>,
 ) -> Result<ActivityService, StartupError> {
@@ -116,6 +153,7 @@ pub async fn activity_service<F: Fn(&str) -> Option<String>>(
     ))
 }
 
+#[cfg(feature = "aws-dynamodb")]
 pub async fn activity_queries<F: Fn(&str) -> Option<String>>(
     settings: &Settings<F>,
     scope: ReadScope,
@@ -133,19 +171,28 @@ pub async fn activity_queries<F: Fn(&str) -> Option<String>>(
     })
 }
 
+#[cfg(feature = "aws-dynamodb")]
 /// The listing cursors' codec: the key ring of `CURSOR_SECRET_ARN` when set, else the one key of
 /// `CURSOR_SECRET`.
 pub async fn cursor_codec<F: Fn(&str) -> Option<String>>(
     settings: &Settings<F>,
 ) -> Result<CursorCodec, StartupError> {
     Ok(match settings.cursor_keys(AdapterMode::Aws)? {
+        #[cfg(feature = "aws-secretsmanager")]
         CursorKeySource::SecretsManager(secret) => {
             CursorCodec::with_keys(cursor_keys(&secret).await?)
+        }
+        #[cfg(not(feature = "aws-secretsmanager"))]
+        CursorKeySource::SecretsManager(secret) => {
+            return Err(StartupError::CursorKeys(format!(
+                "{secret}: this binary was built without Secrets Manager (feature aws-secretsmanager)"
+            )));
         }
         CursorKeySource::Plain(secret) => CursorCodec::new(secret),
     })
 }
 
+#[cfg(feature = "aws-secretsmanager")]
 /// The cursor key ring in Secrets Manager, read once per execution environment: a rotation
 /// reaches new environments as they start, and the old key stays in the ring until every
 /// environment that sealed with it is gone.
@@ -171,18 +218,21 @@ pub async fn cursor_keys(secret: &str) -> Result<CursorKeys, StartupError> {
     Ok(keys)
 }
 
+#[cfg(feature = "aws-dynamodb")]
 pub async fn stats_queries<F: Fn(&str) -> Option<String>>(
     settings: &Settings<F>,
 ) -> Result<StatsQueries, StartupError> {
     Ok(StatsQueries::new(Arc::new(dynamodb_store(settings).await?)))
 }
 
+#[cfg(feature = "aws-dynamodb")]
 pub async fn stats_updater<F: Fn(&str) -> Option<String>>(
     settings: &Settings<F>,
 ) -> Result<StatsUpdater, StartupError> {
     Ok(StatsUpdater::new(Arc::new(dynamodb_store(settings).await?)))
 }
 
+#[cfg(all(feature = "aws-dynamodb", feature = "aws-eventbridge"))]
 pub async fn achievement_recorder<F: Fn(&str) -> Option<String>>(
     settings: &Settings<F>,
 ) -> Result<AchievementRecorder, StartupError> {
@@ -198,6 +248,7 @@ pub async fn achievement_recorder<F: Fn(&str) -> Option<String>>(
     ))
 }
 
+#[cfg(feature = "aws-dynamodb")]
 pub async fn achievement_queries<F: Fn(&str) -> Option<String>>(
     settings: &Settings<F>,
 ) -> Result<AchievementQueries, StartupError> {
@@ -206,6 +257,7 @@ pub async fn achievement_queries<F: Fn(&str) -> Option<String>>(
     )))
 }
 
+#[cfg(all(feature = "aws-dynamodb", feature = "aws-eventbridge"))]
 pub async fn outbox_relay<F: Fn(&str) -> Option<String>>(
     settings: &Settings<F>,
     grace: Duration,

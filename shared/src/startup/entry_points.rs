@@ -1,12 +1,14 @@
 //! One entry point per Lambda function: what its `main.rs` calls once per execution environment.
 //! Each reads the settings, then builds its use case on in-memory adapters when
 //! `ACTIVELOG_ADAPTERS=memory` (see [`super::in_memory`]) or on AWS ones otherwise (see
-//! [`super::aws`]). Only with the `aws` feature: a function that could not run on AWS has no use.
+//! [`super::aws`]). Only with the `aws-dynamodb` feature (and `aws-eventbridge` for those that
+//! publish): a function that could not run on AWS has no use.
 
 use crate::application::{
-    AchievementQueries, AchievementRecorder, ActivityQueries, ActivityService, CursorCodec,
-    OutboxRelay, StatsQueries, StatsUpdater,
+    AchievementQueries, ActivityQueries, CursorCodec, StatsQueries, StatsUpdater,
 };
+#[cfg(feature = "aws-eventbridge")]
+use crate::application::{AchievementRecorder, ActivityService, OutboxRelay};
 use crate::configuration::{AdapterMode, Settings};
 
 use super::in_memory::{InMemoryStack, QueueOptions, load_seed};
@@ -26,6 +28,7 @@ fn memory_stack<F: Fn(&str) -> Option<String>>(
     Ok(stack)
 }
 
+#[cfg(feature = "aws-eventbridge")]
 /// The activity use cases that write, for create-, update- and delete-activity.
 pub async fn activity_service() -> Result<ActivityService, StartupError> {
     let settings = Settings::from_env();
@@ -80,6 +83,7 @@ pub async fn stats_updater() -> Result<StatsUpdater, StartupError> {
     }
 }
 
+#[cfg(feature = "aws-eventbridge")]
 /// The achievements consumer's use case for `record-achievements`.
 pub async fn achievement_recorder() -> Result<AchievementRecorder, StartupError> {
     let settings = Settings::from_env();
@@ -98,6 +102,7 @@ pub async fn achievement_queries() -> Result<AchievementQueries, StartupError> {
     }
 }
 
+#[cfg(feature = "aws-eventbridge")]
 /// The outbox relay for `relay-outbox`.
 pub async fn outbox_relay() -> Result<OutboxRelay, StartupError> {
     let settings = Settings::from_env();

@@ -2,23 +2,23 @@
 //! here for every invocation of the execution environment, so nothing here runs per request.
 //!
 //! - [`entry_points`]: one entry point per Lambda function (`activity_service`, `stats_updater`, …):
-//!   in-memory adapters when `ACTIVELOG_ADAPTERS=memory`, AWS ones otherwise. Needs the `aws`
-//!   feature: a function binary must be able to run on AWS.
+//!   in-memory adapters when `ACTIVELOG_ADAPTERS=memory`, AWS ones otherwise. Needs the
+//!   `aws-dynamodb` feature (and `aws-eventbridge` for the functions that publish): a function
+//!   binary must be able to run on AWS.
 //! - [`in_memory`]: the whole system in one process on in-memory adapters ([`InMemoryStack`]), for
 //!   the local stack, the tests and memory-mode functions.
-//! - [`aws`]: the SDK configuration and the AWS adapters a function needs (feature `aws`).
+//! - [`aws`]: the SDK configuration and the AWS adapters a function needs (features `aws-*`).
 
-#[cfg(feature = "aws")]
+#[cfg(feature = "aws-sdk")]
 pub mod aws;
-#[cfg(feature = "aws")]
+#[cfg(feature = "aws-dynamodb")]
 pub mod entry_points;
 pub mod in_memory;
 
-#[cfg(feature = "aws")]
-pub use entry_points::{
-    achievement_queries, achievement_recorder, activity_queries, activity_service, outbox_relay,
-    stats_queries, stats_updater,
-};
+#[cfg(feature = "aws-dynamodb")]
+pub use entry_points::{achievement_queries, activity_queries, stats_queries, stats_updater};
+#[cfg(all(feature = "aws-dynamodb", feature = "aws-eventbridge"))]
+pub use entry_points::{achievement_recorder, activity_service, outbox_relay};
 pub use in_memory::{InMemoryStack, QueueOptions, RoutedQueues, load_seed};
 
 use crate::configuration::ConfigError;
