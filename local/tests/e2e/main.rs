@@ -10,5 +10,5 @@ mod local_stack;
 mod nats;
 mod rabbitmq;
 mod redis;
-mod webdriver;
 mod traces;
+mod webdriver;

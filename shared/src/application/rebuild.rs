@@ -418,6 +418,7 @@ impl AchievementsRebuild {
                 achievement: milestone.id().to_owned(),
                 description: milestone.description().to_owned(),
             },
+            trace_parent: crate::traces::current(),
         }
     }
 }

@@ -245,7 +245,7 @@ pub struct EventEnvelope<D> {
         skip_serializing_if = "Option::is_none",
         deserialize_with = "trace_parent::lenient"
     )]
-    #[schemars(with = "Option<String>", extend("pattern" = "^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}"))]
+    #[cfg_attr(test, schemars(with = "Option<String>", extend("pattern" = "^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")))]
     pub traceparent: Option<TraceParent>,
     pub data: D,
 }

@@ -20,8 +20,8 @@ use time::OffsetDateTime;
 use tracing::Instrument;
 
 use super::items::{self, Item, n, s};
-use crate::adapters::aws_call;
 use super::{DynamoDbStore, Reason, apply_error, store_error, unexplained_cancellation};
+use crate::adapters::aws_call;
 use crate::application::{
     ApplyError, ApplyOutcome, CorrectionOutcome, StatsProjection, StatsProjectionStore, StatsStore,
     StoreError,
