@@ -199,6 +199,7 @@ async fn stream(
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let follower = Follower {
         live: state.journal.follow(),
+        closing: state.journal.closing(),
         ticks: tokio::time::interval(COUNTERS_EVERY),
         last_sent: Value::Null,
         state,
@@ -213,6 +214,7 @@ async fn stream(
 /// One browser's live view: each new entry as it is recorded, and the counters when they move.
 struct Follower {
     live: tokio::sync::broadcast::Receiver<journal::JournalEntry>,
+    closing: tokio::sync::watch::Receiver<bool>,
     ticks: tokio::time::Interval,
     last_sent: Value,
     state: ConsoleState,
@@ -220,8 +222,14 @@ struct Follower {
 
 impl Follower {
     async fn next_event(&mut self) -> Option<Event> {
+        // Closed before this follower started (the only change a journal's `closing` makes).
+        if *self.closing.borrow() {
+            return None;
+        }
         loop {
             tokio::select! {
+                // The stack is stopping: the stream ends, so the graceful shutdown can finish.
+                _ = self.closing.changed() => return None,
                 received = self.live.recv() => return match received {
                     Ok(entry) => Some(json_event("entry", &entry)),
                     // A slow reader missed entries: it says so and reloads the journal itself.
