@@ -114,11 +114,11 @@ async fn run_on_broker(
         stack.services.clone(),
         stack.operator.clone(),
         access.clone(),
-        journal,
+        journal.clone(),
     );
     let listener = listen(&options, &stack.adapters, &access).await?;
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(shutdown_signal_closing(journal))
         .await?;
     tracing::info!("HTTP stopped; relaying the outbox and stopping the event sources");
     stack.stop().await;
@@ -178,11 +178,11 @@ async fn run_on_aws(options: Options) -> Result<(), Box<dyn std::error::Error>> 
         stack.services.clone(),
         stack.operator.clone(),
         access.clone(),
-        journal,
+        journal.clone(),
     );
     let listener = listen(&options, "aws", &access).await?;
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(shutdown_signal_closing(journal))
         .await?;
     tracing::info!("HTTP stopped; stopping the pollers");
     stack.stop().await;
@@ -227,11 +227,11 @@ async fn run_in_memory(options: Options) -> Result<(), Box<dyn std::error::Error
             stack: stack.clone(),
         }),
         access.clone(),
-        journal,
+        journal.clone(),
     );
     let listener = listen(&options, "memory", &access).await?;
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(shutdown_signal_closing(journal))
         .await?;
 
     tracing::info!("HTTP stopped; draining the event pipeline");
@@ -260,6 +260,13 @@ async fn run_in_memory(options: Options) -> Result<(), Box<dyn std::error::Error
         "shutdown complete"
     );
     Ok(())
+}
+
+/// [`shutdown_signal`], then ends the console's live streams: a graceful shutdown waits for every
+/// open response, and an open console's stream would otherwise never end.
+async fn shutdown_signal_closing(journal: Arc<Journal>) {
+    shutdown_signal().await;
+    journal.close();
 }
 
 /// Resolves on Ctrl-C or SIGTERM (what Docker, systemd and CI send).

@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use serde::Serialize;
 use serde_json::Value;
 use time::OffsetDateTime;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 /// Entries kept when no other bound is given: enough for a few hundred events' journeys.
 pub const DEFAULT_CAPACITY: usize = 5000;
@@ -150,12 +150,15 @@ pub struct Journal {
     adapters: String,
     inner: Mutex<Inner>,
     live: broadcast::Sender<JournalEntry>,
+    /// Turns true when the stack stops: live followers end.
+    closing: watch::Sender<bool>,
 }
 
 impl Journal {
     /// A journal keeping the latest `capacity` entries (at least one) of a stack on `adapters`.
     pub fn new(capacity: usize, adapters: &str) -> Self {
         let (live, _) = broadcast::channel(256);
+        let (closing, _) = watch::channel(false);
         Self {
             capacity: capacity.max(1),
             adapters: adapters.to_owned(),
@@ -165,6 +168,7 @@ impl Journal {
                 counters: Counters::default(),
             }),
             live,
+            closing,
         }
     }
 
@@ -275,6 +279,16 @@ impl Journal {
             .find(|e| e.message_id.as_deref() == Some(message_id))
             .or_else(|| verdicts().find(|e| e.detail["body"].as_str() == Some(body)))
             .cloned()
+    }
+
+    /// Ends every live follower (the stack is stopping).
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Turns true when the journal is closed.
+    pub fn closing(&self) -> watch::Receiver<bool> {
+        self.closing.subscribe()
     }
 
     /// A receiver of every entry recorded from now on.

@@ -17,7 +17,7 @@ mod recording;
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
@@ -47,10 +47,18 @@ const DEFAULT_LIMIT: usize = 200;
 /// How often the live stream looks at the counters and depths (and sends them if they moved).
 const COUNTERS_EVERY: Duration = Duration::from_secs(1);
 
+/// Depths younger than this are answered again instead of asking the transport: however many
+/// consoles are open, the queues' depths are asked for about once a second (on a broker each
+/// asking is a connection, with `--aws` three SQS calls per queue).
+const DEPTHS_REUSED_FOR: Duration = Duration::from_millis(900);
+
 #[derive(Clone)]
 struct ConsoleState {
     journal: Arc<Journal>,
     operator: Arc<dyn Operator>,
+    /// The latest depths and when they were asked for; the lock also makes concurrent askers
+    /// wait for one call to the transport instead of each making their own.
+    latest: Arc<tokio::sync::Mutex<Option<(Instant, Value)>>>,
 }
 
 /// The journal's endpoints, to be nested under `/_local` (behind the operator protections):
@@ -70,7 +78,11 @@ pub fn operator_routes<S: Clone + Send + Sync + 'static>(
         .route("/journal/counters", get(counters))
         .route("/journal/dead-letters/{queue}", get(dead_letters))
         .route("/journal/stream", get(stream))
-        .with_state(ConsoleState { journal, operator })
+        .with_state(ConsoleState {
+            journal,
+            operator,
+            latest: Arc::default(),
+        })
 }
 
 #[derive(serde::Deserialize)]
@@ -98,15 +110,27 @@ async fn search(
 impl ConsoleState {
     /// Counters and depths; a transport that cannot say its depths now says why instead.
     async fn snapshot(&self) -> Value {
-        let queues = match self.operator.depths().await {
-            Ok(depths) => depths,
-            Err(error) => json!({ "error": error.to_string() }),
-        };
         json!({
             "adapters": self.journal.adapters(),
             "counters": self.journal.counters(),
-            "queues": queues,
+            "queues": self.depths().await,
         })
+    }
+
+    /// The queues' depths, asked of the transport at most about once a second.
+    async fn depths(&self) -> Value {
+        let mut latest = self.latest.lock().await;
+        if let Some((taken, depths)) = latest.as_ref()
+            && taken.elapsed() < DEPTHS_REUSED_FOR
+        {
+            return depths.clone();
+        }
+        let depths = match self.operator.depths().await {
+            Ok(depths) => depths,
+            Err(error) => json!({ "error": error.to_string() }),
+        };
+        *latest = Some((Instant::now(), depths.clone()));
+        depths
     }
 }
 
@@ -175,6 +199,7 @@ async fn stream(
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let follower = Follower {
         live: state.journal.follow(),
+        closing: state.journal.closing(),
         ticks: tokio::time::interval(COUNTERS_EVERY),
         last_sent: Value::Null,
         state,
@@ -189,6 +214,7 @@ async fn stream(
 /// One browser's live view: each new entry as it is recorded, and the counters when they move.
 struct Follower {
     live: tokio::sync::broadcast::Receiver<journal::JournalEntry>,
+    closing: tokio::sync::watch::Receiver<bool>,
     ticks: tokio::time::Interval,
     last_sent: Value,
     state: ConsoleState,
@@ -196,8 +222,14 @@ struct Follower {
 
 impl Follower {
     async fn next_event(&mut self) -> Option<Event> {
+        // Closed before this follower started (the only change a journal's `closing` makes).
+        if *self.closing.borrow() {
+            return None;
+        }
         loop {
             tokio::select! {
+                // The stack is stopping: the stream ends, so the graceful shutdown can finish.
+                _ = self.closing.changed() => return None,
                 received = self.live.recv() => return match received {
                     Ok(entry) => Some(json_event("entry", &entry)),
                     // A slow reader missed entries: it says so and reloads the journal itself.
@@ -238,7 +270,7 @@ pub async fn record_changes(
     let method = request.method().clone();
     let reads = matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
     let arrived = time::OffsetDateTime::now_utc();
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     if reads || path.starts_with("/_local") || path.starts_with("/_console") {
         return next.run(request).await;
     }

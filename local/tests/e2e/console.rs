@@ -26,6 +26,10 @@ const SCREENSHOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/console.p
 /// How long the page may take to show what a step expects (moto's queues are the slowest).
 const PATIENCE: Duration = Duration::from_secs(45);
 
+/// One browser at a time: Chromium is the heaviest process of the suite, and three at once on a
+/// 2-core machine slow moto enough for the other `--aws` tests' SDK calls to time out.
+static ONE_BROWSER_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// A `chromedriver` of our own on a free loopback port, and a Chromium session through it with
 /// a fresh profile; both gone when dropped.
 struct Browser {
@@ -158,6 +162,7 @@ async fn the_console_follows_an_event_and_redrives_a_dead_letter(
     adapters: &str,
     screenshot: Option<&Path>,
 ) {
+    let _turn = ONE_BROWSER_AT_A_TIME.lock().await;
     let browser = Browser::start().await;
     let page = match token {
         // The token in the fragment, as the listening line prints the console's address.
@@ -283,7 +288,12 @@ async fn the_console_in_a_browser_on_rabbitmq() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_in_a_browser_with_aws_on_moto() {
-    let clients = activelog_tests::moto::Clients::at(&activelog_tests::moto::endpoint());
+    // A moto of its own: moto rolls a failed transaction back by restoring a snapshot taken when
+    // it started, erasing what other tests wrote meanwhile (see the fault proxy's
+    // `dynamodb_gate`), so sharing the binary's moto made this test and the SIGKILL one fail
+    // each other.
+    let moto = activelog_tests::moto::MotoServer::start().unwrap();
+    let clients = activelog_tests::moto::Clients::at(moto.endpoint());
     let resources = AwsResources::create(&clients, 1, 2).await;
     let (running, token) = resources.start();
     the_console_follows_an_event_and_redrives_a_dead_letter(

@@ -490,6 +490,23 @@ async fn sigterm_with_work_in_flight_loses_no_accepted_activity_or_event() {
 
 /// DNS rebinding: a page whose name resolves to 127.0.0.1 reaches the server with its own name
 /// in `Host`. Only localhost and IP literals are served, on the API and `/_local/` alike.
+/// An open console (its live stream never ends by itself) does not hold up a graceful shutdown.
+#[tokio::test]
+async fn sigterm_with_a_console_following_still_stops() {
+    let mut stack = LocalStack::start(1);
+    let stream = stack
+        .client
+        .get(format!("{}/_local/journal/stream", stack.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status().as_u16(), 200);
+    stack.terminate();
+    let status = stack.wait_for_exit(Duration::from_secs(20));
+    assert!(status.success(), "{status:?}");
+    drop(stream);
+}
+
 #[tokio::test]
 async fn requests_for_foreign_host_names_are_refused() {
     let stack = LocalStack::start(1);
