@@ -21,6 +21,22 @@ pub const DEFAULT_CAPACITY: usize = 5000;
 /// Entries a search answers at most (the newest ones).
 pub const MAX_ANSWERED: usize = 500;
 
+/// The most of a message body an entry keeps. The ring bounds entries, not bytes: with whole
+/// bodies (up to 256 KiB on SQS) 5000 poison verdicts could hold over a gigabyte.
+pub const MAX_RECORDED_BODY: usize = 4096;
+
+/// A body as an entry keeps it: at most [`MAX_RECORDED_BODY`] bytes, cut at a character boundary.
+pub fn recorded_body(body: &str) -> &str {
+    if body.len() <= MAX_RECORDED_BODY {
+        return body;
+    }
+    let mut end = MAX_RECORDED_BODY;
+    while !body.is_char_boundary(end) {
+        end -= 1;
+    }
+    &body[..end]
+}
+
 /// One step of an event's journey.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -265,8 +281,9 @@ impl Journal {
     }
 
     /// The latest verdict on a message: by its id, else (on transports that give a dead letter a
-    /// new id) the latest unsettled verdict on the same body.
+    /// new id) the latest unsettled verdict on the same body (as far as the entry kept it).
     pub fn last_verdict(&self, message_id: &str, body: &str) -> Option<JournalEntry> {
+        let body = recorded_body(body);
         let inner = self.lock();
         let verdicts = || {
             inner
@@ -314,6 +331,34 @@ mod tests {
             },
             |c| c.requests += 1,
         );
+    }
+
+    #[test]
+    fn a_long_body_is_kept_cut_at_a_character_boundary_and_still_matches_its_dead_letter() {
+        // 'é' is two bytes: the cut falls inside one and must step back.
+        let long = format!("x{}", "é".repeat(MAX_RECORDED_BODY));
+        let kept = recorded_body(&long);
+        assert!(kept.len() <= MAX_RECORDED_BODY && kept.len() > MAX_RECORDED_BODY - 4);
+        assert!(long.starts_with(kept));
+        assert_eq!(recorded_body("short"), "short");
+
+        let journal = Journal::new(10, "test");
+        journal.record(
+            Step::Verdict,
+            Record {
+                place: "queue".into(),
+                outcome: "poison".into(),
+                message_id: Some("first-id".into()),
+                detail: json!({ "body": recorded_body(&long) }),
+                ..Record::default()
+            },
+            |_| {},
+        );
+        let found = journal
+            .last_verdict("a-new-id", &long)
+            .expect("matched by its body");
+        assert_eq!(found.message_id.as_deref(), Some("first-id"));
+        assert!(journal.last_verdict("a-new-id", "another body").is_none());
     }
 
     fn ids(activity: Option<&str>, event: Option<&str>, correlation: &str) -> EventIds {

@@ -23,7 +23,7 @@ use activelog::domain::{
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use super::journal::{Counters, EventIds, Journal, QueueCounters, Record, Step};
+use super::journal::{Counters, EventIds, Journal, QueueCounters, Record, Step, recorded_body};
 
 /// The ids of an outbox record (the record's detail is the event envelope).
 fn ids_of_record(record: &OutboxRecord) -> EventIds {
@@ -247,7 +247,11 @@ impl BatchHandler for RecordingBatchHandler {
                         "reason": reason,
                         // The body of a message the consumer could not read, so that its dead
                         // letter can be matched to this verdict on transports that re-id it.
-                        "body": (!verdict.is_settled()).then(|| message.body.clone()).flatten(),
+                        // Cut to a bound: the ring counts entries, not bytes.
+                        "body": (!verdict.is_settled())
+                            .then_some(message.body.as_deref())
+                            .flatten()
+                            .map(recorded_body),
                     }),
                 },
                 |c| {
