@@ -419,11 +419,12 @@ async fn memory_a_rebuild_while_events_keep_arriving_ends_exact() {
     let consumer = {
         let poller = m.stats_poller();
         let consuming = consuming.clone();
+        // A consumer that lags: events stay in flight (committed, queued) for up to 30 ms, so
+        // rebuilds happen with events in flight, the case the fence is for.
         tokio::spawn(async move {
             while consuming.load(Ordering::SeqCst) {
-                if poller.poll_once().await == 0 {
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
+                poller.poll_once().await;
+                tokio::time::sleep(Duration::from_millis(30)).await;
             }
         })
     };
@@ -944,11 +945,11 @@ async fn moto_a_rebuild_while_events_keep_arriving_ends_exact() {
     let consumer = {
         let poller = m.stats_poller().await;
         let consuming = consuming.clone();
+        // Lagging, as in the memory test: rebuilds happen with events in flight.
         tokio::spawn(async move {
             while consuming.load(Ordering::SeqCst) {
-                if poller.poll_once().await.unwrap() == 0 {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
+                poller.poll_once().await.unwrap();
+                tokio::time::sleep(Duration::from_millis(150)).await;
             }
         })
     };
