@@ -19,7 +19,7 @@ use time::format_description::well_known::Rfc3339;
         AWS_ENDPOINT_URL points it at moto. See docs/operations.md for example sessions."
 )]
 pub struct Cli {
-    /// The DynamoDB table (the stack's `ActivityTableName` output).
+    /// The DynamoDB table (the stack's `TableName` output).
     #[arg(long, env = "TABLE_NAME", global = true)]
     pub table: Option<String>,
     #[command(subcommand)]
