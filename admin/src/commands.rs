@@ -74,6 +74,12 @@ async fn table(name: Option<String>) -> Result<DynamoDbStore, AdminError> {
 }
 
 fn run_settings(args: &RebuildArgs) -> Result<RunSettings, AdminError> {
+    // Checked here, not by clap: a flag's implicit `false` counts as present for `requires`.
+    if args.resume && !args.all {
+        return Err(AdminError::Invalid(
+            "--resume continues an --all run".into(),
+        ));
+    }
     if !(args.settle_seconds.is_finite() && args.settle_seconds >= 0.0) {
         return Err(AdminError::Invalid(
             "--settle-seconds must be 0 or more".into(),

@@ -31,7 +31,7 @@ fn start_key(position: &ScanPosition) -> Result<Item, StoreError> {
             .0
             .get(name)
             .and_then(serde_json::Value::as_str)
-            .map(|v| s(v))
+            .map(s)
             .ok_or(StoreError::InvalidPosition)
     };
     Ok(HashMap::from([
