@@ -254,7 +254,7 @@ async fn run_in_memory(options: Options) -> Result<(), Box<dyn std::error::Error
     tracing::info!(
         activities = stack.activity_store.all_activities().len(),
         counted_activities,
-        events_published = stack.bus.accepted_events().len(),
+        events_published = stack.bus.accepted_count(),
         outbox_pending = stack.activity_store.outbox_records().len(),
         queues = %serde_json::to_string(&depths).unwrap_or_default(),
         "shutdown complete"

@@ -2,8 +2,10 @@
 //! a RabbitMQ URL, or any transport `--broker` accepts as others are added), drives it with N
 //! concurrent users for a fixed number of requests, prints throughput and latency percentiles,
 //! waits for the pipeline to go idle and checks the reliability invariants through the public API
-//! and `/_local/`. With `--soak-seconds` it keeps the load going in rounds for that long and
-//! reports resident memory at the start and the end, so growth without bound shows.
+//! and `/_local/`. With `--soak-seconds` it keeps the load going in rounds for that long, on a
+//! bounded working set (the same users every round, each with at most `--working-set` live
+//! activities), and samples resident memory after every round: the store then stays bounded, so
+//! memory that keeps growing is a leak, and the slope over the second half shows it.
 //!
 //! Figures are for the build it is pointed at: `scripts/reliability.sh` builds the stack with
 //! `--release` first.
@@ -11,6 +13,7 @@
 mod stack;
 mod workload;
 
+use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -18,7 +21,7 @@ use clap::Parser;
 use serde_json::json;
 
 use crate::stack::LocalStack;
-use crate::workload::{Choices, LoadOutcome, check, user_load, wait_until_idle};
+use crate::workload::{Choices, LoadOutcome, UserLedger, check, user_load, wait_until_idle};
 
 #[derive(Debug, Parser)]
 #[command(name = "load-bench")]
@@ -38,9 +41,14 @@ struct Options {
     /// Seed of the users' choices; printed, so a run can be repeated.
     #[arg(long)]
     seed: Option<u64>,
-    /// Keep loading in rounds for this long, then compare RSS at the end with the start.
+    /// Keep loading in rounds for this long, then compare RSS at the end with the start. The
+    /// soak's users are the same every round and each keeps at most `--working-set` live
+    /// activities, so the store stays bounded and only a leak can make memory grow.
     #[arg(long, default_value_t = 0)]
     soak_seconds: u64,
+    /// Live activities per user at most while soaking (creates give way to deletes beyond it).
+    #[arg(long, default_value_t = 20)]
+    working_set: usize,
     /// Also write the figures to this file as JSON.
     #[arg(long)]
     json: Option<String>,
@@ -67,23 +75,35 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[index].as_secs_f64() * 1000.0
 }
 
-/// One round: every user's share of `requests`, concurrently.
+/// One round: every user's share of `requests`, concurrently. A soak's users are the same in
+/// every round and carry on from what they were told in the last (`ledgers`); a plain run's
+/// users are new.
 async fn round(
     client: &reqwest::Client,
     base: &str,
     options: &Options,
     seed: u64,
     round: usize,
+    ledgers: &mut BTreeMap<String, UserLedger>,
 ) -> LoadOutcome {
     let users = options.users.max(1);
+    let soak = options.soak_seconds > 0;
     let mut tasks = Vec::new();
     for u in 0..users {
         let requests = options.requests / users + usize::from(u < options.requests % users);
+        let user = if soak {
+            format!("load-{seed}-u{u}")
+        } else {
+            format!("load-{seed}-r{round}-u{u}")
+        };
+        let ledger = ledgers.remove(&user).unwrap_or_default();
         tasks.push(tokio::spawn(user_load(
             client.clone(),
             base.to_owned(),
-            format!("load-{seed}-r{round}-u{u}"),
+            user,
+            ledger,
             requests,
+            soak.then_some(options.working_set),
             Choices::new(seed ^ round as u64, u),
         )));
     }
@@ -93,8 +113,12 @@ async fn round(
             outcome.merge(one);
         }
     }
+    ledgers.append(&mut outcome.ledgers);
     outcome
 }
+
+/// Resident memory after a round: (seconds since the start, requests so far, KiB).
+type RssSample = (f64, usize, Option<u64>);
 
 async fn run(options: &Options) -> Result<bool, Box<dyn std::error::Error>> {
     let seed = options.seed.unwrap_or_else(|| {
@@ -113,17 +137,31 @@ async fn run(options: &Options) -> Result<bool, Box<dyn std::error::Error>> {
         .build()?;
     let rss_start = stack.rss_kib();
     let started = Instant::now();
-    let mut outcome = round(&client, &stack.base, options, seed, 0).await;
+    let mut ledgers = BTreeMap::new();
+    let mut outcome = round(&client, &stack.base, options, seed, 0, &mut ledgers).await;
     let first_round = started.elapsed();
+    let mut samples: Vec<RssSample> = vec![
+        (0.0, 0, rss_start),
+        (
+            first_round.as_secs_f64(),
+            outcome.latencies.len(),
+            stack.rss_kib(),
+        ),
+    ];
     let mut rounds = 1;
     while started.elapsed() < Duration::from_secs(options.soak_seconds) {
-        outcome.merge(round(&client, &stack.base, options, seed, rounds).await);
+        outcome.merge(round(&client, &stack.base, options, seed, rounds, &mut ledgers).await);
         rounds += 1;
+        samples.push((
+            started.elapsed().as_secs_f64(),
+            outcome.latencies.len(),
+            stack.rss_kib(),
+        ));
     }
     let load_time = started.elapsed();
     let idle_after = wait_until_idle(&client, &stack.base, Duration::from_secs(120)).await?;
     let rss_end = stack.rss_kib();
-    let (passed, mut violations) = check(&client, &stack.base, &outcome.ledgers).await?;
+    let (passed, mut violations) = check(&client, &stack.base, &ledgers).await?;
     let server_errors: u64 = outcome.by_status.range(500..).map(|(_, n)| n).sum();
     if server_errors > 0 || outcome.unanswered > 0 {
         violations.push(format!(
@@ -152,6 +190,9 @@ async fn run(options: &Options) -> Result<bool, Box<dyn std::error::Error>> {
         "violations": violations,
         "rss_start_kib": rss_start,
         "rss_end_kib": rss_end,
+        "working_set": (options.soak_seconds > 0).then_some(options.working_set),
+        "rss_samples": samples.iter().map(|(at, requests, kib)| json!({"seconds": at, "requests": requests, "rss_kib": kib})).collect::<Vec<_>>(),
+        "rss_growth_after_warmup": growth_after_warmup(&samples),
     });
     println!("{figures}");
     if let Some(path) = &options.json {
@@ -161,4 +202,30 @@ async fn run(options: &Options) -> Result<bool, Box<dyn std::error::Error>> {
         eprintln!("load-bench: VIOLATION {violation}");
     }
     Ok(violations.is_empty())
+}
+
+/// How resident memory grew over the second half of a soak, when the working set is full and
+/// the allocator warmed up: KiB from the middle sample to the last, and bytes per request. A
+/// store that keeps what it should drop, or a log that only grows, shows here as a steady
+/// slope; a bounded working set shows as a flat line.
+fn growth_after_warmup(samples: &[RssSample]) -> serde_json::Value {
+    let measured: Vec<(usize, u64)> = samples
+        .iter()
+        .filter_map(|(_, requests, kib)| kib.map(|kib| (*requests, kib)))
+        .collect();
+    if measured.len() < 4 {
+        return serde_json::Value::Null;
+    }
+    let (from_requests, from_kib) = measured[measured.len() / 2];
+    let (to_requests, to_kib) = measured[measured.len() - 1];
+    let requests = to_requests.saturating_sub(from_requests).max(1);
+    let grown_kib = to_kib as i64 - from_kib as i64;
+    json!({
+        "from_requests": from_requests,
+        "to_requests": to_requests,
+        "from_kib": from_kib,
+        "to_kib": to_kib,
+        "grown_kib": grown_kib,
+        "bytes_per_request": grown_kib as f64 * 1024.0 / requests as f64,
+    })
 }

@@ -66,16 +66,20 @@ const TYPES: [&str; 8] = [
 ];
 
 /// One user's `requests` requests, one at a time: half creates, then updates and deletes of what
-/// it created, each with the version it was last told (`If-Match`).
+/// it created, each with the version it was last told (`If-Match`). `ledger` is what the user was
+/// told before (empty for a new user). With a `working_set`, a user that already has that many
+/// live activities deletes one where it would have created one, so its activities, and the
+/// statistics periods they touch, stay bounded however long the load runs.
 pub async fn user_load(
     client: reqwest::Client,
     base: String,
     user: String,
+    mut ledger: UserLedger,
     requests: usize,
+    working_set: Option<usize>,
     mut choices: Choices,
 ) -> LoadOutcome {
     let mut outcome = LoadOutcome::default();
-    let mut ledger = UserLedger::default();
     let today = time::OffsetDateTime::now_utc().date();
     for _ in 0..requests {
         let live: Vec<(String, u64)> = ledger
@@ -86,7 +90,8 @@ pub async fn user_load(
         let roll = choices.below(100);
         let minutes = 10 + choices.below(170) as u64;
         let date = (today - time::Duration::days(choices.below(60) as i64)).to_string();
-        let (request, kind) = if roll < 50 || live.is_empty() {
+        let full = working_set.is_some_and(|cap| live.len() >= cap);
+        let (request, kind) = if (roll < 50 && !full) || live.is_empty() {
             let body = json!({
                 "type": TYPES[choices.below(TYPES.len())],
                 "title": format!("load {user}"),
@@ -98,7 +103,7 @@ pub async fn user_load(
                 client.post(format!("{base}/activities")).json(&body),
                 Kind::Create,
             )
-        } else if roll < 80 {
+        } else if (50..80).contains(&roll) {
             let (id, version) = live[choices.below(live.len())].clone();
             (
                 client

@@ -94,9 +94,10 @@ impl AchievementStore for MemoryAchievementStore {
         added: &Progress,
     ) -> Result<ApplyOutcome, StoreError> {
         let mut state = self.lock();
-        state
-            .calls
-            .push(AchievementStoreCall::RecordProgress { event_id });
+        super::log_call(
+            &mut state.calls,
+            AchievementStoreCall::RecordProgress { event_id },
+        );
         if let Some(error) = state.progress_faults.remove(&event_id) {
             return Err(error);
         }
@@ -114,7 +115,7 @@ impl AchievementStore for MemoryAchievementStore {
 
     async fn standing(&self, user_id: &UserId) -> Result<AchievementStanding, StoreError> {
         let mut state = self.lock();
-        state.calls.push(AchievementStoreCall::Standing);
+        super::log_call(&mut state.calls, AchievementStoreCall::Standing);
         let mut awards: Vec<Award> = state
             .awards
             .iter()
@@ -134,9 +135,12 @@ impl AchievementStore for MemoryAchievementStore {
         outbox: &OutboxRecord,
     ) -> Result<AwardOutcome, StoreError> {
         let mut state = self.lock();
-        state.calls.push(AchievementStoreCall::Award {
-            milestone: award.milestone,
-        });
+        super::log_call(
+            &mut state.calls,
+            AchievementStoreCall::Award {
+                milestone: award.milestone,
+            },
+        );
         if !state.award_faults.is_empty() {
             return Err(state.award_faults.remove(0));
         }

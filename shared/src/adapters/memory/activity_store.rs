@@ -103,7 +103,7 @@ impl MemoryActivityStore {
         call: ActivityStoreCall,
     ) -> Result<std::sync::MutexGuard<'_, Tables>, StoreError> {
         let mut tables = self.lock();
-        tables.calls.push(call);
+        super::log_call(&mut tables.calls, call);
         match &tables.failing_writes {
             Some(error) => Err(error.clone()),
             None => Ok(tables),
@@ -163,13 +163,13 @@ impl ActivityStore for MemoryActivityStore {
 
     async fn get(&self, user_id: &UserId, id: ActivityId) -> Result<Option<Activity>, StoreError> {
         let mut tables = self.lock();
-        tables.calls.push(ActivityStoreCall::Get);
+        super::log_call(&mut tables.calls, ActivityStoreCall::Get);
         Ok(tables.activities.get(&(user_id.clone(), id)).cloned())
     }
 
     async fn list(&self, user_id: &UserId, query: &ListQuery) -> Result<ActivityPage, StoreError> {
         let mut tables = self.lock();
-        tables.calls.push(ActivityStoreCall::List);
+        super::log_call(&mut tables.calls, ActivityStoreCall::List);
         let after = match &query.after {
             Some(PagePosition(value)) => Some(
                 serde_json::from_value::<Position>(value.clone())
@@ -256,7 +256,7 @@ impl ActivityStore for MemoryActivityStore {
         key: &IdempotencyKey,
     ) -> Result<Option<IdempotencyRecord>, StoreError> {
         let mut tables = self.lock();
-        tables.calls.push(ActivityStoreCall::FindIdempotency);
+        super::log_call(&mut tables.calls, ActivityStoreCall::FindIdempotency);
         Ok(tables
             .idempotency
             .get(&(user_id.clone(), key.clone()))
@@ -272,7 +272,7 @@ impl Outbox for MemoryActivityStore {
         limit: usize,
     ) -> Result<Vec<OutboxRecord>, StoreError> {
         let mut tables = self.lock();
-        tables.calls.push(ActivityStoreCall::Pending);
+        super::log_call(&mut tables.calls, ActivityStoreCall::Pending);
         let mut records: Vec<OutboxRecord> = tables
             .outbox
             .values()

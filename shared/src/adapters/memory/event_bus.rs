@@ -40,10 +40,18 @@ struct Faults {
     failing_calls: Option<PublishError>,
 }
 
+/// Accepted events the bus keeps for [`MemoryEventBus::accepted_events`]. The local stack runs
+/// on this bus for as long as it is up; keeping every event (about 4 KB each as JSON values) was
+/// the 4 KB per request the soak of `bench/load` saw memory grow by (docs/reliability.md).
+pub const ACCEPTED_EVENTS_KEPT: usize = 1_000;
+
 pub struct MemoryEventBus {
     matcher: Quamina<String>,
     targets: Vec<(String, Arc<MemoryQueue>)>,
+    /// The first [`ACCEPTED_EVENTS_KEPT`] events accepted, for tests to read back.
     delivered: Mutex<Vec<serde_json::Value>>,
+    /// Every event accepted, counted.
+    accepted: Mutex<usize>,
     calls: Mutex<usize>,
     faults: Mutex<Faults>,
     /// Finished replays: name, events sent and the time of the last one.
@@ -75,18 +83,25 @@ impl MemoryEventBus {
             matcher,
             targets,
             delivered: Mutex::new(Vec::new()),
+            accepted: Mutex::new(0),
             calls: Mutex::new(0),
             faults: Mutex::new(Faults::default()),
             replays: Mutex::new(HashMap::new()),
         })
     }
 
-    /// Every event the bus accepted, as EventBridge-shaped JSON, in order.
+    /// The events the bus accepted, as EventBridge-shaped JSON, in order: the first
+    /// [`ACCEPTED_EVENTS_KEPT`] of them (a test reads back far fewer).
     pub fn accepted_events(&self) -> Vec<serde_json::Value> {
         self.delivered
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// How many events the bus accepted, all of them.
+    pub fn accepted_count(&self) -> usize {
+        *self.accepted.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The next `count` entries are refused with `code`, as `PutEvents` reports per entry.
@@ -233,10 +248,11 @@ impl EventPublisher for MemoryEventBus {
             let event = self.eventbridge_event(record);
             let rules = self.route(&event);
             tracing::debug!(event_id = %record.event_id, event_type = %record.event_type, ?rules, "event routed");
-            self.delivered
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(event);
+            *self.accepted.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+            let mut delivered = self.delivered.lock().unwrap_or_else(|e| e.into_inner());
+            if delivered.len() < ACCEPTED_EVENTS_KEPT {
+                delivered.push(event);
+            }
         }
         Ok(report)
     }

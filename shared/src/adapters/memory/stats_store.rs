@@ -125,9 +125,12 @@ impl StatsStore for MemoryStatsStore {
         deltas: &[StatsDelta],
     ) -> Result<(), ApplyError> {
         let mut state = self.lock();
-        state.calls.push(StatsStoreCall::ApplyBatch {
-            events: event_ids.len(),
-        });
+        super::log_call(
+            &mut state.calls,
+            StatsStoreCall::ApplyBatch {
+                events: event_ids.len(),
+            },
+        );
         if !state.batch_faults.is_empty() {
             return Err(state.batch_faults.remove(0));
         }
@@ -158,7 +161,7 @@ impl StatsStore for MemoryStatsStore {
         delta: &StatsDelta,
     ) -> Result<ApplyOutcome, ApplyError> {
         let mut state = self.lock();
-        state.calls.push(StatsStoreCall::ApplyOnce { event_id });
+        super::log_call(&mut state.calls, StatsStoreCall::ApplyOnce { event_id });
         if let Some(error) = state.event_faults.remove(&event_id) {
             return Err(error);
         }
@@ -174,7 +177,7 @@ impl StatsStore for MemoryStatsStore {
 
     async fn get(&self, user_id: &UserId, period: PeriodKey) -> Result<UserStats, StoreError> {
         let mut state = self.lock();
-        state.calls.push(StatsStoreCall::Get);
+        super::log_call(&mut state.calls, StatsStoreCall::Get);
         Ok(state
             .stats
             .get(&(user_id.clone(), period))
@@ -222,5 +225,29 @@ impl StatsProjectionStore for MemoryStatsStore {
         *current = (*current).max(fence);
         *state.revisions.entry(user_id.clone()).or_default() += 1;
         Ok(CorrectionOutcome::Corrected)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The local stack runs on this store for as long as it is up: its call log must not grow
+    /// with every request.
+    #[tokio::test]
+    async fn the_call_log_is_bounded() {
+        let store = MemoryStatsStore::new();
+        let user = UserId::parse("alice").unwrap();
+        for _ in 0..crate::adapters::memory::CALL_LOG_LIMIT + 10 {
+            StatsStore::get(&store, &user, PeriodKey::AllTime)
+                .await
+                .unwrap();
+        }
+        assert_eq!(store.calls().len(), crate::adapters::memory::CALL_LOG_LIMIT);
+        store.clear_calls();
+        StatsStore::get(&store, &user, PeriodKey::AllTime)
+            .await
+            .unwrap();
+        assert_eq!(store.calls(), [StatsStoreCall::Get]);
     }
 }
