@@ -74,7 +74,9 @@ pub struct RebuildArgs {
     /// Rounds a user who keeps changing is tried before it is reported as busy.
     #[arg(long, default_value_t = 3)]
     pub attempts: u32,
-    /// Where `--all` keeps its progress, page by page.
+    /// Where `--all` keeps its progress, page by page (default:
+    /// `activelog-<projection>-rebuild.checkpoint.json`, `….dry-run.checkpoint.json` for a dry
+    /// run). A resume of another table, or of a dry run by a real one, is refused.
     #[arg(long)]
     pub checkpoint: Option<PathBuf>,
     /// Continue an interrupted `--all` run from its checkpoint file.

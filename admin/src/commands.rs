@@ -38,16 +38,18 @@ pub enum AdminError {
 pub async fn run(cli: Cli) -> Result<ExitCode, AdminError> {
     match cli.command {
         Command::Stats(RebuildCommand::Rebuild(args)) => {
-            let store = Arc::new(table(cli.table).await?);
+            let (name, store) = table(cli.table).await?;
+            let store = Arc::new(store);
             let rebuild = Arc::new(StatsRebuild::new(
                 store.clone(),
                 store.clone(),
                 Arc::new(SystemClock),
             ));
-            rebuild_command("stats", store, rebuild, args).await
+            rebuild_command("stats", &name, store, rebuild, args).await
         }
         Command::Achievements(RebuildCommand::Rebuild(args)) => {
-            let store = Arc::new(table(cli.table).await?);
+            let (name, store) = table(cli.table).await?;
+            let store = Arc::new(store);
             // No publisher: award events wait in the outbox for the stack's relay, because the
             // bus policy lets only the stack's functions put activelog events.
             let rebuild = Arc::new(AchievementsRebuild::new(
@@ -59,18 +61,20 @@ pub async fn run(cli: Cli) -> Result<ExitCode, AdminError> {
                 Arc::new(SystemClock),
                 Arc::new(RandomIds),
             ));
-            rebuild_command("achievements", store, rebuild, args).await
+            rebuild_command("achievements", &name, store, rebuild, args).await
         }
         Command::Replay(args) => replay_command(args).await,
     }
 }
 
-async fn table(name: Option<String>) -> Result<DynamoDbStore, AdminError> {
+/// The table's name (recorded in checkpoints) and the store on it.
+async fn table(name: Option<String>) -> Result<(String, DynamoDbStore), AdminError> {
     let name = name.ok_or(AdminError::Missing("--table (TABLE_NAME)"))?;
-    Ok(DynamoDbStore::new(
+    let store = DynamoDbStore::new(
         aws_sdk_dynamodb::Client::new(sdk_config().await),
-        name,
-    ))
+        name.clone(),
+    );
+    Ok((name, store))
 }
 
 fn run_settings(args: &RebuildArgs) -> Result<RunSettings, AdminError> {
@@ -102,6 +106,7 @@ fn run_settings(args: &RebuildArgs) -> Result<RunSettings, AdminError> {
 
 async fn rebuild_command(
     projection: &str,
+    table: &str,
     store: Arc<DynamoDbStore>,
     rebuild: Arc<dyn ProjectionRebuild>,
     args: RebuildArgs,
@@ -109,11 +114,11 @@ async fn rebuild_command(
     let settings = run_settings(&args)?;
     let runner = RebuildRunner::new(store, rebuild);
     let summary = if args.all {
-        let file = CheckpointFile::new(args.checkpoint.clone(), projection);
+        let file = CheckpointFile::new(args.checkpoint.clone(), projection, args.dry_run);
         let checkpoint = if args.resume {
-            file.load(projection, settings.segments)?
+            file.load(projection, table, args.dry_run, settings.segments)?
         } else {
-            Checkpoint::new(projection, settings.segments)
+            Checkpoint::new(projection, settings.segments).for_run(table, args.dry_run)
         };
         let progress = Arc::new(RebuildProgress::new(projection, Some(file.clone())));
         let summary = runner

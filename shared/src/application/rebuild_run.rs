@@ -45,6 +45,13 @@ pub struct Checkpoint {
     /// Which projection the run rebuilds (`stats`, `achievements`); a checkpoint of another is
     /// refused.
     pub projection: String,
+    /// The table the run reads and corrects (empty when the caller has none to name).
+    #[serde(default)]
+    pub table: String,
+    /// Whether the run is a dry run: a dry run's checkpoint says which pages were *looked at*,
+    /// not corrected, and must never be resumed by a real run.
+    #[serde(default)]
+    pub dry_run: bool,
     pub segments: Vec<SegmentState>,
 }
 
@@ -60,8 +67,17 @@ impl Checkpoint {
     pub fn new(projection: &str, segments: u32) -> Self {
         Self {
             projection: projection.to_owned(),
+            table: String::new(),
+            dry_run: false,
             segments: vec![SegmentState::NotStarted; segments.max(1) as usize],
         }
+    }
+
+    /// The same checkpoint, recorded as one of a run on `table`, dry or not.
+    pub fn for_run(mut self, table: &str, dry_run: bool) -> Self {
+        table.clone_into(&mut self.table);
+        self.dry_run = dry_run;
+        self
     }
 
     pub fn is_done(&self) -> bool {
