@@ -896,6 +896,30 @@ async fn moto_stats_corrupted_then_rebuilt_are_exactly_the_recomputed_values() {
     assert_eq!(all_time.totals.activities, 2);
 }
 
+/// `--all` also meets a user who has statistics but no activity left (the last delete's event
+/// lost, or the statistics otherwise wrong): they are recomputed to zero.
+#[tokio::test]
+async fn moto_a_user_with_statistics_and_no_activities_is_rebuilt_to_zero() {
+    let m = Moto::new().await;
+    let orphan = user("orphan-0");
+    m.corrupt(&orphan, PeriodKey::AllTime).await;
+    m.corrupt(&orphan, PeriodKey::week_of(date!(2026 - 09 - 01)))
+        .await;
+    assert!(m.store.user_activities(&orphan).await.unwrap().is_empty());
+
+    let recorder = Arc::new(Recorder::default());
+    m.runner()
+        .run_all(
+            &settings(0, 1),
+            Checkpoint::new("stats", 3),
+            recorder.clone(),
+        )
+        .await
+        .unwrap();
+    assert!(recorder.corrected().contains(&orphan), "the user was met");
+    m.assert_exact(std::slice::from_ref(&orphan)).await;
+}
+
 #[tokio::test]
 async fn moto_an_event_in_flight_during_a_rebuild_is_counted_once() {
     let m = Moto::new().await;

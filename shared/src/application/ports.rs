@@ -408,8 +408,9 @@ pub struct UserPage {
 #[async_trait]
 pub trait ActivitySource: Send + Sync {
     /// Segment `segment` (0-based) of `segments` disjoint segments of the table: the users with
-    /// an activity in the page of at most `limit` items after `after`. One user's activities are
-    /// all in one segment.
+    /// an activity in the page of at most `limit` items after `after` (on DynamoDB also those with
+    /// an all-time statistics item, so that statistics left without activities are met). One
+    /// user's items are all in one segment.
     async fn scan_users(
         &self,
         segment: u32,
