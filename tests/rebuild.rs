@@ -28,15 +28,15 @@ use activelog::adapters::sqs::SqsPoller;
 use activelog::adapters::system::{RandomIds, SystemClock};
 use activelog::application::{
     AchievementProjectionStore, AchievementStore, AchievementsRebuild, ActivityService,
-    ActivitySource, ArchiveReplay, Checkpoint, EventArchive, EventPublisher, PageReport,
-    ProjectionRebuild, RebuildRunner, RebuildSettings, ReplayRequest, ReplayState, RequestContext,
-    RunError, RunObserver, RunSettings, StatsProjectionStore, StatsRebuild, StatsUpdater,
-    UserRebuild,
+    ActivitySource, ArchiveReplay, Checkpoint, CorrectionOutcome, EventArchive, EventPublisher,
+    PageReport, ProjectionRebuild, RebuildRunner, RebuildSettings, ReplayRequest, ReplayState,
+    RequestContext, RunError, RunObserver, RunSettings, StatsProjectionStore, StatsRebuild,
+    StatsUpdater, UserRebuild,
 };
 use activelog::consumer::{AchievementsConsumer, StatsConsumer};
 use activelog::domain::{
     Activity, ActivityDate, ActivityPatch, ActivityType, CorrelationId, DurationMinutes, Milestone,
-    PeriodKey, Progress, Totals, UserId, UserStats, recompute_all,
+    PeriodKey, Progress, StatsCorrection, Totals, UserId, UserStats, recompute_all,
 };
 use activelog::functions::ConsumerFunction;
 use activelog::startup::{InMemoryStack, QueueOptions};
@@ -672,6 +672,54 @@ async fn memory_achievements_rebuild_raises_lost_progress_and_never_awards_twice
     assert_eq!(again.users[0].1, UserRebuild::Unchanged);
 }
 
+/// A correction whose fence is behind the stored one (a second rebuild on a clock that is behind
+/// the first's) is refused whole: the fence never moves back, so events the first rebuild
+/// counted are never added again.
+async fn a_correction_never_lowers_the_fence(store: &dyn StatsProjectionStore, owner: &UserId) {
+    let later = OffsetDateTime::now_utc();
+    let earlier = later - time::Duration::seconds(60);
+    let one = StatsCorrection {
+        period: PeriodKey::AllTime,
+        totals: Totals {
+            activities: 1,
+            ..Totals::default()
+        },
+        by_type: BTreeMap::new(),
+    };
+    let read = store.projection(owner).await.unwrap();
+    assert_eq!(
+        store
+            .correct(owner, read.revision, later, std::slice::from_ref(&one))
+            .await
+            .unwrap(),
+        CorrectionOutcome::Corrected
+    );
+    let read = store.projection(owner).await.unwrap();
+    assert_eq!(
+        store
+            .correct(owner, read.revision, earlier, std::slice::from_ref(&one))
+            .await
+            .unwrap(),
+        CorrectionOutcome::RevisionMoved,
+        "a fence behind the stored one is refused"
+    );
+    let after = store.projection(owner).await.unwrap();
+    assert_eq!(after.revision, read.revision, "nothing written");
+    assert_eq!(after.periods[&PeriodKey::AllTime].totals.activities, 1);
+    let micros = |at: OffsetDateTime| at.unix_timestamp_nanos() / 1000;
+    assert_eq!(
+        after.fence.map(micros),
+        Some(micros(later)),
+        "the fence kept"
+    );
+}
+
+#[tokio::test]
+async fn memory_a_correction_never_lowers_the_fence() {
+    let m = Memory::new();
+    a_correction_never_lowers_the_fence(m.stack.stats_store.as_ref(), &user("fence-0")).await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // moto
 // ---------------------------------------------------------------------------------------------
@@ -918,6 +966,12 @@ async fn moto_a_user_with_statistics_and_no_activities_is_rebuilt_to_zero() {
         .unwrap();
     assert!(recorder.corrected().contains(&orphan), "the user was met");
     m.assert_exact(std::slice::from_ref(&orphan)).await;
+}
+
+#[tokio::test]
+async fn moto_a_correction_never_lowers_the_fence() {
+    let m = Moto::new().await;
+    a_correction_never_lowers_the_fence(&m.store, &user("fence-0")).await;
 }
 
 #[tokio::test]

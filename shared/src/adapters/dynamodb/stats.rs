@@ -314,7 +314,7 @@ const TRANSACTION_ITEMS: usize = 100;
 
 impl DynamoDbStore {
     /// One correction's update; on the all-time item also the fence, the revision bump and the
-    /// condition on the revision read before.
+    /// condition: the revision read before, and a stored fence not past the new one.
     fn correction_update(
         &self,
         user_id: &UserId,
@@ -347,12 +347,17 @@ impl DynamoDbStore {
             values.insert(":fence".into(), n(nanos(fence)));
             sets.push("#fence = :fence".into());
             add_terms.push("#rev :one".into());
-            condition = Some(if expected == 0 {
+            let revision = if expected == 0 {
                 "attribute_not_exists(#rev)".to_owned()
             } else {
                 values.insert(":expected".into(), n(expected));
                 "#rev = :expected".to_owned()
-            });
+            };
+            // The fence only moves forward: two rebuilds on clocks that differ must not lower
+            // it and let events the first one counted be added again.
+            condition = Some(format!(
+                "({revision}) AND (attribute_not_exists(#fence) OR #fence <= :fence)"
+            ));
         }
         let mut expression = format!("SET {}", sets.join(", "));
         if !add_terms.is_empty() {
