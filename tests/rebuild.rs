@@ -137,6 +137,7 @@ fn settings(settle_ms: u64, attempts: u32) -> RunSettings {
             settle: Duration::from_millis(settle_ms),
             attempts,
             dry_run: false,
+            max_clock_skew: Duration::ZERO,
         },
     }
 }
@@ -364,6 +365,49 @@ async fn memory_an_event_in_flight_during_a_rebuild_is_counted_once() {
     // An event after the rebuild is counted as usual.
     create(&m.stack.activities, &alice, 3).await;
     m.drain_stats().await;
+    m.assert_exact(std::slice::from_ref(&alice)).await;
+}
+
+/// The rebuild's clock, behind the writers' by a fixed amount (the operator's laptop).
+struct Behind(Duration);
+
+impl activelog::application::Clock for Behind {
+    fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc() - self.0
+    }
+}
+
+/// The rebuild runs on a clock 5 s behind the API's: an event committed before the snapshot
+/// carries an `occurred_at` after the rebuild's "now". The fence, set `max_clock_skew` ahead,
+/// still covers it: counted once (with the fence at the rebuild's "now" it was counted twice).
+#[tokio::test]
+async fn memory_an_event_in_flight_is_counted_once_when_the_rebuild_clock_is_behind() {
+    let m = Memory::new();
+    let alice = user("skewed");
+    create(&m.stack.activities, &alice, 1).await;
+    m.drain_stats().await;
+    m.stack
+        .stats_store
+        .overwrite(&alice, corrupted(PeriodKey::AllTime));
+    // Committed and published, still in the queue: in flight.
+    create(&m.stack.activities, &alice, 2).await;
+
+    let runner = RebuildRunner::new(
+        m.stack.activity_store.clone(),
+        Arc::new(StatsRebuild::new(
+            m.stack.activity_store.clone(),
+            m.stack.stats_store.clone(),
+            Arc::new(Behind(Duration::from_secs(5))),
+        )),
+    );
+    let mut skewed = settings(0, 1);
+    skewed.rebuild.max_clock_skew = Duration::from_secs(10);
+    let (report, _) = runner
+        .run_users(std::slice::from_ref(&alice), &skewed)
+        .await
+        .unwrap();
+    assert!(matches!(report.users[0].1, UserRebuild::Corrected(_)));
+    assert_eq!(m.drain_stats().await, 1, "the in-flight event is delivered");
     m.assert_exact(std::slice::from_ref(&alice)).await;
 }
 

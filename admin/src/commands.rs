@@ -77,6 +77,9 @@ async fn table(name: Option<String>) -> Result<(String, DynamoDbStore), AdminErr
     Ok((name, store))
 }
 
+/// How long a change may take to commit after its event is stamped: the HTTP functions' timeout.
+const COMMIT_BOUND_SECONDS: f64 = 10.0;
+
 fn run_settings(args: &RebuildArgs) -> Result<RunSettings, AdminError> {
     // Checked here, not by clap: a flag's implicit `false` counts as present for `requires`.
     if args.resume && !args.all {
@@ -89,6 +92,18 @@ fn run_settings(args: &RebuildArgs) -> Result<RunSettings, AdminError> {
             "--settle-seconds must be 0 or more".into(),
         ));
     }
+    if !(args.max_clock_skew.is_finite() && args.max_clock_skew >= 0.0) {
+        return Err(AdminError::Invalid(
+            "--max-clock-skew must be 0 or more".into(),
+        ));
+    }
+    let least_settle = 2.0 * args.max_clock_skew + COMMIT_BOUND_SECONDS;
+    if args.settle_seconds < least_settle {
+        return Err(AdminError::Invalid(format!(
+            "--settle-seconds must be at least 2 × --max-clock-skew + {COMMIT_BOUND_SECONDS} s \
+             (the time a change takes to commit): {least_settle}"
+        )));
+    }
     if args.rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
         return Err(AdminError::Invalid("--rate must be above 0".into()));
     }
@@ -100,6 +115,7 @@ fn run_settings(args: &RebuildArgs) -> Result<RunSettings, AdminError> {
             settle: Duration::from_secs_f64(args.settle_seconds),
             attempts: args.attempts.max(1),
             dry_run: args.dry_run,
+            max_clock_skew: Duration::from_secs_f64(args.max_clock_skew),
         },
     })
 }
@@ -205,4 +221,41 @@ async fn replay_command(args: ReplayArgs) -> Result<ExitCode, AdminError> {
         ReplayState::Completed => ExitCode::SUCCESS,
         _ => ExitCode::FAILURE,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn rebuild_args(extra: &[&str]) -> RebuildArgs {
+        let mut argv = vec!["activelog-admin", "stats", "rebuild", "--all"];
+        argv.extend_from_slice(extra);
+        let Command::Stats(RebuildCommand::Rebuild(args)) = Cli::parse_from(argv).command else {
+            panic!("not a stats rebuild");
+        };
+        args
+    }
+
+    /// The fence is set `--max-clock-skew` ahead, and the settle time must cover twice the skew
+    /// plus the commit bound.
+    #[test]
+    fn the_settle_time_covers_twice_the_clock_skew_and_the_commit_bound() {
+        let settings = run_settings(&rebuild_args(&[])).unwrap();
+        assert_eq!(settings.rebuild.max_clock_skew, Duration::from_secs(5));
+        assert_eq!(settings.rebuild.settle, Duration::from_secs(30));
+        assert!(run_settings(&rebuild_args(&["--max-clock-skew", "10"])).is_ok());
+        assert!(run_settings(&rebuild_args(&["--max-clock-skew", "11"])).is_err());
+        assert!(run_settings(&rebuild_args(&["--settle-seconds", "19"])).is_err());
+        assert!(
+            run_settings(&rebuild_args(&[
+                "--settle-seconds",
+                "10",
+                "--max-clock-skew",
+                "0"
+            ]))
+            .is_ok()
+        );
+    }
 }
