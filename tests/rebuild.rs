@@ -28,15 +28,15 @@ use activelog::adapters::sqs::SqsPoller;
 use activelog::adapters::system::{RandomIds, SystemClock};
 use activelog::application::{
     AchievementProjectionStore, AchievementStore, AchievementsRebuild, ActivityService,
-    ActivitySource, ArchiveReplay, Checkpoint, EventArchive, EventPublisher, PageReport,
-    ProjectionRebuild, RebuildRunner, RebuildSettings, ReplayRequest, ReplayState, RequestContext,
-    RunError, RunObserver, RunSettings, StatsProjectionStore, StatsRebuild, StatsUpdater,
-    UserRebuild,
+    ActivitySource, ArchiveReplay, Checkpoint, CorrectionOutcome, EventArchive, EventPublisher,
+    PageReport, ProjectionRebuild, RebuildRunner, RebuildSettings, ReplayRequest, ReplayState,
+    RequestContext, RunError, RunObserver, RunSettings, StatsProjectionStore, StatsRebuild,
+    StatsUpdater, UserRebuild,
 };
 use activelog::consumer::{AchievementsConsumer, StatsConsumer};
 use activelog::domain::{
     Activity, ActivityDate, ActivityPatch, ActivityType, CorrelationId, DurationMinutes, Milestone,
-    PeriodKey, Progress, Totals, UserId, UserStats, recompute_all,
+    PeriodKey, Progress, StatsCorrection, Totals, UserId, UserStats, recompute_all,
 };
 use activelog::functions::ConsumerFunction;
 use activelog::startup::{InMemoryStack, QueueOptions};
@@ -137,6 +137,7 @@ fn settings(settle_ms: u64, attempts: u32) -> RunSettings {
             settle: Duration::from_millis(settle_ms),
             attempts,
             dry_run: false,
+            max_clock_skew: Duration::ZERO,
         },
     }
 }
@@ -364,6 +365,49 @@ async fn memory_an_event_in_flight_during_a_rebuild_is_counted_once() {
     // An event after the rebuild is counted as usual.
     create(&m.stack.activities, &alice, 3).await;
     m.drain_stats().await;
+    m.assert_exact(std::slice::from_ref(&alice)).await;
+}
+
+/// The rebuild's clock, behind the writers' by a fixed amount (the operator's laptop).
+struct Behind(Duration);
+
+impl activelog::application::Clock for Behind {
+    fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc() - self.0
+    }
+}
+
+/// The rebuild runs on a clock 5 s behind the API's: an event committed before the snapshot
+/// carries an `occurred_at` after the rebuild's "now". The fence, set `max_clock_skew` ahead,
+/// still covers it: counted once (with the fence at the rebuild's "now" it was counted twice).
+#[tokio::test]
+async fn memory_an_event_in_flight_is_counted_once_when_the_rebuild_clock_is_behind() {
+    let m = Memory::new();
+    let alice = user("skewed");
+    create(&m.stack.activities, &alice, 1).await;
+    m.drain_stats().await;
+    m.stack
+        .stats_store
+        .overwrite(&alice, corrupted(PeriodKey::AllTime));
+    // Committed and published, still in the queue: in flight.
+    create(&m.stack.activities, &alice, 2).await;
+
+    let runner = RebuildRunner::new(
+        m.stack.activity_store.clone(),
+        Arc::new(StatsRebuild::new(
+            m.stack.activity_store.clone(),
+            m.stack.stats_store.clone(),
+            Arc::new(Behind(Duration::from_secs(5))),
+        )),
+    );
+    let mut skewed = settings(0, 1);
+    skewed.rebuild.max_clock_skew = Duration::from_secs(10);
+    let (report, _) = runner
+        .run_users(std::slice::from_ref(&alice), &skewed)
+        .await
+        .unwrap();
+    assert!(matches!(report.users[0].1, UserRebuild::Corrected(_)));
+    assert_eq!(m.drain_stats().await, 1, "the in-flight event is delivered");
     m.assert_exact(std::slice::from_ref(&alice)).await;
 }
 
@@ -672,6 +716,54 @@ async fn memory_achievements_rebuild_raises_lost_progress_and_never_awards_twice
     assert_eq!(again.users[0].1, UserRebuild::Unchanged);
 }
 
+/// A correction whose fence is behind the stored one (a second rebuild on a clock that is behind
+/// the first's) is refused whole: the fence never moves back, so events the first rebuild
+/// counted are never added again.
+async fn a_correction_never_lowers_the_fence(store: &dyn StatsProjectionStore, owner: &UserId) {
+    let later = OffsetDateTime::now_utc();
+    let earlier = later - time::Duration::seconds(60);
+    let one = StatsCorrection {
+        period: PeriodKey::AllTime,
+        totals: Totals {
+            activities: 1,
+            ..Totals::default()
+        },
+        by_type: BTreeMap::new(),
+    };
+    let read = store.projection(owner).await.unwrap();
+    assert_eq!(
+        store
+            .correct(owner, read.revision, later, std::slice::from_ref(&one))
+            .await
+            .unwrap(),
+        CorrectionOutcome::Corrected
+    );
+    let read = store.projection(owner).await.unwrap();
+    assert_eq!(
+        store
+            .correct(owner, read.revision, earlier, std::slice::from_ref(&one))
+            .await
+            .unwrap(),
+        CorrectionOutcome::RevisionMoved,
+        "a fence behind the stored one is refused"
+    );
+    let after = store.projection(owner).await.unwrap();
+    assert_eq!(after.revision, read.revision, "nothing written");
+    assert_eq!(after.periods[&PeriodKey::AllTime].totals.activities, 1);
+    let micros = |at: OffsetDateTime| at.unix_timestamp_nanos() / 1000;
+    assert_eq!(
+        after.fence.map(micros),
+        Some(micros(later)),
+        "the fence kept"
+    );
+}
+
+#[tokio::test]
+async fn memory_a_correction_never_lowers_the_fence() {
+    let m = Memory::new();
+    a_correction_never_lowers_the_fence(m.stack.stats_store.as_ref(), &user("fence-0")).await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // moto
 // ---------------------------------------------------------------------------------------------
@@ -894,6 +986,36 @@ async fn moto_stats_corrupted_then_rebuilt_are_exactly_the_recomputed_values() {
         .await
         .unwrap();
     assert_eq!(all_time.totals.activities, 2);
+}
+
+/// `--all` also meets a user who has statistics but no activity left (the last delete's event
+/// lost, or the statistics otherwise wrong): they are recomputed to zero.
+#[tokio::test]
+async fn moto_a_user_with_statistics_and_no_activities_is_rebuilt_to_zero() {
+    let m = Moto::new().await;
+    let orphan = user("orphan-0");
+    m.corrupt(&orphan, PeriodKey::AllTime).await;
+    m.corrupt(&orphan, PeriodKey::week_of(date!(2026 - 09 - 01)))
+        .await;
+    assert!(m.store.user_activities(&orphan).await.unwrap().is_empty());
+
+    let recorder = Arc::new(Recorder::default());
+    m.runner()
+        .run_all(
+            &settings(0, 1),
+            Checkpoint::new("stats", 3),
+            recorder.clone(),
+        )
+        .await
+        .unwrap();
+    assert!(recorder.corrected().contains(&orphan), "the user was met");
+    m.assert_exact(std::slice::from_ref(&orphan)).await;
+}
+
+#[tokio::test]
+async fn moto_a_correction_never_lowers_the_fence() {
+    let m = Moto::new().await;
+    a_correction_never_lowers_the_fence(&m.store, &user("fence-0")).await;
 }
 
 #[tokio::test]

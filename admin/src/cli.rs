@@ -67,14 +67,20 @@ pub struct RebuildArgs {
     /// Items one scan page reads at most.
     #[arg(long, default_value_t = 100)]
     pub page_items: usize,
-    /// Seconds between a user's two snapshots: longer than a change takes to commit after its
-    /// event is stamped, plus clock skew (the HTTP functions time out after 10 s).
+    /// Seconds between a user's two snapshots: at least 2 × --max-clock-skew plus the time a
+    /// change takes to commit after its event is stamped (10 s: the HTTP functions' timeout).
     #[arg(long, default_value_t = 30.0)]
     pub settle_seconds: f64,
+    /// Seconds the clocks of the API functions and of this machine may differ at most; the
+    /// rebuild's fence is set this far ahead of this machine's clock.
+    #[arg(long, default_value_t = 5.0)]
+    pub max_clock_skew: f64,
     /// Rounds a user who keeps changing is tried before it is reported as busy.
     #[arg(long, default_value_t = 3)]
     pub attempts: u32,
-    /// Where `--all` keeps its progress, page by page.
+    /// Where `--all` keeps its progress, page by page (default:
+    /// `activelog-<projection>-rebuild.checkpoint.json`, `….dry-run.checkpoint.json` for a dry
+    /// run). A resume of another table, or of a dry run by a real one, is refused.
     #[arg(long)]
     pub checkpoint: Option<PathBuf>,
     /// Continue an interrupted `--all` run from its checkpoint file.

@@ -38,16 +38,18 @@ pub enum AdminError {
 pub async fn run(cli: Cli) -> Result<ExitCode, AdminError> {
     match cli.command {
         Command::Stats(RebuildCommand::Rebuild(args)) => {
-            let store = Arc::new(table(cli.table).await?);
+            let (name, store) = table(cli.table).await?;
+            let store = Arc::new(store);
             let rebuild = Arc::new(StatsRebuild::new(
                 store.clone(),
                 store.clone(),
                 Arc::new(SystemClock),
             ));
-            rebuild_command("stats", store, rebuild, args).await
+            rebuild_command("stats", &name, store, rebuild, args).await
         }
         Command::Achievements(RebuildCommand::Rebuild(args)) => {
-            let store = Arc::new(table(cli.table).await?);
+            let (name, store) = table(cli.table).await?;
+            let store = Arc::new(store);
             // No publisher: award events wait in the outbox for the stack's relay, because the
             // bus policy lets only the stack's functions put activelog events.
             let rebuild = Arc::new(AchievementsRebuild::new(
@@ -59,19 +61,24 @@ pub async fn run(cli: Cli) -> Result<ExitCode, AdminError> {
                 Arc::new(SystemClock),
                 Arc::new(RandomIds),
             ));
-            rebuild_command("achievements", store, rebuild, args).await
+            rebuild_command("achievements", &name, store, rebuild, args).await
         }
         Command::Replay(args) => replay_command(args).await,
     }
 }
 
-async fn table(name: Option<String>) -> Result<DynamoDbStore, AdminError> {
+/// The table's name (recorded in checkpoints) and the store on it.
+async fn table(name: Option<String>) -> Result<(String, DynamoDbStore), AdminError> {
     let name = name.ok_or(AdminError::Missing("--table (TABLE_NAME)"))?;
-    Ok(DynamoDbStore::new(
+    let store = DynamoDbStore::new(
         aws_sdk_dynamodb::Client::new(sdk_config().await),
-        name,
-    ))
+        name.clone(),
+    );
+    Ok((name, store))
 }
+
+/// How long a change may take to commit after its event is stamped: the HTTP functions' timeout.
+const COMMIT_BOUND_SECONDS: f64 = 10.0;
 
 fn run_settings(args: &RebuildArgs) -> Result<RunSettings, AdminError> {
     // Checked here, not by clap: a flag's implicit `false` counts as present for `requires`.
@@ -85,6 +92,18 @@ fn run_settings(args: &RebuildArgs) -> Result<RunSettings, AdminError> {
             "--settle-seconds must be 0 or more".into(),
         ));
     }
+    if !(args.max_clock_skew.is_finite() && args.max_clock_skew >= 0.0) {
+        return Err(AdminError::Invalid(
+            "--max-clock-skew must be 0 or more".into(),
+        ));
+    }
+    let least_settle = 2.0 * args.max_clock_skew + COMMIT_BOUND_SECONDS;
+    if args.settle_seconds < least_settle {
+        return Err(AdminError::Invalid(format!(
+            "--settle-seconds must be at least 2 × --max-clock-skew + {COMMIT_BOUND_SECONDS} s \
+             (the time a change takes to commit): {least_settle}"
+        )));
+    }
     if args.rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
         return Err(AdminError::Invalid("--rate must be above 0".into()));
     }
@@ -96,12 +115,14 @@ fn run_settings(args: &RebuildArgs) -> Result<RunSettings, AdminError> {
             settle: Duration::from_secs_f64(args.settle_seconds),
             attempts: args.attempts.max(1),
             dry_run: args.dry_run,
+            max_clock_skew: Duration::from_secs_f64(args.max_clock_skew),
         },
     })
 }
 
 async fn rebuild_command(
     projection: &str,
+    table: &str,
     store: Arc<DynamoDbStore>,
     rebuild: Arc<dyn ProjectionRebuild>,
     args: RebuildArgs,
@@ -109,11 +130,11 @@ async fn rebuild_command(
     let settings = run_settings(&args)?;
     let runner = RebuildRunner::new(store, rebuild);
     let summary = if args.all {
-        let file = CheckpointFile::new(args.checkpoint.clone(), projection);
+        let file = CheckpointFile::new(args.checkpoint.clone(), projection, args.dry_run);
         let checkpoint = if args.resume {
-            file.load(projection, settings.segments)?
+            file.load(projection, table, args.dry_run, settings.segments)?
         } else {
-            Checkpoint::new(projection, settings.segments)
+            Checkpoint::new(projection, settings.segments).for_run(table, args.dry_run)
         };
         let progress = Arc::new(RebuildProgress::new(projection, Some(file.clone())));
         let summary = runner
@@ -200,4 +221,41 @@ async fn replay_command(args: ReplayArgs) -> Result<ExitCode, AdminError> {
         ReplayState::Completed => ExitCode::SUCCESS,
         _ => ExitCode::FAILURE,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn rebuild_args(extra: &[&str]) -> RebuildArgs {
+        let mut argv = vec!["activelog-admin", "stats", "rebuild", "--all"];
+        argv.extend_from_slice(extra);
+        let Command::Stats(RebuildCommand::Rebuild(args)) = Cli::parse_from(argv).command else {
+            panic!("not a stats rebuild");
+        };
+        args
+    }
+
+    /// The fence is set `--max-clock-skew` ahead, and the settle time must cover twice the skew
+    /// plus the commit bound.
+    #[test]
+    fn the_settle_time_covers_twice_the_clock_skew_and_the_commit_bound() {
+        let settings = run_settings(&rebuild_args(&[])).unwrap();
+        assert_eq!(settings.rebuild.max_clock_skew, Duration::from_secs(5));
+        assert_eq!(settings.rebuild.settle, Duration::from_secs(30));
+        assert!(run_settings(&rebuild_args(&["--max-clock-skew", "10"])).is_ok());
+        assert!(run_settings(&rebuild_args(&["--max-clock-skew", "11"])).is_err());
+        assert!(run_settings(&rebuild_args(&["--settle-seconds", "19"])).is_err());
+        assert!(
+            run_settings(&rebuild_args(&[
+                "--settle-seconds",
+                "10",
+                "--max-clock-skew",
+                "0"
+            ]))
+            .is_ok()
+        );
+    }
 }

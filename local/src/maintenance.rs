@@ -173,6 +173,8 @@ async fn rebuild_stats(
                     .unwrap_or(1000),
             ),
             attempts: 5,
+            // Writers and rebuild share this process's clock.
+            max_clock_skew: Duration::ZERO,
             dry_run: body
                 .get("dry_run")
                 .and_then(Value::as_bool)

@@ -422,8 +422,9 @@ pub struct UserPage {
 #[async_trait]
 pub trait ActivitySource: Send + Sync {
     /// Segment `segment` (0-based) of `segments` disjoint segments of the table: the users with
-    /// an activity in the page of at most `limit` items after `after`. One user's activities are
-    /// all in one segment.
+    /// an activity in the page of at most `limit` items after `after` (on DynamoDB also those with
+    /// an all-time statistics item, so that statistics left without activities are met). One
+    /// user's items are all in one segment.
     async fn scan_users(
         &self,
         segment: u32,
@@ -452,7 +453,8 @@ pub struct StatsProjection {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CorrectionOutcome {
     Corrected,
-    /// The user's revision moved (a consumer wrote meanwhile); nothing was written.
+    /// The user's revision moved (a consumer wrote meanwhile), or the stored fence is already
+    /// past the one given (the fence never moves back); nothing was written.
     RevisionMoved,
 }
 
@@ -462,7 +464,8 @@ pub trait StatsProjectionStore: Send + Sync {
     async fn projection(&self, user_id: &UserId) -> Result<StatsProjection, StoreError>;
 
     /// Adds `corrections` to the user's statistics, raises the user's fence to `fence` and bumps
-    /// the revision, all or nothing, if the revision is still `expected_revision`. A store that
+    /// the revision, all or nothing, if the revision is still `expected_revision` and the stored
+    /// fence is not past `fence` (it never moves back). A store that
     /// cannot write a user's corrections in one transaction writes the first part with the
     /// condition and the rest after it (see the adapter).
     async fn correct(

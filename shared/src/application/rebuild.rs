@@ -11,8 +11,9 @@
 //! snapshot would count them never. A rebuild of one user therefore runs:
 //!
 //! 1. read the projection and its **revision** (every consumer write bumps it);
-//! 2. read the user's activities (snapshot Z, strongly consistent), then take the **fence** `f`,
-//!    the time just after that read;
+//! 2. read the user's activities (snapshot Z, strongly consistent), then take the **fence**
+//!    `f = r + S`: `r` the rebuild's clock just after that read, `S` the **maximum clock skew**
+//!    between the writers (the HTTP functions that stamp `occurred_at`) and the rebuild;
 //! 3. wait the **settle** time `G`, read the activities again (snapshot A), and go on only if
 //!    A = Z (same activities, same versions). Otherwise the user is busy: retried, then reported;
 //! 4. write `recomputed(A) − projection` as one conditional write: only if the revision has not
@@ -21,15 +22,20 @@
 //!    that occurred before it is recorded as processed and adds nothing, in the same conditional
 //!    write the consumer makes anyway (the fence sits on the user's all-time item).
 //!
-//! Why it is exact, given that a change commits within `G` of the `occurred_at` its event carries
-//! (the HTTP functions time out after 10 s; `G` defaults to 30 s and must also cover clock skew
-//! between the writers and the rebuild):
-//! - an event that occurred before `f` and committed before Z's read is in the snapshot, and the
-//!   fence makes the consumer skip it: counted once;
-//! - an event that occurred before `f` but committed after Z's read committed within `G`, so it is
-//!   in A and not in Z: the user is busy and nothing is written;
-//! - an event that occurred at or after `f` committed after Z's read: if it committed before A's
-//!   read, A ≠ Z (busy); otherwise it is in neither snapshot and the consumer adds it: once;
+//! Why it is exact. Assume a change commits within `C` of being stamped (the HTTP functions time
+//! out after 10 s), every writer's clock is within `S` of the rebuild's, and `G ≥ 2S + C`
+//! (defaults: `S` = 5 s, `G` = 30 s, so `2S + C` = 20 s). Let `t` be the instant just after Z's
+//! read and `r(x)` the rebuild's clock at instant `x`, so `f = r(t) + S`; an event stamped at
+//! instant `e` carries `occurred_at ∈ [r(e) − S, r(e) + S]`.
+//! - an event with `occurred_at < f` has `r(e) < r(t) + 2S`, so it was stamped before `t + 2S`
+//!   and committed before `t + 2S + C ≤ t + G`, i.e. before A's read. Committed before Z's read,
+//!   it is in the snapshot and the fence makes the consumer skip it: counted once. Committed
+//!   after, it is in A and not in Z: the user is busy and nothing is written;
+//! - an event with `occurred_at ≥ f` has `r(e) ≥ r(t)`: it was stamped, so committed, after Z's
+//!   read and is not in Z. Committed before A's read, A ≠ Z (busy); otherwise it is in neither
+//!   snapshot and the consumer adds it: once. (With `f = r(t)`, a writer whose clock is ahead
+//!   could stamp an event committed before Z's read with an `occurred_at` at or after the fence:
+//!   counted by the snapshot and added again by the consumer.)
 //! - an event applied between step 1 and step 4 moved the revision: nothing is written, retried;
 //!   one applied before step 1 is in the projection read, and the correction accounts for it.
 //!
@@ -57,14 +63,18 @@ use super::ports::{
 /// How a rebuild of one page of users behaves.
 #[derive(Debug, Clone)]
 pub struct RebuildSettings {
-    /// The wait between the two snapshots (`G` above): longer than a change takes to commit after
-    /// its event's `occurred_at` is stamped, plus the clock skew between writers and the rebuild.
+    /// The wait between the two snapshots (`G` above): at least twice `max_clock_skew` plus the
+    /// time a change takes to commit after its event's `occurred_at` is stamped.
     pub settle: Duration,
     /// Rounds a busy user (activities changed during the settle time, or the projection written
     /// meanwhile) is tried before it is reported and left for a later run.
     pub attempts: u32,
     /// Compute and report the differences, write nothing.
     pub dry_run: bool,
+    /// `S` above: how far the clocks of the writers and of the rebuild may differ. The fence is
+    /// set `S` after the rebuild's clock, and `settle` must be at least `2S` plus the commit
+    /// bound. Zero when writers and rebuild share one clock (one process).
+    pub max_clock_skew: Duration,
 }
 
 impl Default for RebuildSettings {
@@ -73,6 +83,7 @@ impl Default for RebuildSettings {
             settle: Duration::from_secs(30),
             attempts: 3,
             dry_run: false,
+            max_clock_skew: Duration::from_secs(5),
         }
     }
 }
@@ -173,7 +184,11 @@ impl StatsRebuild {
     }
 
     /// Steps 1 and 2 for one user.
-    async fn first_snapshot(&self, user: &UserId) -> Result<Pending, StoreError> {
+    async fn first_snapshot(
+        &self,
+        user: &UserId,
+        max_clock_skew: Duration,
+    ) -> Result<Pending, StoreError> {
         let projection = self.store.projection(user).await?;
         let activities = self.source.user_activities(user).await?;
         self.read(activities.len());
@@ -182,7 +197,7 @@ impl StatsRebuild {
             revision: projection.revision,
             periods: projection.periods,
             snapshot: fingerprint(&activities),
-            fence: self.clock.now(),
+            fence: self.clock.now() + max_clock_skew,
         })
     }
 
@@ -253,7 +268,7 @@ impl ProjectionRebuild for StatsRebuild {
             }
             let mut pending = Vec::with_capacity(left.len());
             for user in &left {
-                pending.push(self.first_snapshot(user).await?);
+                pending.push(self.first_snapshot(user, settings.max_clock_skew).await?);
             }
             tokio::time::sleep(settings.settle).await;
             let mut busy = Vec::new();

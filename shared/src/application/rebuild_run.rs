@@ -45,7 +45,18 @@ pub struct Checkpoint {
     /// Which projection the run rebuilds (`stats`, `achievements`); a checkpoint of another is
     /// refused.
     pub projection: String,
+    /// The table the run reads and corrects (empty when the caller has none to name).
+    #[serde(default)]
+    pub table: String,
+    /// Whether the run is a dry run: a dry run's checkpoint says which pages were *looked at*,
+    /// not corrected, and must never be resumed by a real run.
+    #[serde(default)]
+    pub dry_run: bool,
     pub segments: Vec<SegmentState>,
+    /// Users reported busy by the pages done so far: a resumed run reports them again (and
+    /// exits accordingly), since they were never corrected.
+    #[serde(default)]
+    pub busy: Vec<UserId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,8 +71,18 @@ impl Checkpoint {
     pub fn new(projection: &str, segments: u32) -> Self {
         Self {
             projection: projection.to_owned(),
+            table: String::new(),
+            dry_run: false,
             segments: vec![SegmentState::NotStarted; segments.max(1) as usize],
+            busy: Vec::new(),
         }
+    }
+
+    /// The same checkpoint, recorded as one of a run on `table`, dry or not.
+    pub fn for_run(mut self, table: &str, dry_run: bool) -> Self {
+        table.clone_into(&mut self.table);
+        self.dry_run = dry_run;
+        self
     }
 
     pub fn is_done(&self) -> bool {
@@ -174,6 +195,7 @@ impl RebuildRunner {
         observer: Arc<dyn RunObserver>,
     ) -> Result<RunSummary, RunError> {
         let segments = u32::try_from(checkpoint.segments.len()).unwrap_or(1);
+        let earlier_busy = checkpoint.busy.clone();
         let state = Arc::new(Mutex::new(checkpoint));
         let rate = Arc::new(ReadRate::new(settings.rate));
         let mut tasks = tokio::task::JoinSet::new();
@@ -196,7 +218,10 @@ impl RebuildRunner {
                     .await
             });
         }
-        let mut summary = RunSummary::default();
+        let mut summary = RunSummary {
+            busy: earlier_busy,
+            ..RunSummary::default()
+        };
         let mut failure = None;
         while let Some(joined) = tasks.join_next().await {
             match joined {
@@ -214,6 +239,8 @@ impl RebuildRunner {
                 }
             }
         }
+        summary.busy.sort();
+        summary.busy.dedup();
         match failure {
             Some(error) => Err(error),
             None => Ok(summary),
@@ -254,6 +281,13 @@ impl RebuildRunner {
             observer.page_done(segment, page.items_read, &report);
             let snapshot = {
                 let mut checkpoint = state.lock().unwrap_or_else(|e| e.into_inner());
+                checkpoint.busy.extend(
+                    report
+                        .users
+                        .iter()
+                        .filter(|(_, r)| *r == super::rebuild::UserRebuild::Busy)
+                        .map(|(u, _)| u.clone()),
+                );
                 checkpoint.segments[index] = match &page.next {
                     Some(position) => SegmentState::After(position.clone()),
                     None => SegmentState::Done,
@@ -268,5 +302,120 @@ impl RebuildRunner {
                 None => return Ok(summary),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::application::UserPage;
+    use crate::application::rebuild::UserRebuild;
+    use crate::domain::Activity;
+
+    /// One segment of two pages: user `a`, then user `b`.
+    struct TwoPages;
+
+    #[async_trait]
+    impl ActivitySource for TwoPages {
+        async fn scan_users(
+            &self,
+            _segment: u32,
+            _segments: u32,
+            after: Option<&ScanPosition>,
+            _limit: usize,
+        ) -> Result<UserPage, StoreError> {
+            Ok(match after {
+                None => UserPage {
+                    users: vec![UserId::parse("a").unwrap()],
+                    items_read: 1,
+                    next: Some(ScanPosition(serde_json::json!("a"))),
+                },
+                Some(_) => UserPage {
+                    users: vec![UserId::parse("b").unwrap()],
+                    items_read: 1,
+                    next: None,
+                },
+            })
+        }
+
+        async fn user_activities(&self, _user_id: &UserId) -> Result<Vec<Activity>, StoreError> {
+            Ok(Vec::new())
+        }
+    }
+
+    /// User `a` keeps changing (busy); every other user is unchanged.
+    struct ABusy;
+
+    #[async_trait]
+    impl ProjectionRebuild for ABusy {
+        async fn rebuild_users(
+            &self,
+            users: &[UserId],
+            _settings: &RebuildSettings,
+        ) -> Result<PageReport, StoreError> {
+            Ok(PageReport {
+                users: users
+                    .iter()
+                    .map(|u| {
+                        let outcome = if u.as_str() == "a" {
+                            UserRebuild::Busy
+                        } else {
+                            UserRebuild::Unchanged
+                        };
+                        (u.clone(), outcome)
+                    })
+                    .collect(),
+                items_read: 0,
+            })
+        }
+    }
+
+    /// Keeps checkpoints; refuses the second one (an interruption after the first page).
+    #[derive(Default)]
+    struct Interrupting {
+        kept: Mutex<Vec<Checkpoint>>,
+        interrupt: bool,
+    }
+
+    impl RunObserver for Interrupting {
+        fn page_done(&self, _segment: u32, _scanned: usize, _report: &PageReport) {}
+
+        fn checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), String> {
+            let mut kept = self.kept.lock().unwrap();
+            if self.interrupt && !kept.is_empty() {
+                return Err("interrupted".into());
+            }
+            kept.push(checkpoint.clone());
+            Ok(())
+        }
+    }
+
+    /// A user reported busy before an interruption is still reported by the resumed run.
+    #[tokio::test]
+    async fn busy_users_before_an_interruption_are_reported_after_the_resume() {
+        let runner = RebuildRunner::new(Arc::new(TwoPages), Arc::new(ABusy));
+        let settings = RunSettings {
+            segments: 1,
+            ..RunSettings::default()
+        };
+        let first = Arc::new(Interrupting {
+            interrupt: true,
+            ..Default::default()
+        });
+        runner
+            .run_all(&settings, Checkpoint::new("stats", 1), first.clone())
+            .await
+            .unwrap_err();
+        let kept = first.kept.lock().unwrap().last().cloned().unwrap();
+        assert!(!kept.is_done());
+
+        let summary = runner
+            .run_all(&settings, kept, Arc::new(Interrupting::default()))
+            .await
+            .unwrap();
+        assert_eq!(summary.users, 1, "the resumed run rebuilt `b` only");
+        assert_eq!(summary.busy, [UserId::parse("a").unwrap()]);
     }
 }

@@ -102,7 +102,11 @@ impl StatsUpdater {
                 .or_insert_with(|| StatsDelta::empty(delta.user_id.clone()))
                 .merge(delta);
         }
-        let merged: Vec<StatsDelta> = per_user.into_values().filter(|d| !d.is_empty()).collect();
+        // A merged delta whose changes cancel out (an update and its undo) is still written: its
+        // events may straddle a rebuild's fence (the first counted by the rebuild, the second
+        // not), and only the store's fence check on the write tells them apart. Refused as
+        // `CoveredByRebuild`, the events are then written one by one below.
+        let merged: Vec<StatsDelta> = per_user.into_values().collect();
         let batch = super::retry::retry_conflicts(is_conflict, || {
             self.store.apply_batch(self.consumer, &ids, &merged)
         })
@@ -174,10 +178,12 @@ mod tests {
     use super::*;
     use crate::adapters::memory::MemoryStatsStore;
     use crate::application::retry::CONFLICT_RETRIES;
+    use crate::application::{CorrectionOutcome, StatsProjectionStore};
     use crate::domain::{
         ActivityDate, ActivityFacts, ActivityType, CorrelationId, EventPayload, PeriodKey,
-        UserStats,
+        StatsCorrection, Totals, UserStats,
     };
+    use time::OffsetDateTime;
 
     /// The memory store, but the first `conflicts` writes (batch or single) lose a race.
     struct Contended {
@@ -284,6 +290,72 @@ mod tests {
             u32::MAX - left,
             2 * (CONFLICT_RETRIES + 1),
             "batch and single write each tried 1 + CONFLICT_RETRIES times"
+        );
+    }
+
+    fn running(minutes: u32) -> ActivityFacts {
+        ActivityFacts {
+            activity_type: ActivityType::Running,
+            duration_minutes: minutes,
+            distance_m: None,
+            calories_burned: None,
+            activity_date: ActivityDate::from_date(date!(2026 - 11 - 25)),
+        }
+    }
+
+    fn updated(n: u64, at: OffsetDateTime, before: u32, after: u32) -> DomainEvent {
+        DomainEvent {
+            occurred_at: at,
+            payload: EventPayload::ActivityUpdated {
+                before: running(before),
+                after: running(after),
+                version: n,
+            },
+            ..created(n)
+        }
+    }
+
+    /// Two events of one activity whose effects cancel (30 → 60 before a rebuild's fence, which
+    /// the rebuild counted; 60 → 30 after it) merge into an empty delta. It must still reach the
+    /// store, so the fence check runs: the first is skipped as counted, the second applies.
+    #[tokio::test]
+    async fn events_that_cancel_out_across_a_fence_still_meet_the_fence() {
+        let store = Arc::new(MemoryStatsStore::new());
+        let user = UserId::parse("busy").unwrap();
+        let updater = StatsUpdater::new(store.clone());
+        assert_eq!(updater.apply(&[created(1)]).await, [EventOutcome::Applied]);
+        // A rebuild counted the activity at 60 minutes and set the fence at 12:10.
+        let projection = store.projection(&user).await.unwrap();
+        let plus_30 = Totals {
+            minutes: 30,
+            ..Totals::default()
+        };
+        let correction = StatsCorrection {
+            period: PeriodKey::AllTime,
+            totals: plus_30,
+            by_type: BTreeMap::from([(ActivityType::Running, plus_30)]),
+        };
+        let outcome = store
+            .correct(
+                &user,
+                projection.revision,
+                datetime!(2026-11-26 12:10 UTC),
+                &[correction],
+            )
+            .await
+            .unwrap();
+        assert_eq!(outcome, CorrectionOutcome::Corrected);
+        let outcomes = updater
+            .apply(&[
+                updated(2, datetime!(2026-11-26 12:05 UTC), 30, 60),
+                updated(3, datetime!(2026-11-26 12:15 UTC), 60, 30),
+            ])
+            .await;
+        assert!(outcomes.iter().all(|o| !o.is_failure()), "{outcomes:?}");
+        let stats = store.get(&user, PeriodKey::AllTime).await.unwrap();
+        assert_eq!(
+            stats.totals.minutes, 30,
+            "the undo after the fence is applied"
         );
     }
 }

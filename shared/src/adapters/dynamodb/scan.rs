@@ -1,5 +1,7 @@
 //! `ActivitySource` on the table, for the operator's rebuilds: a parallel `Scan` (`Segment` of
-//! `TotalSegments`) that reads only the keys of activity items, and a strongly consistent
+//! `TotalSegments`) that reads only the keys of activity items and of all-time statistics items
+//! (so a user whose activities are all gone but whose statistics are left is met too, and
+//! recomputed to zero), and a strongly consistent
 //! `Query` of one user's activities. DynamoDB puts all items of one partition key in one
 //! segment, so every user is met in exactly one segment, and a page's `Limit` bounds what it
 //! reads (and so the read units a page costs).
@@ -55,8 +57,9 @@ impl ActivitySource for DynamoDbStore {
             .table_name(&self.table)
             .segment(i32::try_from(segment).unwrap_or(0))
             .total_segments(i32::try_from(segments.max(1)).unwrap_or(1))
-            .filter_expression("begins_with(SK, :activity)")
+            .filter_expression("begins_with(SK, :activity) OR SK = :stats")
             .expression_attribute_values(":activity", s("ACTIVITY#"))
+            .expression_attribute_values(":stats", s("STATS#all"))
             .projection_expression("PK")
             .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
             .set_exclusive_start_key(after.map(start_key).transpose()?)

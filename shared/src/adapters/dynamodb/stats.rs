@@ -319,7 +319,7 @@ const TRANSACTION_ITEMS: usize = 100;
 
 impl DynamoDbStore {
     /// One correction's update; on the all-time item also the fence, the revision bump and the
-    /// condition on the revision read before.
+    /// condition: the revision read before, and a stored fence not past the new one.
     fn correction_update(
         &self,
         user_id: &UserId,
@@ -352,12 +352,17 @@ impl DynamoDbStore {
             values.insert(":fence".into(), n(nanos(fence)));
             sets.push("#fence = :fence".into());
             add_terms.push("#rev :one".into());
-            condition = Some(if expected == 0 {
+            let revision = if expected == 0 {
                 "attribute_not_exists(#rev)".to_owned()
             } else {
                 values.insert(":expected".into(), n(expected));
                 "#rev = :expected".to_owned()
-            });
+            };
+            // The fence only moves forward: two rebuilds on clocks that differ must not lower
+            // it and let events the first one counted be added again.
+            condition = Some(format!(
+                "({revision}) AND (attribute_not_exists(#fence) OR #fence <= :fence)"
+            ));
         }
         let mut expression = format!("SET {}", sets.join(", "));
         if !add_terms.is_empty() {
@@ -378,8 +383,38 @@ impl DynamoDbStore {
 
 #[async_trait]
 impl StatsProjectionStore for DynamoDbStore {
+    /// The all-time item (revision, fence) is read first, on its own, with a consistent
+    /// `GetItem`; only then are the period items queried. A consistent `Query` is read-committed,
+    /// not a snapshot, and `STATS#all` sorts after every `STATS#<date>` key: read in the same
+    /// `Query`, it could show a revision bumped by a consumer transaction whose week and month
+    /// items the `Query` had read from before it, and the correction would then add that event a
+    /// second time. Read first, any write after it moves the revision and the conditional
+    /// correction is refused. The `Query`'s later copy of `STATS#all` is skipped.
     async fn projection(&self, user_id: &UserId) -> Result<StatsProjection, StoreError> {
         let mut projection = StatsProjection::default();
+        let all_time = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(items::stats_key(user_id, PeriodKey::AllTime)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| store_error(&e))?;
+        if let Some(item) = all_time.item {
+            projection.revision = u64::try_from(number(&item, REVISION)).unwrap_or(0);
+            projection.fence = match item.get(FENCE) {
+                Some(AttributeValue::N(raw)) => raw
+                    .parse::<i128>()
+                    .ok()
+                    .and_then(|nanos| OffsetDateTime::from_unix_timestamp_nanos(nanos).ok()),
+                _ => None,
+            };
+            projection.periods.insert(
+                PeriodKey::AllTime,
+                stats_from_item(PeriodKey::AllTime, &item),
+            );
+        }
         let mut start = None;
         loop {
             let output = self
@@ -405,15 +440,8 @@ impl StatsProjectionStore for DynamoDbStore {
                     continue;
                 };
                 if period == PeriodKey::AllTime {
-                    projection.revision = u64::try_from(number(&item, REVISION)).unwrap_or(0);
-                    projection.fence = match item.get(FENCE) {
-                        Some(AttributeValue::N(raw)) => {
-                            raw.parse::<i128>().ok().and_then(|nanos| {
-                                OffsetDateTime::from_unix_timestamp_nanos(nanos).ok()
-                            })
-                        }
-                        _ => None,
-                    };
+                    // Read above, before the periods: this later copy must not replace it.
+                    continue;
                 }
                 projection
                     .periods

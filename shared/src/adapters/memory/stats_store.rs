@@ -214,6 +214,15 @@ impl StatsProjectionStore for MemoryStatsStore {
         if state.revisions.get(user_id).copied().unwrap_or(0) != expected_revision {
             return Ok(CorrectionOutcome::RevisionMoved);
         }
+        // The fence only moves forward (as the DynamoDB adapter's condition has it): a rebuild
+        // whose fence is behind the stored one is refused as a whole.
+        if state
+            .fences
+            .get(user_id)
+            .is_some_and(|stored| *stored > fence)
+        {
+            return Ok(CorrectionOutcome::RevisionMoved);
+        }
         for correction in corrections {
             let stats = state
                 .stats
@@ -221,8 +230,7 @@ impl StatsProjectionStore for MemoryStatsStore {
                 .or_insert_with(|| UserStats::empty(correction.period));
             correction.apply_to(stats);
         }
-        let current = state.fences.entry(user_id.clone()).or_insert(fence);
-        *current = (*current).max(fence);
+        state.fences.insert(user_id.clone(), fence);
         *state.revisions.entry(user_id.clone()).or_default() += 1;
         Ok(CorrectionOutcome::Corrected)
     }
