@@ -7,6 +7,7 @@
 use tracing::Span;
 
 /// A DynamoDB call on `table`.
+#[cfg(feature = "aws-dynamodb")]
 pub(crate) fn dynamodb(operation: &'static str, table: &str) -> Span {
     tracing::info_span!(
         "aws call",
@@ -20,6 +21,7 @@ pub(crate) fn dynamodb(operation: &'static str, table: &str) -> Span {
 }
 
 /// An EventBridge call on the bus `event_bus`.
+#[cfg(feature = "aws-eventbridge")]
 pub(crate) fn eventbridge(operation: &'static str, event_bus: &str) -> Span {
     tracing::info_span!(
         "aws call",
@@ -34,6 +36,7 @@ pub(crate) fn eventbridge(operation: &'static str, event_bus: &str) -> Span {
 }
 
 /// An SQS call on the queue at `queue_url`.
+#[cfg(feature = "aws-sqs")]
 pub(crate) fn sqs(operation: &'static str, queue_url: &str) -> Span {
     tracing::info_span!(
         "aws call",
