@@ -12,10 +12,7 @@ use std::time::Duration as StdDuration;
 
 use activelog::adapters::sqs::{DeadLetterQueue, RedriveOutcome, SqsPoller};
 use activelog::adapters::system::{RandomIds, SystemClock};
-use activelog::application::{
-    AchievementQueries, AchievementRecorder, ActivityQueries, ActivityService, EventPublisher,
-    OutboxRelay, StatsQueries, StatsUpdater,
-};
+use activelog::application::{AchievementRecorder, EventPublisher, OutboxRelay, StatsUpdater};
 use activelog::configuration::{
     ACHIEVEMENTS_DLQ_URL, ACHIEVEMENTS_QUEUE_URL, STATS_DLQ_URL, STATS_QUEUE_URL, Settings,
 };
@@ -78,21 +75,7 @@ impl AwsStack {
             journal.clone(),
             "eventbridge",
         ));
-        let services = Services {
-            activities: ActivityService::new(
-                stores.activities.clone(),
-                stores.outbox.clone(),
-                publisher.clone(),
-                Arc::new(SystemClock),
-                Arc::new(RandomIds),
-            ),
-            activity_queries: ActivityQueries::with_listing(
-                stores.activities.clone(),
-                stores.cursors.clone(),
-            ),
-            stats: StatsQueries::new(stores.stats.clone()),
-            achievements: AchievementQueries::new(stores.achievements.clone()),
-        };
+        let services = stores.services(publisher.clone());
         let sqs = aws_sdk_sqs::Client::new(aws::sdk_config().await);
         let (stop, stopped) = watch::channel(false);
         let mut tasks = Vec::new();

@@ -5,11 +5,16 @@
 use std::sync::Arc;
 
 use activelog::adapters::memory::{MemoryAchievementStore, MemoryActivityStore, MemoryStatsStore};
-use activelog::application::{AchievementStore, ActivityStore, CursorCodec, Outbox, StatsStore};
+use activelog::adapters::system::{RandomIds, SystemClock};
+use activelog::application::{
+    AchievementQueries, AchievementStore, ActivityQueries, ActivityService, ActivityStore,
+    CursorCodec, EventPublisher, Outbox, StatsQueries, StatsStore,
+};
 use activelog::configuration::Settings;
 use activelog::startup::{StartupError, aws};
 
 use crate::console::{Journal, RecordingActivityStore, RecordingStatsStore};
+use crate::server::Services;
 
 /// Every store the use cases and the consumers need, behind their ports.
 #[derive(Clone)]
@@ -72,6 +77,26 @@ impl Stores {
             )),
             stats: Arc::new(RecordingStatsStore::new(self.stats, journal.clone())),
             ..self
+        }
+    }
+
+    /// The HTTP functions' use cases over these stores, publishing through `publisher`: one
+    /// wiring for every transport (memory, a broker, EventBridge in `--aws` mode).
+    pub fn services(&self, publisher: Arc<dyn EventPublisher>) -> Services {
+        Services {
+            activities: ActivityService::new(
+                self.activities.clone(),
+                self.outbox.clone(),
+                publisher,
+                Arc::new(SystemClock),
+                Arc::new(RandomIds),
+            ),
+            activity_queries: ActivityQueries::with_listing(
+                self.activities.clone(),
+                self.cursors.clone(),
+            ),
+            stats: StatsQueries::new(self.stats.clone()),
+            achievements: AchievementQueries::new(self.achievements.clone()),
         }
     }
 }

@@ -10,8 +10,7 @@ use std::time::Duration as StdDuration;
 use activelog::adapters::memory::RoutingRule;
 use activelog::adapters::system::{RandomIds, SystemClock};
 use activelog::application::{
-    AchievementQueries, AchievementRecorder, ActivityQueries, ActivityService, EventPublisher,
-    Outbox, OutboxRelay, StatsQueries, StatsUpdater,
+    AchievementRecorder, EventPublisher, Outbox, OutboxRelay, StatsUpdater,
 };
 use activelog::consumer::{AchievementsConsumer, BatchHandler, StatsConsumer};
 use activelog::functions::ConsumerFunction;
@@ -58,21 +57,7 @@ impl BrokerStack {
             journal.clone(),
             broker.name(),
         ));
-        let services = Services {
-            activities: ActivityService::new(
-                stores.activities.clone(),
-                stores.outbox.clone(),
-                publisher.clone(),
-                Arc::new(SystemClock),
-                Arc::new(RandomIds),
-            ),
-            activity_queries: ActivityQueries::with_listing(
-                stores.activities.clone(),
-                stores.cursors.clone(),
-            ),
-            stats: StatsQueries::new(stores.stats.clone()),
-            achievements: AchievementQueries::new(stores.achievements.clone()),
-        };
+        let services = stores.services(publisher.clone());
         let (stop, stopped) = watch::channel(false);
         let mut tasks = Vec::new();
         let queues: BTreeSet<&str> = rules.iter().map(|r| r.target_queue.as_str()).collect();
