@@ -118,43 +118,23 @@ impl AchievementStore for DynamoDbStore {
 
     async fn standing(&self, user_id: &UserId) -> Result<AchievementStanding, StoreError> {
         let mut standing = AchievementStanding::default();
-        let mut start = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("PK = :user AND begins_with(SK, :prefix)")
-                .expression_attribute_values(":user", s(items::user_pk(user_id)))
-                .expression_attribute_values(":prefix", s(PREFIX))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .instrument(aws_call::dynamodb("Query", &self.table))
-                .await
-                .map_err(|e| store_error(&e))?;
-            for item in output.items.unwrap_or_default() {
-                match item.get(SK) {
-                    Some(AttributeValue::S(sk)) if sk == PROGRESS_SK => {
-                        standing.progress = Progress {
-                            activities: count(&item, "activities"),
-                            minutes: count(&item, "minutes"),
-                            distance_m: count(&item, "distance_m"),
-                        };
-                    }
-                    Some(AttributeValue::S(sk)) if sk.starts_with(AWARD_PREFIX) => {
-                        let award: Award = serde_dynamo::aws_sdk_dynamodb_1::from_item(item)
-                            .map_err(|e| {
-                                StoreError::Failed(format!("stored award is unreadable: {e}"))
-                            })?;
-                        standing.awards.push(award);
-                    }
-                    _ => {}
+        for item in self.user_items(user_id, PREFIX).await? {
+            match item.get(SK) {
+                Some(AttributeValue::S(sk)) if sk == PROGRESS_SK => {
+                    standing.progress = Progress {
+                        activities: count(&item, "activities"),
+                        minutes: count(&item, "minutes"),
+                        distance_m: count(&item, "distance_m"),
+                    };
                 }
-            }
-            match output.last_evaluated_key {
-                Some(key) => start = Some(key),
-                None => break,
+                Some(AttributeValue::S(sk)) if sk.starts_with(AWARD_PREFIX) => {
+                    let award: Award =
+                        serde_dynamo::aws_sdk_dynamodb_1::from_item(item).map_err(|e| {
+                            StoreError::Failed(format!("stored award is unreadable: {e}"))
+                        })?;
+                    standing.awards.push(award);
+                }
+                _ => {}
             }
         }
         standing.awards.sort_by_key(|a| (a.awarded_at, a.milestone));

@@ -20,10 +20,13 @@ use std::sync::Arc;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::CancellationReason;
+use tracing::Instrument;
 
+use crate::adapters::aws_call;
 use crate::adapters::aws_error::{AwsFailure, classify};
 use crate::adapters::system::SystemClock;
 use crate::application::{ApplyError, Clock, StoreError};
+use crate::domain::UserId;
 
 pub use items::{MARKER_RETENTION, OUTBOX_SHARDS, attributes, indexes};
 
@@ -54,6 +57,38 @@ impl DynamoDbStore {
 
     pub fn table_name(&self) -> &str {
         &self.table
+    }
+
+    /// Every item of the user's partition whose sort key starts with `prefix`, all pages, read
+    /// consistently: what a reader that must see the latest writes (a rebuild, the achievements
+    /// consumer) works from.
+    async fn user_items(
+        &self,
+        user_id: &UserId,
+        prefix: &str,
+    ) -> Result<Vec<items::Item>, StoreError> {
+        let mut found = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("PK = :user AND begins_with(SK, :prefix)")
+                .expression_attribute_values(":user", items::s(items::user_pk(user_id)))
+                .expression_attribute_values(":prefix", items::s(prefix))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .instrument(aws_call::dynamodb("Query", &self.table))
+                .await
+                .map_err(|e| store_error(&e))?;
+            found.extend(output.items.unwrap_or_default());
+            match output.last_evaluated_key {
+                Some(key) => start = Some(key),
+                None => return Ok(found),
+            }
+        }
     }
 }
 

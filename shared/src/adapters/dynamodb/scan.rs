@@ -90,29 +90,10 @@ impl ActivitySource for DynamoDbStore {
     }
 
     async fn user_activities(&self, user_id: &UserId) -> Result<Vec<Activity>, StoreError> {
-        let mut activities = Vec::new();
-        let mut start = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("PK = :user AND begins_with(SK, :activity)")
-                .expression_attribute_values(":user", s(items::user_pk(user_id)))
-                .expression_attribute_values(":activity", s("ACTIVITY#"))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| store_error(&e))?;
-            for item in output.items.unwrap_or_default() {
-                activities.push(items::activity_from_item(item)?);
-            }
-            match output.last_evaluated_key {
-                Some(key) => start = Some(key),
-                None => break,
-            }
-        }
-        Ok(activities)
+        self.user_items(user_id, "ACTIVITY#")
+            .await?
+            .into_iter()
+            .map(items::activity_from_item)
+            .collect()
     }
 }

@@ -415,42 +415,23 @@ impl StatsProjectionStore for DynamoDbStore {
                 stats_from_item(PeriodKey::AllTime, &item),
             );
         }
-        let mut start = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("PK = :user AND begins_with(SK, :prefix)")
-                .expression_attribute_values(":user", s(items::user_pk(user_id)))
-                .expression_attribute_values(":prefix", s("STATS#"))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| store_error(&e))?;
-            for item in output.items.unwrap_or_default() {
-                let Some(AttributeValue::S(sk)) = item.get(items::attributes::SK) else {
-                    continue;
-                };
-                let Some(period) = sk
-                    .strip_prefix("STATS#")
-                    .and_then(|raw| PeriodKey::parse(raw).ok())
-                else {
-                    continue;
-                };
-                if period == PeriodKey::AllTime {
-                    // Read above, before the periods: this later copy must not replace it.
-                    continue;
-                }
-                projection
-                    .periods
-                    .insert(period, stats_from_item(period, &item));
+        for item in self.user_items(user_id, "STATS#").await? {
+            let Some(AttributeValue::S(sk)) = item.get(items::attributes::SK) else {
+                continue;
+            };
+            let Some(period) = sk
+                .strip_prefix("STATS#")
+                .and_then(|raw| PeriodKey::parse(raw).ok())
+            else {
+                continue;
+            };
+            if period == PeriodKey::AllTime {
+                // Read above, before the periods: this later copy must not replace it.
+                continue;
             }
-            match output.last_evaluated_key {
-                Some(key) => start = Some(key),
-                None => break,
-            }
+            projection
+                .periods
+                .insert(period, stats_from_item(period, &item));
         }
         Ok(projection)
     }
