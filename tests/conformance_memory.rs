@@ -85,4 +85,4 @@ impl Transport for Memory {
     }
 }
 
-activelog_tests::conformance_suite!(memory());
+activelog_tests::conformance_suite!(without_restart: memory());

@@ -15,8 +15,8 @@ use activelog::adapters::rabbitmq::{
 };
 use activelog::application::EventPublisher;
 use activelog::consumer::BatchHandler;
-use activelog_tests::conformance::{Features, Subscription, Transport};
-use activelog_tests::rabbitmq::{Vhost, restart};
+use activelog_tests::conformance::{App, Features, Subscription, Transport, new_user};
+use activelog_tests::rabbitmq::{Vhost, rabbitmqctl, restart};
 use async_trait::async_trait;
 
 /// Deliveries before a message that keeps failing is dead-lettered.
@@ -120,3 +120,38 @@ impl Transport for RabbitMq {
 }
 
 activelog_tests::conformance_suite!(rabbitmq());
+
+/// `mandatory`: an event a rule routes but no queue takes (its queues deleted by hand) is returned
+/// by the broker and does not count as published: the record stays in the outbox, and the relay
+/// publishes it once the topology is declared again. (Confirms alone would not notice: the
+/// broker confirms a message it routed nowhere.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_no_queue_takes_stays_in_the_outbox_until_its_queues_are_back() {
+    let broker = rabbitmq().await;
+    let app = App::new(broker.publisher());
+    for queue in &broker.topology.queues {
+        rabbitmqctl(&["delete_queue", "-p", &broker.vhost.name, &queue.queue]);
+    }
+    app.create(&new_user()).await;
+    assert_eq!(
+        app.activity_store.outbox_records().len(),
+        1,
+        "returned as unroutable: kept for the relay"
+    );
+
+    let (connection, channel) = broker.vhost.url.channel().await.unwrap();
+    broker
+        .topology
+        .declare(&broker.vhost.url, &channel)
+        .await
+        .unwrap();
+    let _ = connection.close(200, "declared".into()).await;
+    let report = app.relay.relay_pending().await.unwrap();
+    assert_eq!(report.published, 1, "{report:?}");
+    assert!(app.activity_store.outbox_records().is_empty());
+    let depths = broker.dead_letters_tool().depths().await.unwrap();
+    assert!(
+        depths.iter().all(|(_, depth)| depth.visible == 1),
+        "the relayed event reached every queue its rules name: {depths:?}"
+    );
+}

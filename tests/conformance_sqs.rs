@@ -123,4 +123,4 @@ impl Transport for Sqs {
     }
 }
 
-activelog_tests::conformance_suite!(sqs());
+activelog_tests::conformance_suite!(without_restart: sqs());
