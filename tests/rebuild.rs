@@ -1638,3 +1638,106 @@ async fn moto_v2_rebuilt_beside_v1_ends_exact_leaves_v1_and_its_keys_untouched()
         "v2: rebuilt and kept by its consumer"
     );
 }
+
+/// The memory test of the achievements rebuild, on the table: progress lost by a bug is raised
+/// back to what the activities add up to, no award is granted twice, and a user whose events
+/// never reached the consumer gets their award once. Awards go to the outbox (no publisher, as
+/// `activelog-admin` runs it).
+#[tokio::test]
+async fn moto_achievements_rebuild_raises_lost_progress_and_never_awards_twice() {
+    let m = Moto::new().await;
+    let store = Arc::new(m.store.clone());
+    let bus = m.bus_arn.rsplit('/').next().unwrap().to_owned();
+    let recorder = activelog::application::AchievementRecorder::new(
+        store.clone(),
+        store.clone(),
+        Arc::new(EventBridgePublisher::new(m.clients.eventbridge.clone(), &bus)),
+        Arc::new(SystemClock),
+        Arc::new(RandomIds),
+    );
+    let poller = SqsPoller::connect(
+        m.clients.sqs.clone(),
+        &m.achievements_queue,
+        Arc::new(AchievementsConsumer::new(recorder)),
+    )
+    .await
+    .unwrap()
+    .with_wait_time(Duration::from_secs(0));
+    let veteran = user("veteran");
+    for n in 0..10 {
+        create(&m.service, &veteran, n).await;
+    }
+    while poller.poll_once().await.unwrap() > 0 {}
+    let standing = m.store.standing(&veteran).await.unwrap();
+    assert!(standing.has(Milestone::TenActivities), "{standing:?}");
+    let awards_before = standing.awards.clone();
+
+    // Progress lost by a bug: the item's counts set to zero.
+    m.clients
+        .dynamodb
+        .update_item()
+        .table_name(m.store.table_name())
+        .key("PK", AttributeValue::S(format!("USER#{veteran}")))
+        .key("SK", AttributeValue::S("ACHIEVEMENT#PROGRESS".into()))
+        .update_expression("SET activities = :z, minutes = :z, distance_m = :z")
+        .expression_attribute_values(":z", AttributeValue::N("0".into()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        m.store
+            .progress_projection(&veteran)
+            .await
+            .unwrap()
+            .standing
+            .progress,
+        Progress::default()
+    );
+
+    let rebuild = AchievementsRebuild::new(
+        store.clone(),
+        store.clone(),
+        store.clone(),
+        store.clone(),
+        None,
+        Arc::new(SystemClock),
+        Arc::new(RandomIds),
+    );
+    let report = rebuild
+        .rebuild_users(std::slice::from_ref(&veteran), &RebuildSettings::default())
+        .await
+        .unwrap();
+    let UserRebuild::Repaired { progress, awarded } = &report.users[0].1 else {
+        panic!("{report:?}");
+    };
+    assert_eq!(progress.unwrap().1.activities, 10);
+    assert!(awarded.is_empty(), "every milestone was awarded before");
+    let after = m.store.progress_projection(&veteran).await.unwrap();
+    assert_eq!(after.standing.progress.activities, 10);
+    assert_eq!(after.standing.awards, awards_before);
+
+    // A user whose events never reached the consumer gets the award, once.
+    let newcomer = user("newcomer");
+    create(&m.service, &newcomer, 1).await;
+    let report = rebuild
+        .rebuild_users(std::slice::from_ref(&newcomer), &RebuildSettings::default())
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            &report.users[0].1,
+            UserRebuild::Repaired { awarded, .. } if *awarded == [Milestone::FirstActivity]
+        ),
+        "{report:?}"
+    );
+    let again = rebuild
+        .rebuild_users(std::slice::from_ref(&newcomer), &RebuildSettings::default())
+        .await
+        .unwrap();
+    assert_eq!(again.users[0].1, UserRebuild::Unchanged);
+    assert_eq!(
+        m.store.standing(&newcomer).await.unwrap().awards.len(),
+        1,
+        "awarded once"
+    );
+}
