@@ -37,7 +37,7 @@ use activelog::configuration::{STATS_PROJECTION_VERSION, Settings};
 use activelog::consumer::{AchievementsConsumer, StatsConsumer};
 use activelog::domain::{
     Activity, ActivityDate, ActivityPatch, ActivityType, CorrelationId, DurationMinutes, Milestone,
-    PeriodKey, ProjectionVersion, Progress, StatsCorrection, Totals, UserId, UserStats,
+    PeriodKey, Progress, ProjectionVersion, StatsCorrection, Totals, UserId, UserStats,
     recompute_all,
 };
 use activelog::functions::ConsumerFunction;
@@ -838,8 +838,7 @@ fn discard(queue: &MemoryQueue) {
 /// ends exact, and v1 ends exact without ever having been touched by the rebuild (no fence).
 /// One thread with paused time, for the reason the v1 test of this shape gives.
 #[tokio::test(start_paused = true)]
-async fn memory_v2_rebuilt_beside_v1_while_both_consumers_run_ends_exact_and_leaves_v1_untouched()
-{
+async fn memory_v2_rebuilt_beside_v1_while_both_consumers_run_ends_exact_and_leaves_v1_untouched() {
     let m = Memory::with_rules(&rules_with_a_v2_consumer());
     let users = users("versions", 5);
     history(&m.stack.activities, &users).await;
@@ -993,7 +992,11 @@ async fn memory_readers_read_the_version_they_are_configured_with() {
     };
     assert_eq!(all_time(&stack.stats).await, 5, "v1: the corrupted figures");
     let switched = stack.with_stats_version(configured_version("2"));
-    assert_eq!(all_time(&switched.stats).await, 1, "v2: the rebuilt figures");
+    assert_eq!(
+        all_time(&switched.stats).await,
+        1,
+        "v2: the rebuilt figures"
+    );
     assert_eq!(configured_version("v2"), v2());
 }
 
@@ -1609,8 +1612,16 @@ async fn moto_v2_rebuilt_beside_v1_ends_exact_leaves_v1_and_its_keys_untouched()
         .collect();
     expected.sort();
     assert_eq!(v2_now, expected, "every key is v1's or v2's");
-    assert!(markers.iter().any(|pk| pk.starts_with("PROCESSED#update-stats#")));
-    assert!(markers.iter().any(|pk| pk.starts_with("PROCESSED#update-stats@v2#")));
+    assert!(
+        markers
+            .iter()
+            .any(|pk| pk.starts_with("PROCESSED#update-stats#"))
+    );
+    assert!(
+        markers
+            .iter()
+            .any(|pk| pk.starts_with("PROCESSED#update-stats@v2#"))
+    );
 
     // The reader follows its configuration: v1 corrupted, v2 not.
     m.corrupt(&users[0], PeriodKey::AllTime).await;
@@ -1651,7 +1662,10 @@ async fn moto_achievements_rebuild_raises_lost_progress_and_never_awards_twice()
     let recorder = activelog::application::AchievementRecorder::new(
         store.clone(),
         store.clone(),
-        Arc::new(EventBridgePublisher::new(m.clients.eventbridge.clone(), &bus)),
+        Arc::new(EventBridgePublisher::new(
+            m.clients.eventbridge.clone(),
+            &bus,
+        )),
         Arc::new(SystemClock),
         Arc::new(RandomIds),
     );

@@ -261,7 +261,9 @@ mod tests {
     fn the_rate_reaches_the_run() {
         assert_eq!(run_settings(&rebuild_args(&[])).unwrap().rate, None);
         assert_eq!(
-            run_settings(&rebuild_args(&["--rate", "250"])).unwrap().rate,
+            run_settings(&rebuild_args(&["--rate", "250"]))
+                .unwrap()
+                .rate,
             Some(250.0)
         );
         assert!(run_settings(&rebuild_args(&["--rate", "0"])).is_err());

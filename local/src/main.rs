@@ -172,13 +172,12 @@ fn operator_access(options: &Options) -> OperatorAccess {
 async fn run_on_aws(options: Options) -> Result<(), Box<dyn std::error::Error>> {
     let access = operator_access(&options);
     let journal = journal("aws");
-    let stack =
-        aws_mode::AwsStack::start(
-            StdDuration::from_secs(options.relay_interval),
-            options.stats_projection_version,
-            &journal,
-        )
-        .await?;
+    let stack = aws_mode::AwsStack::start(
+        StdDuration::from_secs(options.relay_interval),
+        options.stats_projection_version,
+        &journal,
+    )
+    .await?;
     let app = server::router(
         stack.services.clone(),
         stack.operator.clone(),

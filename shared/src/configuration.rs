@@ -194,10 +194,12 @@ impl<F: Fn(&str) -> Option<String>> Settings<F> {
     pub fn stats_projection_version(&self) -> Result<ProjectionVersion, ConfigError> {
         match self.optional(STATS_PROJECTION_VERSION) {
             None => Ok(ProjectionVersion::FIRST),
-            Some(raw) => raw.parse().map_err(|e: InvalidProjectionVersion| ConfigError::Invalid {
-                variable: STATS_PROJECTION_VERSION,
-                reason: e.to_string(),
-            }),
+            Some(raw) => raw
+                .parse()
+                .map_err(|e: InvalidProjectionVersion| ConfigError::Invalid {
+                    variable: STATS_PROJECTION_VERSION,
+                    reason: e.to_string(),
+                }),
         }
     }
 

@@ -20,14 +20,15 @@ fn rfc3339(at: OffsetDateTime) -> String {
 async fn stats_queue_settled(stack: &LocalStack) {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let (_, depths) = stack
-            .call(Method::GET, "/_local/queues", None, None)
-            .await;
+        let (_, depths) = stack.call(Method::GET, "/_local/queues", None, None).await;
         let queue = &depths["StatsQueue"];
         if queue["visible"] == 0 && queue["in_flight"] == 0 {
             return;
         }
-        assert!(Instant::now() < deadline, "the stats queue never settled: {depths}");
+        assert!(
+            Instant::now() < deadline,
+            "the stats queue never settled: {depths}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -90,25 +91,41 @@ async fn the_rebuild_and_replay_routes_correct_and_replay_the_statistics() {
         })
         .await;
 
-    let rebuild = |dry_run: bool| {
-        json!({"users": [user], "dry_run": dry_run, "settle_ms": 0})
-    };
+    let rebuild = |dry_run: bool| json!({"users": [user], "dry_run": dry_run, "settle_ms": 0});
     let (status, dry) = stack
-        .call(Method::POST, "/_local/rebuild/stats", None, Some(rebuild(true)))
+        .call(
+            Method::POST,
+            "/_local/rebuild/stats",
+            None,
+            Some(rebuild(true)),
+        )
         .await;
     assert_eq!(status, 200, "{dry}");
     assert_eq!(dry["dry_run"], true);
     assert_eq!(dry["corrected"], 1, "{dry}");
     let periods = dry["differences"][0]["periods"].as_array().unwrap();
     assert!(periods.contains(&json!("all")), "{dry}");
-    assert_eq!(all_time_activities(&stack, user).await, 3, "a dry run writes nothing");
+    assert_eq!(
+        all_time_activities(&stack, user).await,
+        3,
+        "a dry run writes nothing"
+    );
 
     let (status, done) = stack
-        .call(Method::POST, "/_local/rebuild/stats", None, Some(rebuild(false)))
+        .call(
+            Method::POST,
+            "/_local/rebuild/stats",
+            None,
+            Some(rebuild(false)),
+        )
         .await;
     assert_eq!(status, 200, "{done}");
     assert_eq!(done["corrected"], 1, "{done}");
-    assert_eq!(all_time_activities(&stack, user).await, 2, "rebuilt from the activities");
+    assert_eq!(
+        all_time_activities(&stack, user).await,
+        2,
+        "rebuilt from the activities"
+    );
 
     // A replay of the whole window: every event delivered again, nothing counted twice.
     let now = OffsetDateTime::now_utc();
@@ -127,7 +144,10 @@ async fn the_rebuild_and_replay_routes_correct_and_replay_the_statistics() {
     assert_eq!(status, 200, "{replay}");
     assert_eq!(replay["state"], "completed", "{replay}");
     assert_eq!(replay["consumer"], "update-stats");
-    assert_eq!(replay["events"], 2, "the two creates in the archive: {replay}");
+    assert_eq!(
+        replay["events"], 2,
+        "the two creates in the archive: {replay}"
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     stats_queue_settled(&stack).await;
     assert_eq!(all_time_activities(&stack, user).await, 2);

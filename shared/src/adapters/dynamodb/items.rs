@@ -277,7 +277,10 @@ pub(super) fn stats_prefix(version: ProjectionVersion) -> String {
 pub(super) fn stats_key(user_id: &UserId, period: PeriodKey, version: ProjectionVersion) -> Item {
     HashMap::from([
         (PK.to_owned(), s(user_pk(user_id))),
-        (SK.to_owned(), s(format!("{}{period}", stats_prefix(version)))),
+        (
+            SK.to_owned(),
+            s(format!("{}{period}", stats_prefix(version))),
+        ),
     ])
 }
 

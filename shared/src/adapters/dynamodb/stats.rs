@@ -170,7 +170,9 @@ impl DynamoDbStore {
                 .merge(delta);
         }
         for delta in per_user.values() {
-            transaction.extend(stats_updates(&self.table, self.stats_version, delta).map_err(Refused::Other)?);
+            transaction.extend(
+                stats_updates(&self.table, self.stats_version, delta).map_err(Refused::Other)?,
+            );
         }
         let result = self
             .client

@@ -313,7 +313,10 @@ mod tests {
         let delta = StatsDelta::empty(user.clone());
         for store in [&v1, v2.as_ref()] {
             assert_eq!(
-                store.apply_once("update-stats", event, &delta).await.unwrap(),
+                store
+                    .apply_once("update-stats", event, &delta)
+                    .await
+                    .unwrap(),
                 ApplyOutcome::Applied
             );
         }
