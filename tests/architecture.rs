@@ -22,7 +22,8 @@ use std::path::{Path, PathBuf};
 const ALLOWED: &[(&str, &[&str])] = &[
     ("domain", &[]),
     ("functions", &[]),
-    ("configuration", &[]),
+    // Settings parse into domain values (a projection version) where they are read.
+    ("configuration", &["domain"]),
     ("telemetry", &[]),
     // Spans across the asynchronous hops: ambient like `tracing` itself, so every layer but the
     // domain may ask it for the current trace position or hang a span under another one.

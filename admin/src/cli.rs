@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use activelog::domain::UserId;
+use activelog::domain::{ProjectionVersion, UserId};
 use activelog::functions::ConsumerFunction;
 use clap::{Args, Parser, Subcommand};
 use time::OffsetDateTime;
@@ -86,6 +86,11 @@ pub struct RebuildArgs {
     /// Continue an interrupted `--all` run from its checkpoint file.
     #[arg(long)]
     pub resume: bool,
+    /// Statistics only: the projection version to rebuild (1, the one deployed first, by
+    /// default). Rebuild a new version beside the old one while its own consumer runs, then
+    /// switch the readers over (docs/operations.md).
+    #[arg(long, default_value = "1")]
+    pub projection_version: ProjectionVersion,
 }
 
 #[derive(Debug, Args)]

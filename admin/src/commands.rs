@@ -14,6 +14,7 @@ use activelog::application::{
     AchievementsRebuild, ArchiveReplay, Checkpoint, ProjectionRebuild, RebuildRunner,
     RebuildSettings, ReplayRequest, ReplayState, RunSettings, RunSummary, StatsRebuild,
 };
+use activelog::domain::ProjectionVersion;
 use activelog::startup::aws::sdk_config;
 
 use crate::checkpoint::CheckpointFile;
@@ -39,15 +40,22 @@ pub async fn run(cli: Cli) -> Result<ExitCode, AdminError> {
     match cli.command {
         Command::Stats(RebuildCommand::Rebuild(args)) => {
             let (name, store) = table(cli.table).await?;
-            let store = Arc::new(store);
+            let version = args.projection_version;
+            let store = Arc::new(store.with_stats_version(version));
             let rebuild = Arc::new(StatsRebuild::new(
                 store.clone(),
                 store.clone(),
                 Arc::new(SystemClock),
             ));
-            rebuild_command("stats", &name, store, rebuild, args).await
+            let projection = stats_projection_name(version);
+            rebuild_command(&projection, &name, store, rebuild, args).await
         }
         Command::Achievements(RebuildCommand::Rebuild(args)) => {
+            if !args.projection_version.is_first() {
+                return Err(AdminError::Invalid(
+                    "--projection-version applies to the statistics only".into(),
+                ));
+            }
             let (name, store) = table(cli.table).await?;
             let store = Arc::new(store);
             // No publisher: award events wait in the outbox for the stack's relay, because the
@@ -64,6 +72,16 @@ pub async fn run(cli: Cli) -> Result<ExitCode, AdminError> {
             rebuild_command("achievements", &name, store, rebuild, args).await
         }
         Command::Replay(args) => replay_command(args).await,
+    }
+}
+
+/// The statistics projection's name in checkpoints and output: `stats` for v1 (as before
+/// versions existed), `stats-v2` for v2, so a checkpoint of one version never resumes another.
+pub fn stats_projection_name(version: ProjectionVersion) -> String {
+    if version.is_first() {
+        "stats".to_owned()
+    } else {
+        format!("stats-{version}")
     }
 }
 
@@ -236,6 +254,42 @@ mod tests {
             panic!("not a stats rebuild");
         };
         args
+    }
+
+    /// `--rate` reaches the run as a bound on items read per second; zero or less is refused.
+    #[test]
+    fn the_rate_reaches_the_run() {
+        assert_eq!(run_settings(&rebuild_args(&[])).unwrap().rate, None);
+        assert_eq!(
+            run_settings(&rebuild_args(&["--rate", "250"]))
+                .unwrap()
+                .rate,
+            Some(250.0)
+        );
+        assert!(run_settings(&rebuild_args(&["--rate", "0"])).is_err());
+    }
+
+    /// Each version's run has a checkpoint of its own: a v2 run never resumes v1's pages.
+    #[test]
+    fn a_projection_version_names_its_own_run() {
+        let args = rebuild_args(&["--projection-version", "2"]);
+        assert_eq!(args.projection_version.get(), 2);
+        assert_eq!(stats_projection_name(args.projection_version), "stats-v2");
+        assert_eq!(
+            stats_projection_name(rebuild_args(&[]).projection_version),
+            "stats"
+        );
+        assert!(
+            Cli::try_parse_from([
+                "activelog-admin",
+                "stats",
+                "rebuild",
+                "--all",
+                "--projection-version",
+                "0"
+            ])
+            .is_err()
+        );
     }
 
     /// The fence is set `--max-clock-skew` ahead, and the settle time must cover twice the skew

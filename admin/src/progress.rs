@@ -37,17 +37,25 @@ impl RebuildProgress {
         }
     }
 
+    /// A line above the bar; on standard output itself when there is no bar (not a terminal:
+    /// a log, a pipe), where indicatif's `println` prints nothing.
+    fn line(&self, text: String) {
+        if self.bar.is_hidden() {
+            println!("{text}");
+        } else {
+            self.bar.println(text);
+        }
+    }
+
     /// Prints what one page found for each user (dry runs and corrections alike).
     pub fn print_page(&self, report: &PageReport) {
         for (user, outcome) in &report.users {
             match outcome {
                 UserRebuild::Unchanged => {}
-                UserRebuild::Busy => self
-                    .bar
-                    .println(format!("{user}: busy, left for a later run")),
+                UserRebuild::Busy => self.line(format!("{user}: busy, left for a later run")),
                 UserRebuild::Corrected(differences) => {
                     for difference in differences {
-                        self.bar.println(format!(
+                        self.line(format!(
                             "{user} {}: stored {} activities / {} min / {} m / {} kcal, recomputed {} / {} / {} / {}",
                             difference.period,
                             difference.stored.totals.activities,
@@ -63,7 +71,7 @@ impl RebuildProgress {
                 }
                 UserRebuild::Repaired { progress, awarded } => {
                     if let Some((stored, raised)) = progress {
-                        self.bar.println(format!(
+                        self.line(format!(
                             "{user}: progress {} activities / {} min / {} m raised to {} / {} / {}",
                             stored.activities,
                             stored.minutes,
@@ -75,8 +83,7 @@ impl RebuildProgress {
                     }
                     if !awarded.is_empty() {
                         let ids: Vec<&str> = awarded.iter().map(|m| m.id()).collect();
-                        self.bar
-                            .println(format!("{user}: awarded {}", ids.join(", ")));
+                        self.line(format!("{user}: awarded {}", ids.join(", ")));
                     }
                 }
             }

@@ -17,6 +17,7 @@ use activelog::configuration::{
     ACHIEVEMENTS_DLQ_URL, ACHIEVEMENTS_QUEUE_URL, STATS_DLQ_URL, STATS_QUEUE_URL, Settings,
 };
 use activelog::consumer::{AchievementsConsumer, BatchHandler, StatsConsumer};
+use activelog::domain::ProjectionVersion;
 use activelog::functions::ConsumerFunction;
 use activelog::startup::aws;
 use async_trait::async_trait;
@@ -58,6 +59,7 @@ pub struct AwsStack {
 impl AwsStack {
     pub async fn start(
         relay_interval: StdDuration,
+        stats_version: ProjectionVersion,
         journal: &Arc<Journal>,
     ) -> Result<Self, Box<dyn std::error::Error>> {
         let settings = Settings::from_env();
@@ -69,7 +71,7 @@ impl AwsStack {
                 dead_letter_url: settings.required(dead_letter_url)?,
             });
         }
-        let stores = Stores::dynamodb().await?.recorded(journal);
+        let stores = Stores::dynamodb(stats_version).await?.recorded(journal);
         let publisher: Arc<dyn EventPublisher> = Arc::new(RecordingPublisher::new(
             Arc::new(aws::event_publisher(&settings).await?),
             journal.clone(),

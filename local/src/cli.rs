@@ -3,6 +3,7 @@
 
 use std::net::IpAddr;
 
+use activelog::domain::ProjectionVersion;
 use clap::Parser;
 
 /// Runs activelog on one machine: the HTTP API of API Gateway, the event pipeline and its
@@ -52,6 +53,11 @@ pub struct Options {
     /// Human-readable logs instead of JSON lines.
     #[arg(long, default_value_t = false)]
     pub pretty: bool,
+
+    /// The statistics projection version the stats consumer writes and `GET /stats` reads (and
+    /// `/_local/rebuild/stats` rebuilds), as STATS_PROJECTION_VERSION does for the functions.
+    #[arg(long, env = "STATS_PROJECTION_VERSION", default_value = "1")]
+    pub stats_projection_version: ProjectionVersion,
 
     /// In-memory queues: seconds a received message stays hidden (SQS VisibilityTimeout).
     #[arg(long, env = "ACTIVELOG_VISIBILITY_TIMEOUT", default_value_t = 30)]

@@ -87,8 +87,8 @@ async fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
         };
     };
     let stores = match options.aws {
-        true => Stores::dynamodb().await?,
-        false => Stores::in_memory(),
+        true => Stores::dynamodb(options.stats_projection_version).await?,
+        false => Stores::in_memory(options.stats_projection_version),
     };
     let journal = journal(&format!("{}+{}", stores.name, connected.name()));
     run_on_broker(options, stores, connected, &rules, journal).await
@@ -172,8 +172,12 @@ fn operator_access(options: &Options) -> OperatorAccess {
 async fn run_on_aws(options: Options) -> Result<(), Box<dyn std::error::Error>> {
     let access = operator_access(&options);
     let journal = journal("aws");
-    let stack =
-        aws_mode::AwsStack::start(StdDuration::from_secs(options.relay_interval), &journal).await?;
+    let stack = aws_mode::AwsStack::start(
+        StdDuration::from_secs(options.relay_interval),
+        options.stats_projection_version,
+        &journal,
+    )
+    .await?;
     let app = server::router(
         stack.services.clone(),
         stack.operator.clone(),
@@ -196,7 +200,10 @@ async fn run_in_memory(options: Options) -> Result<(), Box<dyn std::error::Error
         visibility_timeout: Duration::seconds(i64::from(options.visibility_timeout)),
         max_receive_count: options.max_receive_count,
     };
-    let stack = Arc::new(InMemoryStack::with_system_clock(&rules, &queue_options)?);
+    let stack = Arc::new(
+        InMemoryStack::with_system_clock(&rules, &queue_options)?
+            .with_stats_version(options.stats_projection_version),
+    );
     let journal = journal("memory");
     let pipeline = Pipeline::start(
         stack.clone(),

@@ -11,6 +11,7 @@ use activelog::application::{
     CursorCodec, EventPublisher, Outbox, StatsQueries, StatsStore,
 };
 use activelog::configuration::Settings;
+use activelog::domain::ProjectionVersion;
 use activelog::startup::{StartupError, aws};
 
 use crate::console::{Journal, RecordingActivityStore, RecordingStatsStore};
@@ -31,14 +32,15 @@ pub struct Stores {
 }
 
 impl Stores {
-    /// Fresh in-memory stores, empty; the cursor secret is the local one.
-    pub fn in_memory() -> Self {
+    /// Fresh in-memory stores, empty, statistics on projection `version`; the cursor secret is
+    /// the local one.
+    pub fn in_memory(version: ProjectionVersion) -> Self {
         let activity_store = Arc::new(MemoryActivityStore::new());
         Self {
             name: "memory",
             activities: activity_store.clone(),
             outbox: activity_store.clone(),
-            stats: Arc::new(MemoryStatsStore::new()),
+            stats: MemoryStatsStore::new().at_version(version),
             achievements: Arc::new(MemoryAchievementStore::new(activity_store)),
             cursors: CursorCodec::new(
                 activelog::configuration::LOCAL_CURSOR_SECRET
@@ -50,13 +52,17 @@ impl Stores {
 
     /// The DynamoDB table of `TABLE_NAME` (region, credentials and endpoint from the usual AWS
     /// environment, `AWS_ENDPOINT_URL` for moto), with the cursor keys of `CURSOR_SECRET_ARN` or
-    /// `CURSOR_SECRET`: what `--aws` runs on.
-    pub async fn dynamodb() -> Result<Self, StartupError> {
+    /// `CURSOR_SECRET`: what `--aws` runs on, statistics on projection `version`.
+    pub async fn dynamodb(version: ProjectionVersion) -> Result<Self, StartupError> {
         let settings = Settings::from_env();
         // Every variable before the first call: a missing one is named, not a network error.
         settings.table_name()?;
         let cursors = aws::cursor_codec(&settings).await?;
-        let table = Arc::new(aws::dynamodb_store(&settings).await?);
+        let table = Arc::new(
+            aws::dynamodb_store(&settings)
+                .await?
+                .with_stats_version(version),
+        );
         Ok(Self {
             name: "dynamodb",
             activities: table.clone(),

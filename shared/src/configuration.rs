@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use time::Duration;
 
+use crate::domain::{InvalidProjectionVersion, ProjectionVersion};
+
 /// `memory` runs a function on in-memory adapters (no AWS at all); anything else, or unset, uses AWS.
 pub const ADAPTERS: &str = "ACTIVELOG_ADAPTERS";
 /// A JSON file of activities to load into the in-memory store at start-up (memory mode only).
@@ -27,6 +29,9 @@ pub const STATS_QUEUE_URL: &str = "STATS_QUEUE_URL";
 pub const ACHIEVEMENTS_QUEUE_URL: &str = "ACHIEVEMENTS_QUEUE_URL";
 pub const STATS_DLQ_URL: &str = "STATS_DLQ_URL";
 pub const ACHIEVEMENTS_DLQ_URL: &str = "ACHIEVEMENTS_DLQ_URL";
+/// The statistics projection version update-stats writes and get-stats reads (`1` when unset):
+/// see `docs/operations.md`, "Switching to a new projection version".
+pub const STATS_PROJECTION_VERSION: &str = "STATS_PROJECTION_VERSION";
 
 /// Every variable the code reads, for the consistency test against `template.yaml`.
 pub const ALL_VARIABLES: &[&str] = &[
@@ -42,6 +47,7 @@ pub const ALL_VARIABLES: &[&str] = &[
     ACHIEVEMENTS_QUEUE_URL,
     STATS_DLQ_URL,
     ACHIEVEMENTS_DLQ_URL,
+    STATS_PROJECTION_VERSION,
     OTEL_EXPORTER_OTLP_ENDPOINT,
 ];
 
@@ -181,6 +187,19 @@ impl<F: Fn(&str) -> Option<String>> Settings<F> {
         match (mode, self.optional(CURSOR_SECRET_ARN)) {
             (AdapterMode::Aws, Some(secret)) => Ok(CursorKeySource::SecretsManager(secret)),
             _ => self.cursor_secret(mode).map(CursorKeySource::Plain),
+        }
+    }
+
+    /// The statistics projection version to read or write: v1 when unset.
+    pub fn stats_projection_version(&self) -> Result<ProjectionVersion, ConfigError> {
+        match self.optional(STATS_PROJECTION_VERSION) {
+            None => Ok(ProjectionVersion::FIRST),
+            Some(raw) => raw
+                .parse()
+                .map_err(|e: InvalidProjectionVersion| ConfigError::Invalid {
+                    variable: STATS_PROJECTION_VERSION,
+                    reason: e.to_string(),
+                }),
         }
     }
 

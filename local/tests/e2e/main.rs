@@ -7,6 +7,7 @@ mod aws_mode;
 mod console;
 mod kafka;
 mod local_stack;
+mod maintenance;
 mod nats;
 mod rabbitmq;
 mod redis;

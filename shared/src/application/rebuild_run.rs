@@ -418,4 +418,83 @@ mod tests {
         assert_eq!(summary.users, 1, "the resumed run rebuilt `b` only");
         assert_eq!(summary.busy, [UserId::parse("a").unwrap()]);
     }
+
+    /// Every segment: `pages` pages of `items` items each, one new user per page.
+    struct Pages {
+        pages: u64,
+        items: usize,
+    }
+
+    #[async_trait]
+    impl ActivitySource for Pages {
+        async fn scan_users(
+            &self,
+            segment: u32,
+            _segments: u32,
+            after: Option<&ScanPosition>,
+            _limit: usize,
+        ) -> Result<UserPage, StoreError> {
+            let page = after.and_then(|p| p.0.as_u64()).map_or(0, |p| p + 1);
+            Ok(UserPage {
+                users: vec![UserId::parse(&format!("user-{segment}-{page}")).unwrap()],
+                items_read: self.items,
+                next: (page + 1 < self.pages).then(|| ScanPosition(serde_json::json!(page))),
+            })
+        }
+
+        async fn user_activities(&self, _user_id: &UserId) -> Result<Vec<Activity>, StoreError> {
+            Ok(Vec::new())
+        }
+    }
+
+    /// How long (in tokio's virtual time) a run over 2 segments of 5 pages of 10 items takes.
+    async fn run_time(rate: Option<f64>) -> Duration {
+        let runner = RebuildRunner::new(
+            Arc::new(Pages {
+                pages: 5,
+                items: 10,
+            }),
+            Arc::new(ABusy),
+        );
+        let settings = RunSettings {
+            segments: 2,
+            page_items: 10,
+            rate,
+            ..RunSettings::default()
+        };
+        let started = Instant::now();
+        let summary = runner
+            .run_all(
+                &settings,
+                Checkpoint::new("stats", 2),
+                Arc::new(Interrupting::default()),
+            )
+            .await
+            .unwrap();
+        assert_eq!(summary.users, 10);
+        started.elapsed()
+    }
+
+    /// `--rate`: 100 items (10 pages of 10, over 2 segments) at 100 items per second take at
+    /// least 0.9 s (the first page is read at once, each next one 0.1 s after the one before),
+    /// whatever the number of segments: the rate bounds the run, not each segment. Unbounded,
+    /// the same run takes no time at all.
+    #[tokio::test(start_paused = true)]
+    async fn reads_are_held_to_the_rate_over_every_segment() {
+        assert_eq!(run_time(None).await, Duration::ZERO);
+        let bounded = run_time(Some(100.0)).await;
+        assert!(
+            bounded >= Duration::from_millis(900),
+            "100 items at 100/s took {bounded:?}"
+        );
+        assert!(
+            bounded < Duration::from_millis(1100),
+            "100 items at 100/s took {bounded:?}: slower than the rate"
+        );
+        let faster = run_time(Some(1000.0)).await;
+        assert!(
+            (Duration::from_millis(90)..Duration::from_millis(110)).contains(&faster),
+            "100 items at 1000/s took {faster:?}"
+        );
+    }
 }

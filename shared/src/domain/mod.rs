@@ -9,6 +9,7 @@ mod achievements;
 mod activity;
 mod events;
 mod fields;
+mod projection_version;
 mod stats;
 mod trace_parent;
 mod validation;
@@ -25,6 +26,7 @@ pub use fields::{
     ActivityDate, ActivityId, ActivityTitle, ActivityType, Calories, CorrelationId, Distance,
     DurationMinutes, FreeText, Tag, Tags, UserId, Version,
 };
+pub use projection_version::{InvalidProjectionVersion, ProjectionVersion};
 pub use stats::{
     PeriodKey, StatsChange, StatsCorrection, StatsDelta, Totals, UserStats, corrections,
     recompute_all,

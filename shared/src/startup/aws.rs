@@ -222,14 +222,20 @@ pub async fn cursor_keys(secret: &str) -> Result<CursorKeys, StartupError> {
 pub async fn stats_queries<F: Fn(&str) -> Option<String>>(
     settings: &Settings<F>,
 ) -> Result<StatsQueries, StartupError> {
-    Ok(StatsQueries::new(Arc::new(dynamodb_store(settings).await?)))
+    let version = settings.stats_projection_version()?;
+    Ok(StatsQueries::new(Arc::new(
+        dynamodb_store(settings).await?.with_stats_version(version),
+    )))
 }
 
 #[cfg(feature = "aws-dynamodb")]
 pub async fn stats_updater<F: Fn(&str) -> Option<String>>(
     settings: &Settings<F>,
 ) -> Result<StatsUpdater, StartupError> {
-    Ok(StatsUpdater::new(Arc::new(dynamodb_store(settings).await?)))
+    let version = settings.stats_projection_version()?;
+    Ok(StatsUpdater::new(Arc::new(
+        dynamodb_store(settings).await?.with_stats_version(version),
+    )))
 }
 
 #[cfg(all(feature = "aws-dynamodb", feature = "aws-eventbridge"))]

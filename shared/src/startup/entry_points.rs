@@ -19,7 +19,8 @@ use super::{ReadScope, StartupError, aws};
 fn memory_stack<F: Fn(&str) -> Option<String>>(
     settings: &Settings<F>,
 ) -> Result<InMemoryStack, StartupError> {
-    let stack = InMemoryStack::with_system_clock(&[], &QueueOptions::default())?;
+    let stack = InMemoryStack::with_system_clock(&[], &QueueOptions::default())?
+        .with_stats_version(settings.stats_projection_version()?);
     if let Some(path) = settings.seed_file() {
         let activities = load_seed(&path)?;
         tracing::info!(count = activities.len(), path = %path.display(), "in-memory store seeded");

@@ -16,7 +16,7 @@ use crate::application::{
     AchievementQueries, AchievementRecorder, ActivityQueries, ActivityService, Clock, CursorCodec,
     IdGenerator, OutboxRelay, StatsQueries, StatsUpdater,
 };
-use crate::domain::Activity;
+use crate::domain::{Activity, ProjectionVersion};
 
 use super::StartupError;
 
@@ -126,6 +126,16 @@ impl InMemoryStack {
             Arc::new(SystemClock),
             Arc::new(RandomIds),
         )
+    }
+
+    /// The same stack with its statistics reader and consumer on projection version `version`
+    /// (`stats_store` becomes that version's handle; the other versions stay reachable through
+    /// [`MemoryStatsStore::at_version`]).
+    pub fn with_stats_version(mut self, version: ProjectionVersion) -> Self {
+        self.stats_store = self.stats_store.at_version(version);
+        self.stats = StatsQueries::new(self.stats_store.clone());
+        self.stats_updater = StatsUpdater::new(self.stats_store.clone());
+        self
     }
 
     pub fn queue(&self, logical_id: &str) -> Option<&Arc<MemoryQueue>> {

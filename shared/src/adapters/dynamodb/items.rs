@@ -10,7 +10,7 @@ use time::macros::format_description;
 use time::{Duration, OffsetDateTime, UtcOffset};
 
 use crate::application::{IdempotencyKey, IdempotencyRecord, OutboxRecord, StoreError};
-use crate::domain::{Activity, ActivityId, EventId, PeriodKey, UserId};
+use crate::domain::{Activity, ActivityId, EventId, PeriodKey, ProjectionVersion, UserId};
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -262,11 +262,37 @@ pub(super) fn idempotency_from_item(item: Item) -> Result<IdempotencyRecord, Sto
     })
 }
 
-pub(super) fn stats_key(user_id: &UserId, period: PeriodKey) -> Item {
+/// The sort-key prefix of a user's statistics items in one projection version: `STATS#` for v1
+/// (the keys from before versions existed, unchanged), `STATS@v<N>#` from v2 on. Two prefixes
+/// that are not prefixes of each other, so a version's `begins_with` query (a rebuild's read, a
+/// retirement's delete) never meets another version's items.
+pub(super) fn stats_prefix(version: ProjectionVersion) -> String {
+    if version.is_first() {
+        "STATS#".to_owned()
+    } else {
+        format!("STATS@{version}#")
+    }
+}
+
+pub(super) fn stats_key(user_id: &UserId, period: PeriodKey, version: ProjectionVersion) -> Item {
     HashMap::from([
         (PK.to_owned(), s(user_pk(user_id))),
-        (SK.to_owned(), s(format!("STATS#{period}"))),
+        (
+            SK.to_owned(),
+            s(format!("{}{period}", stats_prefix(version))),
+        ),
     ])
+}
+
+/// The name a stats consumer's processed-event markers are kept under in one projection version:
+/// the consumer's own name for v1 (unchanged), `<consumer>@v<N>` from v2 on, so the consumer of
+/// v2 applies every event once to v2 even though v1's consumer already marked it.
+pub(super) fn stats_marker_consumer(consumer: &str, version: ProjectionVersion) -> String {
+    if version.is_first() {
+        consumer.to_owned()
+    } else {
+        format!("{consumer}@{version}")
+    }
 }
 
 /// The `Put` that records `event_id` as processed by `consumer`, refused when it was before: the
@@ -294,4 +320,43 @@ pub(super) fn marker_item(consumer: &str, event_id: EventId, now: OffsetDateTime
             n((now + MARKER_RETENTION).unix_timestamp()),
         ),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sort_key(item: &Item) -> &str {
+        match item.get(SK) {
+            Some(AttributeValue::S(sk)) => sk,
+            other => panic!("no string sort key: {other:?}"),
+        }
+    }
+
+    /// Version 1 keeps the keys from before versions existed, so nothing stored moves; v2 and on
+    /// live under a prefix of their own that v1's prefix does not match (nor the other way).
+    #[test]
+    fn stats_keys_of_v1_are_unchanged_and_later_versions_have_their_own_prefix() {
+        let user = UserId::parse("alice").unwrap();
+        let v1 = ProjectionVersion::FIRST;
+        let v2 = ProjectionVersion::new(2).unwrap();
+        let week = PeriodKey::Week {
+            year: 2026,
+            week: 48,
+        };
+        let key = stats_key(&user, PeriodKey::AllTime, v1);
+        assert_eq!(key.get(PK), Some(&s("USER#alice")));
+        assert_eq!(sort_key(&key), "STATS#all");
+        assert_eq!(sort_key(&stats_key(&user, week, v1)), "STATS#2026-W48");
+        assert_eq!(sort_key(&stats_key(&user, week, v2)), "STATS@v2#2026-W48");
+        assert_eq!(
+            stats_key(&user, week, v2).get(PK),
+            Some(&s("USER#alice")),
+            "same partition: a user's versions are read and corrected alike"
+        );
+        assert!(!stats_prefix(v2).starts_with(&stats_prefix(v1)));
+        assert!(!stats_prefix(v1).starts_with(&stats_prefix(v2)));
+        assert_eq!(stats_marker_consumer("update-stats", v1), "update-stats");
+        assert_eq!(stats_marker_consumer("update-stats", v2), "update-stats@v2");
+    }
 }

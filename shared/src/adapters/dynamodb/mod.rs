@@ -26,7 +26,7 @@ use crate::adapters::aws_call;
 use crate::adapters::aws_error::{AwsFailure, classify};
 use crate::adapters::system::SystemClock;
 use crate::application::{ApplyError, Clock, StoreError};
-use crate::domain::UserId;
+use crate::domain::{ProjectionVersion, UserId};
 
 pub use items::{MARKER_RETENTION, OUTBOX_SHARDS, attributes, indexes};
 
@@ -38,6 +38,9 @@ pub struct DynamoDbStore {
     table: String,
     /// Stamps `expires_at` on processed-event markers.
     clock: Arc<dyn Clock>,
+    /// The statistics projection version this store reads and writes (keys, fence, revision
+    /// and the stats consumer's markers); v1 unless configured.
+    stats_version: ProjectionVersion,
 }
 
 impl DynamoDbStore {
@@ -46,7 +49,19 @@ impl DynamoDbStore {
             client,
             table: table.into(),
             clock: Arc::new(SystemClock),
+            stats_version: ProjectionVersion::FIRST,
         }
+    }
+
+    /// The same table, reading and writing statistics projection version `version` (every
+    /// other item type is the same whatever the version).
+    pub fn with_stats_version(mut self, version: ProjectionVersion) -> Self {
+        self.stats_version = version;
+        self
+    }
+
+    pub fn stats_version(&self) -> ProjectionVersion {
+        self.stats_version
     }
 
     /// The same store with another clock (tests that control `expires_at`).

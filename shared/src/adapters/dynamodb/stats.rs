@@ -9,6 +9,11 @@
 //! bumping the revision and conditioned on the oldest event being at or after the fence. That is
 //! the cut-over of `application::rebuild`; `StatsProjectionStore` (the rebuild's side) is at the
 //! end of this file.
+//!
+//! Everything here is scoped to the store's projection version (`with_stats_version`): the
+//! items' sort keys (`STATS#…` for v1, `STATS@v2#…` for v2), hence the revision and fence on
+//! that version's all-time item, and the stats consumer's markers (`update-stats` for v1,
+//! `update-stats@v2` for v2). Two versions in one table are two projections that share nothing.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -27,7 +32,8 @@ use crate::application::{
     StoreError,
 };
 use crate::domain::{
-    ActivityType, EventId, PeriodKey, StatsCorrection, StatsDelta, Totals, UserId, UserStats,
+    ActivityType, EventId, PeriodKey, ProjectionVersion, StatsCorrection, StatsDelta, Totals,
+    UserId, UserStats,
 };
 
 const FIELDS: [&str; 4] = ["activities", "minutes", "distance_m", "calories"];
@@ -54,7 +60,11 @@ fn build_error(error: impl std::fmt::Display) -> ApplyError {
 }
 
 /// The `ADD` updates one delta makes: one item per period.
-fn stats_updates(table: &str, delta: &StatsDelta) -> Result<Vec<TransactWriteItem>, ApplyError> {
+fn stats_updates(
+    table: &str,
+    version: ProjectionVersion,
+    delta: &StatsDelta,
+) -> Result<Vec<TransactWriteItem>, ApplyError> {
     let mut per_period: BTreeMap<PeriodKey, Vec<(String, i64)>> = BTreeMap::new();
     // The all-time item is written even by a delta that leaves it unchanged (an update that
     // moves an activity's date only): it carries the revision and the fence.
@@ -103,7 +113,7 @@ fn stats_updates(table: &str, delta: &StatsDelta) -> Result<Vec<TransactWriteIte
         }
         let update = Update::builder()
             .table_name(table)
-            .set_key(Some(items::stats_key(&delta.user_id, period)))
+            .set_key(Some(items::stats_key(&delta.user_id, period, version)))
             .update_expression(format!(
                 "SET #entity = :entity, #user = :user, #period = :period ADD {}",
                 adds.join(", ")
@@ -143,10 +153,11 @@ impl DynamoDbStore {
         event_ids: &[EventId],
         deltas: &[StatsDelta],
     ) -> Result<(), Refused> {
+        let consumer = items::stats_marker_consumer(consumer, self.stats_version);
         let mut transaction = Vec::new();
         for event_id in event_ids {
             transaction.push(
-                self.marker_put(consumer, *event_id)
+                self.marker_put(&consumer, *event_id)
                     .map_err(Refused::Other)?,
             );
         }
@@ -159,7 +170,9 @@ impl DynamoDbStore {
                 .merge(delta);
         }
         for delta in per_user.values() {
-            transaction.extend(stats_updates(&self.table, delta).map_err(Refused::Other)?);
+            transaction.extend(
+                stats_updates(&self.table, self.stats_version, delta).map_err(Refused::Other)?,
+            );
         }
         let result = self
             .client
@@ -256,7 +269,7 @@ impl StatsStore for DynamoDbStore {
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(items::stats_key(user_id, period)))
+            .set_key(Some(items::stats_key(user_id, period, self.stats_version)))
             .send()
             .instrument(aws_call::dynamodb("GetItem", &self.table))
             .await
@@ -370,7 +383,7 @@ impl DynamoDbStore {
         }
         let update = Update::builder()
             .table_name(&self.table)
-            .set_key(Some(items::stats_key(user_id, period)))
+            .set_key(Some(items::stats_key(user_id, period, self.stats_version)))
             .update_expression(expression)
             .set_condition_expression(condition)
             .set_expression_attribute_names(Some(names))
@@ -396,7 +409,11 @@ impl StatsProjectionStore for DynamoDbStore {
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(items::stats_key(user_id, PeriodKey::AllTime)))
+            .set_key(Some(items::stats_key(
+                user_id,
+                PeriodKey::AllTime,
+                self.stats_version,
+            )))
             .consistent_read(true)
             .send()
             .await
@@ -415,12 +432,13 @@ impl StatsProjectionStore for DynamoDbStore {
                 stats_from_item(PeriodKey::AllTime, &item),
             );
         }
-        for item in self.user_items(user_id, "STATS#").await? {
+        let prefix = items::stats_prefix(self.stats_version);
+        for item in self.user_items(user_id, &prefix).await? {
             let Some(AttributeValue::S(sk)) = item.get(items::attributes::SK) else {
                 continue;
             };
             let Some(period) = sk
-                .strip_prefix("STATS#")
+                .strip_prefix(prefix.as_str())
                 .and_then(|raw| PeriodKey::parse(raw).ok())
             else {
                 continue;

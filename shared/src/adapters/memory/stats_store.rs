@@ -2,9 +2,13 @@
 //! transaction is. Each user also has a revision (bumped by every write) and a rebuild fence
 //! (events that occurred before it add nothing), as the DynamoDB adapter keeps them on the user's
 //! all-time item: see `application::rebuild` for why.
+//!
+//! Projection versions: one store holds every version, each with its own statistics, markers,
+//! revisions and fences (as each version has its own keys and markers in the table);
+//! [`MemoryStatsStore::at_version`] gives a handle on one of them, sharing the others.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
@@ -13,7 +17,9 @@ use crate::application::{
     ApplyError, ApplyOutcome, CorrectionOutcome, StatsProjection, StatsProjectionStore, StatsStore,
     StoreError,
 };
-use crate::domain::{EventId, PeriodKey, StatsCorrection, StatsDelta, UserId, UserStats};
+use crate::domain::{
+    EventId, PeriodKey, ProjectionVersion, StatsCorrection, StatsDelta, UserId, UserStats,
+};
 
 /// One call to the store, for tests that count what a batch costs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,14 +47,50 @@ struct State {
     event_faults: HashMap<EventId, ApplyError>,
 }
 
-#[derive(Default)]
+/// The statistics store of one projection version (v1 from [`MemoryStatsStore::new`]); the
+/// other versions are reached with [`MemoryStatsStore::at_version`].
 pub struct MemoryStatsStore {
-    state: Mutex<State>,
+    version: ProjectionVersion,
+    state: Arc<Mutex<State>>,
+    versions: Arc<Mutex<BTreeMap<ProjectionVersion, Arc<Mutex<State>>>>>,
+}
+
+impl Default for MemoryStatsStore {
+    fn default() -> Self {
+        let state: Arc<Mutex<State>> = Arc::default();
+        let version = ProjectionVersion::FIRST;
+        Self {
+            version,
+            versions: Arc::new(Mutex::new(BTreeMap::from([(version, state.clone())]))),
+            state,
+        }
+    }
 }
 
 impl MemoryStatsStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The same store's projection version `version` (created empty on first use): what a
+    /// consumer, a reader or a rebuild configured with that version works on.
+    pub fn at_version(&self, version: ProjectionVersion) -> Arc<Self> {
+        let state = self
+            .versions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(version)
+            .or_default()
+            .clone();
+        Arc::new(Self {
+            version,
+            state,
+            versions: self.versions.clone(),
+        })
+    }
+
+    pub fn version(&self) -> ProjectionVersion {
+        self.version
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -257,5 +299,50 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(store.calls(), [StatsStoreCall::Get]);
+    }
+
+    /// Each version is a projection of its own: v2's consumer applies an event v1's consumer
+    /// already marked, v1 never sees v2's statistics, and a handle on a version is the same
+    /// projection however it was reached.
+    #[tokio::test]
+    async fn each_version_keeps_its_own_statistics_and_markers() {
+        let v1 = MemoryStatsStore::new();
+        let v2 = v1.at_version(ProjectionVersion::new(2).unwrap());
+        let user = UserId::parse("alice").unwrap();
+        let event = EventId::from_ulid(ulid::Ulid::new());
+        let delta = StatsDelta::empty(user.clone());
+        for store in [&v1, v2.as_ref()] {
+            assert_eq!(
+                store
+                    .apply_once("update-stats", event, &delta)
+                    .await
+                    .unwrap(),
+                ApplyOutcome::Applied
+            );
+        }
+        assert_eq!(
+            v2.apply_once("update-stats", event, &delta).await.unwrap(),
+            ApplyOutcome::Duplicate
+        );
+        let mut stats = UserStats::empty(PeriodKey::AllTime);
+        stats.totals.activities = 7;
+        v2.overwrite(&user, stats);
+        let all_time = |store: Arc<MemoryStatsStore>| {
+            let user = user.clone();
+            async move {
+                StatsStore::get(store.as_ref(), &user, PeriodKey::AllTime)
+                    .await
+                    .unwrap()
+                    .totals
+                    .activities
+            }
+        };
+        let v3 = v1.at_version(ProjectionVersion::new(3).unwrap());
+        assert_eq!(all_time(v3.clone()).await, 0);
+        assert_eq!(all_time(v3.at_version(ProjectionVersion::FIRST)).await, 0);
+        assert_eq!(
+            all_time(v3.at_version(ProjectionVersion::new(2).unwrap())).await,
+            7
+        );
     }
 }
