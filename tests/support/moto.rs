@@ -52,7 +52,23 @@ impl MotoServer {
 
     /// Starts a server on a free loopback port and waits until it answers.
     pub fn start() -> Result<Self, String> {
-        let executable = moto_executable();
+        Self::start_executable(moto_executable())
+    }
+
+    /// A server of the caller's own with item-level rollback of `TransactWriteItems`
+    /// (`scripts/moto_item_rollback.py`): a cancelled transaction undoes its own items only,
+    /// where stock moto puts back a copy of the whole table taken before it, undoing whatever
+    /// other requests wrote to that table meanwhile. For the tests whose concurrent writers meet
+    /// cancelled transactions by design.
+    pub fn start_with_item_rollback() -> Result<Self, String> {
+        Self::start_executable(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("..")
+                .join("scripts/moto-server-item-rollback"),
+        )
+    }
+
+    fn start_executable(executable: PathBuf) -> Result<Self, String> {
         if !executable.exists() {
             return Err(format!(
                 "moto server not found at {}; run scripts/install-tools.sh (or set MOTO_SERVER to a \
