@@ -34,6 +34,7 @@ async fn standing(stack: &InMemoryStack, user: &str) -> (Progress, Vec<Milestone
     let ctx = RequestContext {
         user_id: UserId::parse(user).unwrap(),
         correlation_id: CorrelationId::parse("test").unwrap(),
+        request_id: None,
         trace_header: None,
     };
     let standing = stack.achievements.get(&ctx).await.unwrap();

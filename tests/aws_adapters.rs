@@ -22,6 +22,7 @@ use activelog::consumer::{BatchHandler, RawMessage, Verdict};
 use activelog::domain::{ActivityDate, ActivityType, EventId, PeriodKey, StatsDelta, Version};
 use activelog_tests::activity_fixtures::{activity, created_event, created_record, user};
 use activelog_tests::moto::{Clients, unique};
+use activelog_tests::traces::{Collector, named};
 use async_trait::async_trait;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
@@ -1407,5 +1408,75 @@ async fn the_eventbridge_dead_letter_queue_is_redriven_to_each_events_target() {
         clients.queue_depth(&dlq).await,
         (0, 1),
         "only the unplaceable one, hidden for a minute"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Traces
+// ---------------------------------------------------------------------------------------------
+
+/// Every AWS call an adapter makes is one client span named for its service and operation, with
+/// OpenTelemetry's AWS attributes: the operation, and the table, bus or queue it touched (read
+/// from an in-process collector, on moto).
+#[tokio::test]
+async fn each_aws_call_is_a_span_naming_its_operation_and_its_table_bus_or_queue() {
+    let collector = Collector::install();
+    let clients = Clients::new();
+    let table = unique("activelog");
+    clients.create_table(&table).await;
+    let store = DynamoDbStore::new(clients.dynamodb.clone(), table.clone());
+    let (bus, queue) = bus_to_queue(&clients).await;
+
+    let alice = user("alice");
+    let run = activity(&alice, ActivityType::Running, date!(2026 - 11 - 20), 30);
+    let record = created_record(&run);
+    store.create(&run, &record, None).await.unwrap();
+    let publisher = EventBridgePublisher::new(clients.eventbridge.clone(), &bus);
+    let report = publisher.publish(&[record]).await.unwrap();
+    assert!(report.failed.is_empty(), "{report:?}");
+    let poller = SqsPoller::connect(
+        clients.sqs.clone(),
+        &queue,
+        Arc::new(PoisonAware::default()),
+    )
+    .await
+    .unwrap()
+    .with_wait_time(Duration::from_secs(1));
+    assert_eq!(poller.poll_once().await.unwrap(), 1);
+
+    let spans = collector.spans();
+    // `otel.name` names the exported span for its operation; the SDK's own span of the same
+    // name (its target is the SDK's) is not the adapter's.
+    let call = |name: &str| {
+        let ours: Vec<_> = named(&spans, name)
+            .into_iter()
+            .filter(|s| {
+                s.attribute("target")
+                    .is_some_and(|t| t.starts_with("activelog::adapters"))
+            })
+            .collect();
+        assert_eq!(ours.len(), 1, "one adapter span {name}: {ours:#?}");
+        ours[0].clone()
+    };
+    let write = call("DynamoDB.TransactWriteItems");
+    assert_eq!(write.attribute("rpc.system"), Some("aws-api"));
+    assert_eq!(write.attribute("rpc.service"), Some("DynamoDB"));
+    assert_eq!(
+        write.attribute("aws.dynamodb.table_names"),
+        Some(table.as_str())
+    );
+    let put = call("EventBridge.PutEvents");
+    assert_eq!(put.attribute("rpc.service"), Some("EventBridge"));
+    assert_eq!(
+        put.attribute("messaging.destination.name"),
+        Some(bus.as_str())
+    );
+    let receive = call("SQS.ReceiveMessage");
+    assert_eq!(receive.attribute("rpc.service"), Some("SQS"));
+    assert_eq!(receive.attribute("aws.sqs.queue.url"), Some(queue.as_str()));
+    assert_eq!(
+        receive.attribute("messaging.system"),
+        Some("aws_sqs"),
+        "{receive:#?}"
     );
 }

@@ -141,6 +141,7 @@ fn ctx(name: &str) -> RequestContext {
     RequestContext {
         user_id: user(name),
         correlation_id: CorrelationId::generate(),
+        request_id: None,
         trace_header: None,
     }
 }

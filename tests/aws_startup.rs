@@ -51,6 +51,7 @@ async fn aws_mode_reads_its_resources_and_endpoint_from_the_environment() {
     let ctx = RequestContext {
         user_id: user("alice"),
         correlation_id: CorrelationId::generate(),
+        request_id: None,
         trace_header: None,
     };
     let created = service

@@ -15,9 +15,14 @@ use activelog::adapters::rabbitmq::{
 };
 use activelog::application::EventPublisher;
 use activelog::consumer::BatchHandler;
+use activelog::domain::ActivityType;
+use activelog_tests::activity_fixtures::{activity, created_record, user};
 use activelog_tests::conformance::{App, Features, Subscription, Transport, new_user};
 use activelog_tests::rabbitmq::{Vhost, rabbitmqctl, restart};
 use async_trait::async_trait;
+use lapin::options::BasicGetOptions;
+use lapin::types::AMQPValue;
+use time::macros::date;
 
 /// Deliveries before a message that keeps failing is dead-lettered.
 const DELIVERY_LIMIT: u32 = 3;
@@ -154,4 +159,42 @@ async fn an_event_no_queue_takes_stays_in_the_outbox_until_its_queues_are_back()
         depths.iter().all(|(_, depth)| depth.visible == 1),
         "the relayed event reached every queue its rules name: {depths:?}"
     );
+}
+
+/// The transport's own trace header: a published event carries the W3C `traceparent` of the span
+/// that wrote it as an AMQP header, read here as it sits in the queue (a tracing consumer, or any
+/// AMQP tool, sees the same), while the X-Ray spelling stays EventBridge's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_published_event_carries_its_traceparent_in_an_amqp_header() {
+    let broker = rabbitmq().await;
+    let mut record = created_record(&activity(
+        &user("alice"),
+        ActivityType::Running,
+        date!(2026 - 11 - 20),
+        30,
+    ));
+    record.trace_header =
+        Some("Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1".into());
+    let report = broker.publisher.publish(&[record]).await.unwrap();
+    assert!(report.failed.is_empty(), "{report:?}");
+
+    let queue = broker.topology.queue("StatsQueue").unwrap();
+    let (connection, channel) = broker.vhost.url.channel().await.unwrap();
+    let message = channel
+        .basic_get(
+            queue.queue.as_str().into(),
+            BasicGetOptions { no_ack: true },
+        )
+        .await
+        .unwrap()
+        .expect("the event in the stats queue");
+    let headers = message.delivery.properties.headers().clone().unwrap();
+    assert_eq!(
+        headers.inner().get("traceparent"),
+        Some(&AMQPValue::LongString(
+            "00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01".into()
+        ))
+    );
+    assert_eq!(headers.inner().get("x-amzn-trace-id"), None);
+    let _ = connection.close(200, "read".into()).await;
 }

@@ -68,6 +68,7 @@ fn ctx(request: &str) -> RequestContext {
     RequestContext {
         user_id: UserId::parse("alice").unwrap(),
         correlation_id: CorrelationId::parse(request).unwrap(),
+        request_id: None,
         trace_header: None,
     }
 }

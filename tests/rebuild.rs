@@ -56,6 +56,7 @@ fn ctx(user: &UserId) -> RequestContext {
     RequestContext {
         user_id: user.clone(),
         correlation_id: CorrelationId::generate(),
+        request_id: None,
         trace_header: None,
     }
 }

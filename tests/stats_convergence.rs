@@ -82,6 +82,7 @@ fn ctx(user: usize) -> RequestContext {
     RequestContext {
         user_id: UserId::parse(USERS[user]).unwrap(),
         correlation_id: CorrelationId::parse("prop").unwrap(),
+        request_id: None,
         trace_header: None,
     }
 }

@@ -176,6 +176,12 @@ impl SqsOperator {
 
 #[async_trait]
 impl Operator for SqsOperator {
+    /// One dead letter by id keeps the default `501`: SQS moves a dead-letter queue's messages
+    /// with a move task, all at once, and addresses a message only by a receipt handle.
+    fn transport(&self) -> &'static str {
+        "SQS"
+    }
+
     async fn depths(&self) -> Result<Value, OperatorError> {
         let mut depths = serde_json::Map::new();
         for queue in &self.queues {

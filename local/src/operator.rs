@@ -1,6 +1,8 @@
 //! Operator endpoints under `/_local/` (not part of the public API): queue depths, dead-lettered
-//! messages, redrive, and sending a raw message to a queue (to try a poison message). They work
-//! the same over the in-memory queues and, with `--aws`, over the real SQS queues.
+//! messages, redrive (all of a queue's dead letters, or one by its message id), and sending a raw
+//! message to a queue (to try a poison message). They work the same over the in-memory queues
+//! and, with `--aws`, over the real SQS queues; a transport that cannot move one dead letter by
+//! its id answers `501` for that one call.
 
 use std::sync::Arc;
 
@@ -19,6 +21,13 @@ use crate::json_response::json_response;
 pub enum OperatorError {
     #[error("no queue named `{0}`")]
     UnknownQueue(String),
+    #[error("no dead letter `{message_id}` in queue `{queue}`")]
+    UnknownDeadLetter { queue: String, message_id: String },
+    /// This transport's dead-letter store cannot move one message by its id (only all of them).
+    #[error(
+        "{transport} cannot redrive one dead letter by its id here; redrive the queue's dead letters all at once (POST /_local/queues/{{queue}}/redrive)"
+    )]
+    CannotRedriveOne { transport: &'static str },
     #[error("{0}")]
     Failed(String),
 }
@@ -32,6 +41,16 @@ pub trait Operator: Send + Sync {
     /// Moves a queue's dead-lettered messages back to it: `{"redriven": n}`, or
     /// `{"move_task": handle}` where SQS moves them asynchronously.
     async fn redrive(&self, queue: &str) -> Result<Value, OperatorError>;
+    /// Moves the one dead letter `message_id` of a queue back to it: `{"redriven": 1}`. A
+    /// transport that cannot address one dead letter keeps this default.
+    async fn redrive_one(&self, queue: &str, message_id: &str) -> Result<Value, OperatorError> {
+        let _ = (queue, message_id);
+        Err(OperatorError::CannotRedriveOne {
+            transport: self.transport(),
+        })
+    }
+    /// The transport's name, for the problems it answers.
+    fn transport(&self) -> &'static str;
     /// Sends a raw message body; returns the message id.
     async fn send(&self, queue: &str, body: String) -> Result<String, OperatorError>;
     /// The archive replay and projection rebuild of `maintenance.rs`, where this stack has them.
@@ -46,6 +65,10 @@ pub fn router<S: Clone + Send + Sync + 'static>(operator: Arc<dyn Operator>) -> 
         .route("/queues", get(depths))
         .route("/queues/{queue}/dead-letters", get(dead_letters))
         .route("/queues/{queue}/redrive", post(redrive))
+        .route(
+            "/queues/{queue}/dead-letters/{message_id}/redrive",
+            post(redrive_one),
+        )
         .route("/queues/{queue}/messages", post(send))
         .with_state(operator)
         .merge(maintenance)
@@ -54,11 +77,25 @@ pub fn router<S: Clone + Send + Sync + 'static>(operator: Arc<dyn Operator>) -> 
 fn answer(result: Result<Value, OperatorError>) -> Response<Body> {
     match result {
         Ok(body) => json_response(StatusCode::OK, body),
-        Err(OperatorError::UnknownQueue(queue)) => json_response(
+        Err(error) => error_response(error),
+    }
+}
+
+/// The one mapping of an operator error to its answer, for these endpoints and the console's.
+pub fn error_response(error: OperatorError) -> Response<Body> {
+    match error {
+        OperatorError::UnknownQueue(queue) => json_response(
             StatusCode::NOT_FOUND,
             json!({"message": format!("no queue named `{queue}`")}),
         ),
-        Err(OperatorError::Failed(reason)) => {
+        error @ OperatorError::UnknownDeadLetter { .. } => {
+            json_response(StatusCode::NOT_FOUND, json!({"message": error.to_string()}))
+        }
+        error @ OperatorError::CannotRedriveOne { .. } => json_response(
+            StatusCode::NOT_IMPLEMENTED,
+            json!({"message": error.to_string()}),
+        ),
+        OperatorError::Failed(reason) => {
             tracing::error!(%reason, "operator request failed");
             json_response(StatusCode::BAD_GATEWAY, json!({"message": reason}))
         }
@@ -83,6 +120,17 @@ async fn redrive(
     let result = operator.redrive(&queue).await;
     if let Ok(outcome) = &result {
         tracing::info!(%queue, %outcome, "dead-lettered messages redriven");
+    }
+    answer(result)
+}
+
+async fn redrive_one(
+    State(operator): State<Arc<dyn Operator>>,
+    Path((queue, message_id)): Path<(String, String)>,
+) -> Response<Body> {
+    let result = operator.redrive_one(&queue, &message_id).await;
+    if let Ok(outcome) = &result {
+        tracing::info!(%queue, %message_id, %outcome, "dead-lettered message redriven");
     }
     answer(result)
 }
@@ -147,8 +195,22 @@ impl Operator for MemoryOperator {
         Ok(json!({"redriven": self.queue(queue)?.redrive_dead_letters()}))
     }
 
+    async fn redrive_one(&self, queue: &str, message_id: &str) -> Result<Value, OperatorError> {
+        match self.queue(queue)?.redrive_dead_letter(message_id) {
+            true => Ok(json!({"redriven": 1})),
+            false => Err(OperatorError::UnknownDeadLetter {
+                queue: queue.to_owned(),
+                message_id: message_id.to_owned(),
+            }),
+        }
+    }
+
     async fn send(&self, queue: &str, body: String) -> Result<String, OperatorError> {
         Ok(self.queue(queue)?.send(body))
+    }
+
+    fn transport(&self) -> &'static str {
+        "the in-memory queue"
     }
 
     fn maintenance(&self) -> Option<crate::maintenance::Maintenance> {

@@ -195,6 +195,7 @@ pub fn ctx(user: &UserId) -> RequestContext {
     RequestContext {
         user_id: user.clone(),
         correlation_id: CorrelationId::generate(),
+        request_id: None,
         trace_header: None,
     }
 }

@@ -471,6 +471,7 @@ async fn end_to_end(wired: &Wired, events: usize) -> Result<f64, Failure> {
             let ctx = RequestContext {
                 user_id: user,
                 correlation_id: CorrelationId::generate(),
+                request_id: None,
                 trace_header: None,
             };
             for _ in 0..count {

@@ -82,6 +82,7 @@ impl ConnectedBroker for Kafka {
 
 dead_letter_operator!(
     KafkaOperator,
+    "Kafka",
     KafkaDeadLetters,
     ConsumerGroup,
     group,

@@ -88,6 +88,7 @@ impl ConnectedBroker for Nats {
 
 dead_letter_operator!(
     NatsOperator,
+    "NATS JetStream",
     NatsDeadLetters,
     ConsumerSubjects,
     queue,

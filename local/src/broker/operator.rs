@@ -5,11 +5,13 @@
 
 /// Defines `$operator`, the operator endpoints over the dead-letter tool `$tool`:
 /// `$lookup(logical id)` finds a consumer's `$queue` in it, and `$depth` turns one queue's depth
-/// into the JSON `/_local/queues` shows. A macro rather than a generic type because the five
+/// into the JSON `/_local/queues` shows; `$transport` names the broker in problems. Redriving
+/// one dead letter by its id keeps the trait's default (`501`): the brokers' dead-letter tools
+/// move a queue's dead letters all at once. A macro rather than a generic type because the five
 /// calls are inherent methods of each adapter (no trait of theirs to be generic over), and a
 /// trait here would only move the same five delegations into four impls.
 macro_rules! dead_letter_operator {
-    ($operator:ident, $tool:ty, $queue:ty, $lookup:ident, $depth:expr) => {
+    ($operator:ident, $transport:literal, $tool:ty, $queue:ty, $lookup:ident, $depth:expr) => {
         /// The operator endpoints over the broker's dead letters.
         struct $operator {
             dead_letters: $tool,
@@ -78,6 +80,10 @@ macro_rules! dead_letter_operator {
                     .send(&queue, &body)
                     .await
                     .map_err(Self::failed)
+            }
+
+            fn transport(&self) -> &'static str {
+                $transport
             }
         }
     };

@@ -82,6 +82,7 @@ impl ConnectedBroker for RabbitMq {
 
 dead_letter_operator!(
     RabbitMqOperator,
+    "RabbitMQ",
     DeadLetters,
     ConsumerQueue,
     queue,

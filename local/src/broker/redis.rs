@@ -84,6 +84,7 @@ impl ConnectedBroker for Redis {
 
 dead_letter_operator!(
     RedisOperator,
+    "Redis Streams",
     StreamDeadLetters,
     ConsumerStream,
     stream,

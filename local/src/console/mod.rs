@@ -38,7 +38,7 @@ pub use recording::{
 };
 
 use crate::json_response::json_response;
-use crate::operator::{Operator, OperatorError};
+use crate::operator::Operator;
 use journal::{EventIds, Record, Step};
 
 /// Entries `GET /_local/journal` answers when no `limit` is given.
@@ -144,15 +144,7 @@ async fn dead_letters(
 ) -> Response<Body> {
     let listed = match state.operator.dead_letters(&queue).await {
         Ok(listed) => listed,
-        Err(OperatorError::UnknownQueue(queue)) => {
-            return json_response(
-                StatusCode::NOT_FOUND,
-                json!({ "message": format!("no queue named `{queue}`") }),
-            );
-        }
-        Err(OperatorError::Failed(reason)) => {
-            return json_response(StatusCode::BAD_GATEWAY, json!({ "message": reason }));
-        }
+        Err(error) => return crate::operator::error_response(error),
     };
     let messages: Vec<Value> = listed["messages"]
         .as_array()

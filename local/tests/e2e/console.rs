@@ -3,8 +3,10 @@
 //! installs; the client is `webdriver.rs`), on the local stack in memory, on RabbitMQ, and with `--aws` on moto. One flow for
 //! all three: load the console, create an activity through the API from the page, see the
 //! counters move and the activity's journey appear, send a poison message, see it among the dead
-//! letters with why it failed, press redrive and see the result. In memory the flow also writes
-//! the screenshot the README shows (`docs/console.png`).
+//! letters with why it failed, press redrive and see the result. In memory the flow also sends a
+//! second poison message and redrives the first alone with its row's button (the other stays;
+//! RabbitMQ and SQS answer `501` for one dead letter, see `operator.rs`), and writes the
+//! screenshot the README shows (`docs/console.png`).
 
 // Test helpers as well as tests: a setup that fails is the test failing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -161,6 +163,7 @@ async fn the_console_follows_an_event_and_redrives_a_dead_letter(
     token: Option<&str>,
     adapters: &str,
     screenshot: Option<&Path>,
+    redrives_one: bool,
 ) {
     let _turn = ONE_BROWSER_AT_A_TIME.lock().await;
     let browser = Browser::start().await;
@@ -247,6 +250,49 @@ async fn the_console_follows_an_event_and_redrives_a_dead_letter(
     browser
         .text_when("#dead-letters tr.dead-letter td.why", |t| !t.is_empty())
         .await;
+
+    if redrives_one {
+        // A second poison message; then the first one alone is redriven with its own button,
+        // and the second stays among the dead letters.
+        let first = browser
+            .text_when("#send-result", |t| t.starts_with("sent message"))
+            .await;
+        let first = first.split(' ').nth(2).unwrap().to_owned();
+        browser
+            .text_when(
+                &format!("#dead-letters tr.dead-letter[data-message-id='{first}'] td.why"),
+                |t| !t.is_empty(),
+            )
+            .await;
+        browser.click("#send").await;
+        let second = browser
+            .text_when("#send-result", |t| {
+                t.starts_with("sent message") && !t.contains(&first)
+            })
+            .await;
+        let second = second.split(' ').nth(2).unwrap().to_owned();
+        browser
+            .text_when(
+                &format!("#dead-letters tr.dead-letter[data-message-id='{second}'] td.why"),
+                |t| !t.is_empty(),
+            )
+            .await;
+        browser
+            .click(&format!(
+                "#dead-letters tr.dead-letter[data-message-id='{first}'] button.redrive-one"
+            ))
+            .await;
+        browser
+            .text_when("#redrive-result-StatsQueue", |t| {
+                t == format!("redriven {first}")
+            })
+            .await;
+        browser
+            .text_when("#dead-letters tbody", |t| {
+                t.contains(&second) && !t.contains(&first)
+            })
+            .await;
+    }
     if let Some(path) = screenshot {
         // The README's picture: the activity's journey beside the dead letter and the redrive.
         let follow = browser.client().find("#follow-id").await.unwrap();
@@ -269,6 +315,7 @@ async fn the_console_in_a_browser_in_memory() {
         stack.operator_token(),
         "memory",
         Some(Path::new(SCREENSHOT)),
+        true,
     )
     .await;
 }
@@ -282,6 +329,7 @@ async fn the_console_in_a_browser_on_rabbitmq() {
         stack.operator_token(),
         "memory+rabbitmq",
         None,
+        false,
     )
     .await;
 }
@@ -301,6 +349,7 @@ async fn the_console_in_a_browser_with_aws_on_moto() {
         Some(&token),
         "aws",
         None,
+        false,
     )
     .await;
 }

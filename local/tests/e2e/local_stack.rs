@@ -426,6 +426,77 @@ pub(crate) async fn a_poison_message_is_dead_lettered_and_can_be_redriven_on(
     assert_eq!(status, 404);
 }
 
+#[tokio::test]
+async fn one_dead_letter_is_redriven_by_its_id_and_the_other_stays() {
+    one_dead_letter_is_redriven_by_its_id_on(&LocalStack::start(1), true).await;
+}
+
+/// Two poison messages are dead-lettered; `POST /_local/queues/StatsQueue/dead-letters/{id}/redrive`
+/// moves the one named back to the queue and leaves the other where it is. Where the transport
+/// cannot address one dead letter (`redrives_one` false) it answers `501`, saying so, and both
+/// stay. An unknown id is `404`.
+pub(crate) async fn one_dead_letter_is_redriven_by_its_id_on(
+    stack: &LocalStack,
+    redrives_one: bool,
+) {
+    use reqwest::Method;
+
+    let mut ids = Vec::new();
+    for poison in ["first", "second"] {
+        let (status, sent) = stack
+            .call(
+                Method::POST,
+                "/_local/queues/StatsQueue/messages",
+                None,
+                Some(json!({"poison": poison})),
+            )
+            .await;
+        assert_eq!(status, 200, "{sent}");
+        ids.push(sent["message_id"].as_str().unwrap().to_owned());
+    }
+    let listed = |body: &Value, id: &str| {
+        body["messages"]
+            .as_array()
+            .is_some_and(|m| m.iter().any(|m| m["message_id"] == id))
+    };
+    stack
+        .eventually("/_local/queues/StatsQueue/dead-letters", None, |b| {
+            listed(b, &ids[0]) && listed(b, &ids[1])
+        })
+        .await;
+
+    let one = format!("/_local/queues/StatsQueue/dead-letters/{}/redrive", ids[0]);
+    let (status, answer) = stack.call(Method::POST, &one, None, Some(json!({}))).await;
+    let (_, after) = stack
+        .call(
+            Method::GET,
+            "/_local/queues/StatsQueue/dead-letters",
+            None,
+            None,
+        )
+        .await;
+    assert!(listed(&after, &ids[1]), "the other stays: {after}");
+    if redrives_one {
+        assert_eq!(
+            (status, answer["redriven"].clone()),
+            (200, json!(1)),
+            "{answer}"
+        );
+        assert!(!listed(&after, &ids[0]), "the one named left: {after}");
+        let (status, answer) = stack.call(Method::POST, &one, None, Some(json!({}))).await;
+        assert_eq!(status, 404, "redriven already: {answer}");
+    } else {
+        assert_eq!(status, 501, "{answer}");
+        assert!(
+            answer["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("cannot redrive one dead letter")),
+            "{answer}"
+        );
+        assert!(listed(&after, &ids[0]), "nothing moved: {after}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_with_work_in_flight_loses_no_accepted_activity_or_event() {
     // A long relay interval: whatever the HTTP path does not publish, only the drain can.

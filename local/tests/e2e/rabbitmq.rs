@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::local_stack::{
-    LocalStack, a_poison_message_is_dead_lettered_and_can_be_redriven_on, refused_start_logs,
+    LocalStack, a_poison_message_is_dead_lettered_and_can_be_redriven_on,
+    one_dead_letter_is_redriven_by_its_id_on, refused_start_logs,
     the_flows_hold_through_the_broker, two_users_create_update_delete_and_stats_follow_on,
 };
 
@@ -26,6 +27,14 @@ async fn rabbitmq_stack() -> (activelog_tests::rabbitmq::Vhost, LocalStack) {
 async fn through_rabbitmq_create_update_delete_and_stats_follow() {
     let (_vhost, stack) = rabbitmq_stack().await;
     the_flows_hold_through_the_broker(&stack, "memory+rabbitmq").await;
+}
+
+/// RabbitMQ's dead-letter store moves a queue's dead letters all at once: redriving one by its id
+/// answers `501`, saying so, and moves nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_rabbitmq_one_dead_letter_cannot_be_redriven_alone() {
+    let (_vhost, stack) = rabbitmq_stack().await;
+    one_dead_letter_is_redriven_by_its_id_on(&stack, false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,7 +11,8 @@ use std::time::Duration;
 use activelog_tests::redis::{Namespace, shared_url};
 
 use crate::local_stack::{
-    LocalStack, a_poison_message_is_dead_lettered_and_can_be_redriven_on, refused_start_logs,
+    LocalStack, a_poison_message_is_dead_lettered_and_can_be_redriven_on,
+    one_dead_letter_is_redriven_by_its_id_on, refused_start_logs,
     the_flows_hold_through_the_broker,
 };
 
@@ -29,6 +30,14 @@ fn redis_stack() -> (Namespace, LocalStack) {
 async fn through_redis_create_update_delete_and_stats_follow() {
     let (_namespace, stack) = redis_stack();
     the_flows_hold_through_the_broker(&stack, "memory+redis").await;
+}
+
+/// Redis Streams's dead-letter store moves a queue's dead letters all at once: redriving one by its id
+/// answers `501`, saying so, and moves nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_redis_one_dead_letter_cannot_be_redriven_alone() {
+    let (_namespace, stack) = redis_stack();
+    one_dead_letter_is_redriven_by_its_id_on(&stack, false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -82,7 +82,7 @@ impl ActivityService {
     #[tracing::instrument(
         name = "create activity",
         skip_all,
-        fields(correlation_id = %ctx.correlation_id, user_id = %ctx.user_id)
+        fields(correlation_id = %ctx.correlation_id, request_id = ctx.request_id.as_deref(), user_id = %ctx.user_id)
     )]
     pub async fn create(
         &self,
@@ -180,7 +180,7 @@ impl ActivityService {
     #[tracing::instrument(
         name = "update activity",
         skip_all,
-        fields(correlation_id = %ctx.correlation_id, user_id = %ctx.user_id, activity_id = %id)
+        fields(correlation_id = %ctx.correlation_id, request_id = ctx.request_id.as_deref(), user_id = %ctx.user_id, activity_id = %id)
     )]
     pub async fn update(
         &self,
@@ -233,7 +233,7 @@ impl ActivityService {
     #[tracing::instrument(
         name = "delete activity",
         skip_all,
-        fields(correlation_id = %ctx.correlation_id, user_id = %ctx.user_id, activity_id = %id)
+        fields(correlation_id = %ctx.correlation_id, request_id = ctx.request_id.as_deref(), user_id = %ctx.user_id, activity_id = %id)
     )]
     pub async fn delete(
         &self,

@@ -8,6 +8,9 @@ use crate::domain::{CorrelationId, UserId};
 pub struct RequestContext {
     pub user_id: UserId,
     pub correlation_id: CorrelationId,
+    /// The HTTP edge's request id (API Gateway's), named on the use case's span so that a log
+    /// line's request id finds its trace; `None` for work no request caused (tools, tests).
+    pub request_id: Option<String>,
     /// The X-Ray trace header, carried into the events this request causes.
     pub trace_header: Option<String>,
 }

@@ -16,7 +16,8 @@
 
 use base64::Engine;
 
-use super::event_source::{RawMessage, Verdict};
+use super::event_source::{RawMessage, Verdict, traceparent_header};
+use crate::domain::TraceParent;
 use aws_lambda_events::rabbitmq::{RabbitMqEvent, RabbitMqMessage};
 
 /// The invocation failed on purpose so that Lambda hands the batch back to the broker.
@@ -70,6 +71,26 @@ fn raw_message(queue: &str, index: usize, message: &RabbitMqMessage) -> RawMessa
             .unwrap_or_else(|| format!("{queue}#{index}")),
         body,
         delivery_count: earlier.saturating_add(1),
+        transport_trace: traceparent_header(
+            text_header(properties.headers.get(TraceParent::HEADER)).as_deref(),
+        ),
+    }
+}
+
+/// A text header's value: Lambda writes an AMQP long string as `{"bytes": [...]}`.
+fn text_header(value: Option<&serde_json::Value>) -> Option<String> {
+    match value? {
+        serde_json::Value::String(text) => Some(text.clone()),
+        serde_json::Value::Object(object) => {
+            let bytes: Option<Vec<u8>> = object
+                .get("bytes")?
+                .as_array()?
+                .iter()
+                .map(|b| b.as_i64().map(|b| b as u8))
+                .collect();
+            String::from_utf8(bytes?).ok()
+        }
+        _ => None,
     }
 }
 

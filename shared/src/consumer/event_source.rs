@@ -7,6 +7,8 @@
 
 use async_trait::async_trait;
 
+use crate::domain::TraceParent;
+
 /// One message as a transport delivered it: the body is what the publisher wrote (an
 /// EventBridge-shaped event around activelog's envelope, on every transport).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +20,34 @@ pub struct RawMessage {
     /// How many times this message has been delivered, this delivery included (1 = first), as
     /// far as the transport can tell.
     pub delivery_count: u32,
+    /// The trace position the transport's own header gave (SQS's `AWSTraceHeader`, a broker's
+    /// `traceparent` header), read strictly: a header that is absent or unreadable is `None`.
+    /// The consumer's span links to it when it is not the envelope's own position.
+    pub transport_trace: Option<TraceParent>,
+}
+
+/// Reads a broker's `traceparent` header value. An unreadable value is no position, logged at
+/// debug: a trace hint must never fail a message.
+pub fn traceparent_header(raw: Option<&str>) -> Option<TraceParent> {
+    let raw = raw?;
+    TraceParent::parse(raw)
+        .inspect_err(|_| tracing::debug!(header = raw, "unreadable traceparent header ignored"))
+        .ok()
+}
+
+/// Reads SQS's `AWSTraceHeader` system attribute (X-Ray's `Root=1-…;Parent=…;Sampled=…`) as the
+/// W3C position it spells. A header without a parent span, or unreadable, is no position, logged
+/// at debug.
+pub fn aws_trace_header(raw: Option<&str>) -> Option<TraceParent> {
+    let raw = raw?;
+    let position = TraceParent::from_xray_header(raw);
+    if position.is_none() {
+        tracing::debug!(
+            header = raw,
+            "AWSTraceHeader without a readable parent ignored"
+        );
+    }
+    position
 }
 
 /// What the consumer edge decided for one message. The event source turns it into its

@@ -103,17 +103,25 @@ impl Received {
 
     /// Reads the body and names the event in the span. Call it before the span is first entered:
     /// the span then continues the trace of the span that wrote the event (its envelope's
-    /// `traceparent`), one message having one true parent.
+    /// `traceparent`), one message having one true parent. The transport's own trace header
+    /// (when it names another position, or the envelope names none, or the body is unreadable)
+    /// becomes a link, never a parent: the transport says where the message travelled, not who
+    /// wrote the event.
     pub fn read(&self, message: &RawMessage) -> Result<DomainEvent, Poison> {
-        let event = decode(message.body.as_deref())?;
+        let event = decode(message.body.as_deref());
+        let writer = event.as_ref().ok().and_then(|event| event.trace_parent);
+        if let Some(writer) = &writer {
+            crate::traces::follow(&self.span, writer);
+        }
+        if let Some(transport) = message.transport_trace.filter(|t| Some(*t) != writer) {
+            crate::traces::link(&self.span, &transport);
+        }
+        let event = event?;
         self.span
             .record("event_id", tracing::field::display(event.event_id));
         self.span.record("event_type", event.event_type().as_str());
         self.span
             .record("correlation_id", event.correlation_id.as_str());
-        if let Some(writer) = &event.trace_parent {
-            crate::traces::follow(&self.span, writer);
-        }
         Ok(event)
     }
 }

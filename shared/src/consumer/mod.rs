@@ -41,7 +41,7 @@ pub mod trigger;
 
 pub use achievements::AchievementsConsumer;
 pub use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
-pub use event_source::{BatchHandler, RawMessage, Verdict};
+pub use event_source::{BatchHandler, RawMessage, Verdict, aws_trace_header, traceparent_header};
 pub use message::{Poison, read_event};
 pub use report::{BatchReport, FailedMessage, MessageFailure, MessageOutcome};
 pub use stats::StatsConsumer;

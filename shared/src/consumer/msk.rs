@@ -26,7 +26,8 @@ use aws_lambda_events::kafka::{KafkaEvent, KafkaRecord};
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
-use super::event_source::{RawMessage, Verdict};
+use super::event_source::{RawMessage, Verdict, traceparent_header};
+use crate::domain::TraceParent;
 
 /// The header the Kafka publisher writes the event id into; used as the message id when present.
 pub const EVENT_ID_HEADER: &str = "event_id";
@@ -93,6 +94,7 @@ fn raw_message(partition: &str, record: &KafkaRecord) -> RawMessage {
         body,
         // Kafka counts no deliveries; Lambda's retries are bounded by the mapping instead.
         delivery_count: 1,
+        transport_trace: traceparent_header(header(record, TraceParent::HEADER).as_deref()),
     }
 }
 

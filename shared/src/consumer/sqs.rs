@@ -1,7 +1,7 @@
 //! The SQS shape of the seam, for the Lambda SQS trigger and the pollers that imitate it: an
 //! `SqsEvent` read as [`RawMessage`]s, and Lambda's reading of a partial-batch response.
 
-use super::event_source::RawMessage;
+use super::event_source::{RawMessage, aws_trace_header};
 use super::{SqsBatchResponse, SqsEvent, SqsMessage};
 
 /// The messages of an SQS event, in order; the receive count comes from
@@ -19,6 +19,9 @@ fn raw_message(message: &SqsMessage) -> RawMessage {
             .get("ApproximateReceiveCount")
             .and_then(|count| count.parse().ok())
             .unwrap_or(1),
+        transport_trace: aws_trace_header(
+            message.attributes.get("AWSTraceHeader").map(String::as_str),
+        ),
     }
 }
 
@@ -85,5 +88,36 @@ mod tests {
         assert_eq!(raw[0].message_id, "m-1");
         assert_eq!(raw[1].delivery_count, 1);
         assert_eq!(raw[1].body, None);
+        assert_eq!(
+            raw[0].transport_trace, None,
+            "no AWSTraceHeader, no position"
+        );
+    }
+
+    #[test]
+    fn the_aws_trace_header_becomes_the_transports_position_strictly() {
+        let with = |header: &str| {
+            let mut message = SqsMessage::default();
+            message.attributes = HashMap::from([("AWSTraceHeader".into(), header.into())]);
+            let mut event = SqsEvent::default();
+            event.records = vec![message];
+            raw_messages(&event)[0].transport_trace
+        };
+        let position =
+            with("Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1")
+                .expect("a header with a parent");
+        assert_eq!(
+            position.to_string(),
+            "00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01"
+        );
+        for unreadable in [
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1",
+            "Root=1-5759E988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8",
+            "Root=2-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8",
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad",
+            "00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01",
+        ] {
+            assert_eq!(with(unreadable), None, "{unreadable}");
+        }
     }
 }

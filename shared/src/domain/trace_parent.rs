@@ -26,6 +26,10 @@ pub struct TraceParent {
 pub struct InvalidTraceParent;
 
 impl TraceParent {
+    /// The header that carries a `traceparent` on an HTTP request and on the brokers' messages
+    /// (AMQP, Kafka and NATS headers).
+    pub const HEADER: &'static str = "traceparent";
+
     /// `None` when either id is zero (an invalid span context).
     pub fn new(trace_id: u128, span_id: u64, sampled: bool) -> Option<Self> {
         (trace_id != 0 && span_id != 0).then_some(Self {

@@ -74,6 +74,7 @@ impl RequestMeta {
         RequestContext {
             user_id,
             correlation_id: self.correlation_id.clone(),
+            request_id: Some(self.request_id.clone()),
             trace_header: self.trace_header.clone(),
         }
     }

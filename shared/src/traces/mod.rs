@@ -9,9 +9,11 @@
 //!
 //! The asynchronous hops keep no call stack, so the position of the span that wrote an event rides
 //! in the event's envelope ([`TraceParent`], `traceparent`) and, where the transport has one, in its
-//! own header (EventBridge's `TraceHeader`). A consumer's span for one message is a child of that
-//! position ([`follow`]); a span that serves many messages at once (a consumer batch, a relay
-//! pass) links to each of them ([`link`]) instead of pretending to have one parent.
+//! own header (EventBridge's `TraceHeader`, which SQS hands on as `AWSTraceHeader`; a
+//! `traceparent` header on RabbitMQ, Kafka and NATS). A consumer's span for one message is a child
+//! of the envelope's position ([`follow`]) and links to the transport header's when that is
+//! another one; a span that serves many messages at once (a consumer batch, a relay pass) links
+//! to each of them ([`link`]) instead of pretending to have one parent.
 
 #[cfg(feature = "otel")]
 pub mod export;

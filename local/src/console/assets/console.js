@@ -281,14 +281,19 @@ async function loadDeadLetters() {
     } else if (!messages.length) {
       parts.push(el('p', { class: 'empty' }, 'no dead letters'));
     } else {
-      const rows = messages.map((m) => el('tr', { class: 'dead-letter', 'data-message-id': m.message_id },
-        el('td', {}, el('code', {}, m.message_id)),
-        el('td', {}, el('code', {}, m.body)),
-        el('td', {}, m.verdict || '—'),
-        el('td', { class: 'why' }, m.why || m.reason || '—'),
-        el('td', {}, m.receive_count ?? '—')));
+      const rows = messages.map((m) => {
+        const one = el('button', { class: 'redrive-one', type: 'button' }, 'Redrive');
+        one.addEventListener('click', () => redriveOne(name, m.message_id));
+        return el('tr', { class: 'dead-letter', 'data-message-id': m.message_id },
+          el('td', {}, el('code', {}, m.message_id)),
+          el('td', {}, el('code', {}, m.body)),
+          el('td', {}, m.verdict || '—'),
+          el('td', { class: 'why' }, m.why || m.reason || '—'),
+          el('td', {}, m.receive_count ?? '—'),
+          el('td', {}, one));
+      });
       parts.push(el('table', {},
-        el('thead', {}, el('tr', {}, ...['message', 'body', 'verdict', 'why it failed', 'receives'].map((h) => el('th', {}, h)))),
+        el('thead', {}, el('tr', {}, ...['message', 'body', 'verdict', 'why it failed', 'receives', ''].map((h) => el('th', {}, h)))),
         el('tbody', {}, ...rows)));
     }
   }
@@ -301,6 +306,20 @@ async function redriveAll(queue) {
   const text = status === 200
     ? (body.redriven !== undefined ? `redriven ${body.redriven}` : `move task started: ${body.move_task}`)
     : `redrive failed (${status}): ${body && body.message ? body.message : JSON.stringify(body)}`;
+  await showRedriveResult(queue, status, text);
+}
+
+// One dead letter by its message id; a transport that cannot address one answers 501, shown as is.
+async function redriveOne(queue, messageId) {
+  const { status, body } = await operator('/queues/' + encodeURIComponent(queue) + '/dead-letters/'
+    + encodeURIComponent(messageId) + '/redrive', { method: 'POST', body: '{}' });
+  const text = status === 200
+    ? `redriven ${messageId}`
+    : `redrive of ${messageId} failed (${status}): ${body && body.message ? body.message : JSON.stringify(body)}`;
+  await showRedriveResult(queue, status, text);
+}
+
+async function showRedriveResult(queue, status, text) {
   state['redriven-' + queue] = text;
   const node = $('redrive-result-' + queue);
   if (node) {

@@ -35,7 +35,8 @@ pub mod headers {
     /// The transport's id of the message: the event id for events, a fresh id for a raw message
     /// an operator sent (the role of an AMQP message id).
     pub const MESSAGE_ID: &str = "message_id";
-    pub const TRACE: &str = "x-amzn-trace-id";
+    /// The W3C `traceparent` of the span that wrote the event.
+    pub const TRACE: &str = crate::domain::TraceParent::HEADER;
 }
 
 pub struct KafkaPublisher {
@@ -125,10 +126,10 @@ fn headers_and_key(record: &OutboxRecord) -> (OwnedHeaders, String) {
             value: Some(correlation_id),
         });
     }
-    if let Some(trace) = &record.trace_header {
+    if let Some(trace) = record.trace_parent() {
         headers = headers.insert(Header {
             key: headers::TRACE,
-            value: Some(trace.as_str()),
+            value: Some(trace.to_string().as_str()),
         });
     }
     // An envelope without a user id still has a stable key: its aggregate, or its own id.

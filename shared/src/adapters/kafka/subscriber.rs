@@ -28,7 +28,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::topic_partition_list::TopicPartitionList;
 use tokio::sync::watch;
 
-use crate::consumer::{BatchHandler, RawMessage, Verdict};
+use crate::consumer::{BatchHandler, RawMessage, Verdict, traceparent_header};
 
 use super::connection::{KafkaAdapterError, KafkaUrl};
 use super::publisher::headers;
@@ -415,6 +415,7 @@ fn raw_message(message: &OwnedMessage, attempt: u32) -> RawMessage {
             .payload()
             .and_then(|payload| String::from_utf8(payload.to_vec()).ok()),
         delivery_count: attempt,
+        transport_trace: traceparent_header(header(message, headers::TRACE).as_deref()),
     }
 }
 

@@ -76,6 +76,8 @@ impl Poller {
                 message_id: m.message_id.clone(),
                 body: Some(m.body.clone()),
                 delivery_count: m.receive_count,
+                // The in-memory queue carries no trace header of its own: the envelope's is all.
+                transport_trace: None,
             })
             .collect();
         let verdicts = self.handler.handle_batch(&batch).await;

@@ -244,6 +244,34 @@ impl MemoryQueue {
         }
         count
     }
+
+    /// Moves the one dead-lettered message with this id back to the queue, as
+    /// [`Self::redrive_dead_letters`] moves them all; `false` when the dead-letter queue holds no
+    /// such message (never had it, or it was redriven already).
+    pub fn redrive_dead_letter(&self, message_id: &str) -> bool {
+        let Some(dlq) = &self.dead_letter else {
+            return false;
+        };
+        let moved = {
+            let mut letters = dlq.lock();
+            let key = letters
+                .iter()
+                .find(|(_, m)| m.message_id == message_id)
+                .map(|(key, _)| key.clone());
+            key.and_then(|key| letters.remove(&key))
+        };
+        let Some(message) = moved else {
+            return false;
+        };
+        self.insert(StoredMessage {
+            receive_count: 0,
+            first_received_at: None,
+            visible_at: self.clock.now(),
+            receipt_handle: None,
+            ..message
+        });
+        true
+    }
 }
 
 #[cfg(test)]
@@ -305,5 +333,35 @@ mod tests {
         assert_eq!(q.redrive_dead_letters(), 1);
         assert_eq!(q.depth().dead_lettered, 0);
         assert_eq!(q.receive(10)[0].receive_count, 1);
+    }
+
+    #[test]
+    fn one_dead_letter_is_redriven_by_its_id_and_the_others_stay() {
+        let clock = Arc::new(ManualClock::new(datetime!(2026-11-26 12:00 UTC)));
+        let q = queue(clock.clone());
+        let first = q.send("poison 1");
+        let second = q.send("poison 2");
+        for _ in 0..4 {
+            q.receive(10);
+            clock.advance(Duration::seconds(31));
+        }
+        assert_eq!(q.depth().dead_lettered, 2);
+        assert!(q.redrive_dead_letter(&first));
+        assert!(!q.redrive_dead_letter(&first), "moved already");
+        assert!(!q.redrive_dead_letter("no-such-id"));
+        let dead: Vec<String> = q
+            .dead_letter_queue()
+            .unwrap()
+            .peek_all()
+            .into_iter()
+            .map(|(id, _, _)| id)
+            .collect();
+        assert_eq!(dead, vec![second]);
+        let back = q.receive(10);
+        assert_eq!(back.len(), 1);
+        assert_eq!(
+            (back[0].message_id.as_str(), back[0].receive_count),
+            (first.as_str(), 1)
+        );
     }
 }

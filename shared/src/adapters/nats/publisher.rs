@@ -1,5 +1,6 @@
 //! `EventPublisher` over NATS JetStream. Each record is published to the subject of its event
-//! type with `Nats-Msg-Id` = `event_id`, and counts only once the server acknowledged storing it
+//! type with `Nats-Msg-Id` = `event_id` (and a `traceparent` header: the W3C position of the span
+//! that wrote the event), and counts only once the server acknowledged storing it
 //! (the publish acknowledgement). Within the stream's duplicate window the server drops a second
 //! publish of the same event (a relay republishing what the request path already published) and
 //! still acknowledges it, so the relay sees success and nothing reaches the consumers twice.
@@ -15,6 +16,7 @@ use async_trait::async_trait;
 
 use crate::adapters::memory::eventbridge_event;
 use crate::application::{EventPublisher, FailedEntry, OutboxRecord, PublishError, PublishReport};
+use crate::domain::TraceParent;
 
 use super::connection::{NatsError, NatsUrl};
 use super::topology::NatsTopology;
@@ -72,10 +74,13 @@ impl EventPublisher for NatsPublisher {
         for record in records {
             let event_id = record.event_id.to_string();
             let body = eventbridge_event(record, &event_id).to_string();
-            let message = PublishMessage::build()
+            let mut message = PublishMessage::build()
                 .payload(body.into())
                 .message_id(&event_id)
                 .header("Activelog-Event-Type", record.event_type.as_str());
+            if let Some(trace) = record.trace_parent() {
+                message = message.header(TraceParent::HEADER, trace.to_string().as_str());
+            }
             match self
                 .context
                 .send_publish(self.topology.subject(record.event_type.as_str()), message)

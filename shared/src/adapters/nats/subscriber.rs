@@ -28,7 +28,8 @@ use futures_util::stream::{BoxStream, SelectAll};
 use tokio::sync::watch;
 
 use crate::adapters::broker_session::{Ended, run_sessions};
-use crate::consumer::{BatchHandler, RawMessage, Verdict};
+use crate::consumer::{BatchHandler, RawMessage, Verdict, traceparent_header};
+use crate::domain::TraceParent;
 
 use super::connection::{NatsError, NatsUrl};
 use super::topology::{ConsumerSubjects, NatsTopology};
@@ -297,5 +298,6 @@ fn raw_message(message: &Message) -> RawMessage {
         message_id,
         body: String::from_utf8(message.payload.to_vec()).ok(),
         delivery_count: delivery_count(message),
+        transport_trace: traceparent_header(header(TraceParent::HEADER).as_deref()),
     }
 }

@@ -1,7 +1,8 @@
 //! `EventPublisher` over RabbitMQ. A publish counts only once the broker confirms it (publisher
 //! confirms): persistent messages to the durable topic exchange, routing key = event type,
 //! `mandatory` so that an event no queue is bound to comes back instead of vanishing, message
-//! id = `event_id` and headers for event type, version and correlation id. Whatever is not
+//! id = `event_id` and headers for event type, version, correlation id and the W3C `traceparent`
+//! of the span that wrote the event (the AMQP header a tracing consumer reads). Whatever is not
 //! confirmed is reported as failed and stays in the outbox for the relay; a dropped connection is
 //! reopened on the next publish, so a broker restart costs a delay, never an event.
 
@@ -13,6 +14,7 @@ use tokio::sync::Mutex;
 
 use crate::adapters::memory::eventbridge_event;
 use crate::application::{EventPublisher, FailedEntry, OutboxRecord, PublishError, PublishReport};
+use crate::domain::TraceParent;
 
 use super::connection::{BrokerUrl, RabbitMqError};
 use super::topology::Topology;
@@ -74,10 +76,10 @@ impl RabbitMqPublisher {
             );
             properties = properties.with_correlation_id(ShortString::from(correlation_id));
         }
-        if let Some(trace_header) = &record.trace_header {
+        if let Some(trace) = record.trace_parent() {
             headers.insert(
-                "x-amzn-trace-id".into(),
-                AMQPValue::LongString(LongString::from(trace_header.as_str())),
+                TraceParent::HEADER.into(),
+                AMQPValue::LongString(LongString::from(trace.to_string())),
             );
         }
         properties.with_headers(headers)

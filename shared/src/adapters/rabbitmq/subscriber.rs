@@ -20,7 +20,8 @@ use lapin::types::{AMQPValue, FieldTable};
 use tokio::sync::watch;
 
 use crate::adapters::broker_session::{Ended, run_sessions};
-use crate::consumer::{BatchHandler, RawMessage, Verdict};
+use crate::consumer::{BatchHandler, RawMessage, Verdict, traceparent_header};
+use crate::domain::TraceParent;
 
 use super::connection::{BrokerUrl, RabbitMqError};
 use super::topology::{ConsumerQueue, Topology};
@@ -227,5 +228,16 @@ fn raw_message(delivery: &Delivery) -> RawMessage {
             .unwrap_or_else(|| format!("delivery-{}", delivery.delivery_tag)),
         body: String::from_utf8(delivery.data.clone()).ok(),
         delivery_count: earlier.saturating_add(1),
+        transport_trace: traceparent_header(
+            delivery
+                .properties
+                .headers()
+                .as_ref()
+                .and_then(|headers| match headers.inner().get(TraceParent::HEADER) {
+                    Some(AMQPValue::LongString(text)) => Some(text.to_string()),
+                    _ => None,
+                })
+                .as_deref(),
+        ),
     }
 }

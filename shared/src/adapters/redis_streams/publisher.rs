@@ -5,6 +5,9 @@
 //! the call is reported failed and stays in the outbox for the relay. A connection that failed is
 //! reopened on the next publish, so a server restart costs a delay, never an event.
 //!
+//! **No trace header.** A stream entry has fields, not headers: the trace position travels only
+//! in the envelope's `traceparent`, which the consumers read on every transport.
+//!
 //! **No de-duplication at publish.** A relay that publishes an event the request path already
 //! published (an answer lost after `EXEC`) writes it again; the consumers' processed-event
 //! markers absorb it, as they absorb every redelivery. A de-dup key per event would cost a write

@@ -280,6 +280,8 @@ impl RedisStreamsSubscriber {
                     .as_ref()
                     .and_then(|bytes| String::from_utf8(bytes.clone()).ok()),
                 delivery_count: entry.delivery_count,
+                // A stream entry has no headers: the envelope's `traceparent` is the only one.
+                transport_trace: None,
             })
             .collect();
         let verdicts = if messages.is_empty() {

@@ -19,7 +19,7 @@ use crate::adapters::aws_error::classify;
 
 /// What a long poll's timeouts allow beyond its wait time: the time to answer once the wait ends.
 const LONG_POLL_MARGIN: Duration = Duration::from_secs(3);
-use crate::consumer::{BatchHandler, RawMessage};
+use crate::consumer::{BatchHandler, RawMessage, aws_trace_header};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SqsPollerError {
@@ -107,6 +107,7 @@ impl SqsPoller {
             .customize()
             .config_override(aws_sdk_sqs::config::Builder::default().timeout_config(timeouts))
             .send()
+            .instrument(aws_call::sqs("ReceiveMessage", &self.queue_url))
             .await
             .map_err(|e| self.sqs_error(format!("{:?}", classify(&e))))?;
         Ok(output.messages.unwrap_or_default())
@@ -132,6 +133,11 @@ impl SqsPoller {
                     .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
                     .and_then(|count| count.parse().ok())
                     .unwrap_or(1),
+                transport_trace: aws_trace_header(
+                    m.attributes()
+                        .and_then(|a| a.get(&MessageSystemAttributeName::AwsTraceHeader))
+                        .map(String::as_str),
+                ),
             })
             .collect();
         let verdicts = self.handler.handle_batch(&batch).await;
