@@ -3,6 +3,9 @@
 //! corrupted, and `POST /_local/replay` replays the in-memory archive to one consumer, whose
 //! idempotence leaves the statistics as they were.
 
+// A setup that fails is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::{Duration, Instant};
 
 use reqwest::Method;

@@ -436,7 +436,7 @@ mod tests {
         ) -> Result<UserPage, StoreError> {
             let page = after.and_then(|p| p.0.as_u64()).map_or(0, |p| p + 1);
             Ok(UserPage {
-                users: vec![UserId::parse(&format!("user-{segment}-{page}")).unwrap()],
+                users: vec![UserId::parse(format!("user-{segment}-{page}")).unwrap()],
                 items_read: self.items,
                 next: (page + 1 < self.pages).then(|| ScanPosition(serde_json::json!(page))),
             })
