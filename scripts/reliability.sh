@@ -4,7 +4,7 @@
 #      and SQS adapters, every AWS call through the fault proxy in front of moto, then settle and
 #      check the invariants (tests/reliability.rs, sized by the RELIABILITY_* variables);
 #   2. load: bench/load against `activelog-local` built with the `load` profile (the release
-#      profile without fat LTO: Cargo.toml, docs/reliability.md "Figures"), on each broker of
+#      profile without fat LTO: Cargo.toml, docs/reliability.md "Not yet shown"), on each broker of
 #      RELIABILITY_BROKERS (default: memory, RabbitMQ on 127.0.0.1:5672, Redis on 6379, NATS on
 #      4222, and Kafka on a tansu this script starts from ACTIVELOG_TANSU or the cache of
 #      scripts/install-kafka-broker.sh), then the same invariants through the public API and
@@ -20,7 +20,8 @@
 #            4 run at their small size inside `cargo test`). Its figures mean nothing.
 # Sizes: RELIABILITY_OPERATIONS (default 300), RELIABILITY_USERS (16), RELIABILITY_WORKERS (3),
 # RELIABILITY_FAULT_FRACTION (0.1), RELIABILITY_SEED (random, printed),
-# RELIABILITY_RELAY_INTERVAL_MS (500), RELIABILITY_MONITOR_SECONDS (30), LOAD_USERS (32),
+# RELIABILITY_RELAY_INTERVAL_MS (500), RELIABILITY_MONITOR_SECONDS (30),
+# RELIABILITY_LOAD_PROFILE (load; dev for debug builds), LOAD_USERS (32),
 # LOAD_REQUESTS (5000), LOAD_WORKING_SET (20), RELIABILITY_SOAK_SECONDS (180).
 set -euo pipefail
 
@@ -67,8 +68,12 @@ MOTO_SERVER="${MOTO_SERVER:-$ROOT/scripts/moto-server-item-rollback}" \
   RELIABILITY_REPORT="$OUT/faults.json" cargo test --locked -p activelog-tests --test integration \
   reliability::faults_at_random -- --nocapture
 
-step "build of the local stack and the load generator (profile load)"
-cargo build --locked --profile load -p activelog-local -p load-bench
+# RELIABILITY_LOAD_PROFILE=dev runs the load and soak on debug builds: what a machine too busy
+# for an optimised build of the stack can run (docs/reliability.md, "Not yet shown").
+profile="${RELIABILITY_LOAD_PROFILE:-load}"
+bin="$TARGET/$([ "$profile" = dev ] && echo debug || echo "$profile")"
+step "build of the local stack and the load generator (profile $profile)"
+cargo build --locked --profile "$profile" -p activelog-local -p load-bench
 
 # `kafka` alone: a tansu of this run's own on a free port (its SQLite engine, in a temporary
 # directory), stopped when the script ends.
@@ -103,12 +108,12 @@ for broker in $brokers; do
   if [ "$broker" = kafka ]; then start_tansu; broker="$kafka_url"; fi
   name="${broker%%:*}"
   step "load on $name: $LOAD_USERS users, $LOAD_REQUESTS requests"
-  "$TARGET/load/load-bench" --stack "$TARGET/load/activelog-local" --broker "$broker" \
+  "$bin/load-bench" --stack "$bin/activelog-local" --broker "$broker" \
     --users "$LOAD_USERS" --requests "$LOAD_REQUESTS" --json "$OUT/load-$name.json"
 done
 
 step "soak on memory: ${SOAK_SECONDS} s"
-"$TARGET/load/load-bench" --stack "$TARGET/load/activelog-local" --broker memory \
+"$bin/load-bench" --stack "$bin/activelog-local" --broker memory \
   --users "$LOAD_USERS" --requests "$LOAD_REQUESTS" --soak-seconds "$SOAK_SECONDS" \
   --working-set "${LOAD_WORKING_SET:-20}" --json "$OUT/soak-memory.json"
 
