@@ -3,7 +3,8 @@
 #   1. faults: concurrent creates/updates/deletes through the handlers on the DynamoDB, EventBridge
 #      and SQS adapters, every AWS call through the fault proxy in front of moto, then settle and
 #      check the invariants (tests/reliability.rs, sized by the RELIABILITY_* variables);
-#   2. load: bench/load against `activelog-local` built --release, on each broker of
+#   2. load: bench/load against `activelog-local` built with the `load` profile (the release
+#      profile without fat LTO: Cargo.toml, docs/reliability.md "Not yet shown"), on each broker of
 #      RELIABILITY_BROKERS (default: memory, RabbitMQ on 127.0.0.1:5672, Redis on 6379, NATS on
 #      4222, and Kafka on a tansu this script starts from ACTIVELOG_TANSU or the cache of
 #      scripts/install-kafka-broker.sh), then the same invariants through the public API and
@@ -18,7 +19,9 @@
 #   --small  what scripts/test.sh runs: only step 2 at a small size on a debug build (steps 1 and
 #            4 run at their small size inside `cargo test`). Its figures mean nothing.
 # Sizes: RELIABILITY_OPERATIONS (default 300), RELIABILITY_USERS (16), RELIABILITY_WORKERS (3),
-# RELIABILITY_FAULT_FRACTION (0.1), RELIABILITY_SEED (random, printed), LOAD_USERS (32),
+# RELIABILITY_FAULT_FRACTION (0.1), RELIABILITY_SEED (random, printed),
+# RELIABILITY_RELAY_INTERVAL_MS (500), RELIABILITY_MONITOR_SECONDS (30),
+# RELIABILITY_LOAD_PROFILE (load; dev for debug builds), LOAD_USERS (32),
 # LOAD_REQUESTS (5000), LOAD_WORKING_SET (20), RELIABILITY_SOAK_SECONDS (180).
 set -euo pipefail
 
@@ -56,14 +59,21 @@ SOAK_SECONDS="${RELIABILITY_SOAK_SECONDS:-180}"
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at start" >&2
 
 step "faults (seed $RELIABILITY_SEED, $RELIABILITY_OPERATIONS operations, fault fraction $RELIABILITY_FAULT_FRACTION)"
-# moto with item-level rollback of transactions (scripts/moto_item_rollback.py): stock moto copies
-# the whole table per transaction, which at this size made the run about moto's slowness.
+# moto with item-level rollback of transactions and queries answered from their candidates
+# (scripts/moto_item_rollback.py): stock moto copies the whole table per transaction and sorts it
+# per query, which at this size made the run about moto's slowness. Its query change is checked
+# against stock moto's answers first.
+.venv/bin/python scripts/moto_item_rollback.py --self-check >&2
 MOTO_SERVER="${MOTO_SERVER:-$ROOT/scripts/moto-server-item-rollback}" \
   RELIABILITY_REPORT="$OUT/faults.json" cargo test --locked -p activelog-tests --test integration \
   reliability::faults_at_random -- --nocapture
 
-step "release build of the local stack and the load generator"
-cargo build --locked --release -p activelog-local -p load-bench
+# RELIABILITY_LOAD_PROFILE=dev runs the load and soak on debug builds: what a machine too busy
+# for an optimised build of the stack can run (docs/reliability.md, "Not yet shown").
+profile="${RELIABILITY_LOAD_PROFILE:-load}"
+bin="$TARGET/$([ "$profile" = dev ] && echo debug || echo "$profile")"
+step "build of the local stack and the load generator (profile $profile)"
+cargo build --locked --profile "$profile" -p activelog-local -p load-bench
 
 # `kafka` alone: a tansu of this run's own on a free port (its SQLite engine, in a temporary
 # directory), stopped when the script ends.
@@ -98,18 +108,20 @@ for broker in $brokers; do
   if [ "$broker" = kafka ]; then start_tansu; broker="$kafka_url"; fi
   name="${broker%%:*}"
   step "load on $name: $LOAD_USERS users, $LOAD_REQUESTS requests"
-  "$TARGET/release/load-bench" --stack "$TARGET/release/activelog-local" --broker "$broker" \
+  "$bin/load-bench" --stack "$bin/activelog-local" --broker "$broker" \
     --users "$LOAD_USERS" --requests "$LOAD_REQUESTS" --json "$OUT/load-$name.json"
 done
 
 step "soak on memory: ${SOAK_SECONDS} s"
-"$TARGET/release/load-bench" --stack "$TARGET/release/activelog-local" --broker memory \
+"$bin/load-bench" --stack "$bin/activelog-local" --broker memory \
   --users "$LOAD_USERS" --requests "$LOAD_REQUESTS" --soak-seconds "$SOAK_SECONDS" \
   --working-set "${LOAD_WORKING_SET:-20}" --json "$OUT/soak-memory.json"
 
 step "process faults: SIGKILL mid-load on --aws (moto), restart"
 kill_started=$(date +%s)
-cargo test --locked -p activelog-local --test e2e a_sigkill_mid_load -- --nocapture 2>&1 \
+# --workspace: the features `cargo test --workspace` (scripts/test.sh) builds with, so its build is
+# reused; `-p activelog-local` resolves them differently and rebuilds the dependencies.
+cargo test --locked --workspace --test e2e a_sigkill_mid_load -- --nocapture 2>&1 \
   | tee "$OUT/sigkill.log" >&2
 echo "{\"passed\": true, \"seconds\": $(( $(date +%s) - kill_started ))}" >"$OUT/sigkill.json"
 
@@ -126,7 +138,9 @@ if f:
     faults = ", ".join(f"{k} {v}" for k, v in f["faults"].items())
     faults += (f"; besides, moto too slow: {f.get('slow_answers', 0)} answered past the attempt"
                f" timeout, {f.get('abandoned_before_moto', 0)} given up waiting for it")
-    rows.append(("faults on moto", f"{f['requests']} requests / {f['aws_calls']} AWS calls",
+    rows.append((f"faults on moto, seed {f['seed']}, {f['operations']} operations",
+                 f"{f['requests']} requests / {f['aws_calls']} AWS calls; load {f['load_seconds']:.0f} s,"
+                 f" settled in {f['settle_seconds']:.0f} s, {f['dead_letters_redriven']} dead letters redriven",
                  faults, f["invariant_checks_passed"], f"{f['throughput_per_second']:.1f}/s",
                  f"{f['p50_ms']:.0f} / {f['p99_ms']:.0f}", "-"))
 for p in sorted(out.glob("load-*.json")) + sorted(out.glob("soak-*.json")):

@@ -49,6 +49,8 @@ struct RunSize {
     workers: usize,
     fault_fraction: f64,
     seed: u64,
+    /// How often the outbox relay runs (`RELIABILITY_RELAY_INTERVAL_MS`).
+    relay_interval: Duration,
 }
 
 impl RunSize {
@@ -66,6 +68,7 @@ impl RunSize {
             workers: var("RELIABILITY_WORKERS", 3),
             fault_fraction: var("RELIABILITY_FAULT_FRACTION", 0.1),
             seed: var("RELIABILITY_SEED", fresh_seed),
+            relay_interval: Duration::from_millis(var("RELIABILITY_RELAY_INTERVAL_MS", 500)),
         }
     }
 }
@@ -201,6 +204,7 @@ impl Stack {
     async fn start_pipeline(
         &self,
         stop: watch::Receiver<bool>,
+        relay_interval: Duration,
     ) -> Vec<tokio::task::JoinHandle<()>> {
         let mut tasks = Vec::new();
         for (name, (url, _)) in &self.queues {
@@ -253,7 +257,7 @@ impl Stack {
                 let _ = relay.relay_pending().await;
                 tokio::select! {
                     _ = relay_stop.changed() => break,
-                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    _ = tokio::time::sleep(relay_interval) => {}
                 }
             }
         }));
@@ -639,6 +643,70 @@ async fn check_invariants(
     checks
 }
 
+/// Every `RELIABILITY_MONITOR_SECONDS` (default 30) until dropped, one line on where the time
+/// went since the last: AWS calls per second, the table's size, and how long moto took to answer
+/// each kind of call (DynamoDB calls reach it one at a time, so theirs add up to moto's DynamoDB
+/// time). What shows whether a slow run waits on moto or on activelog.
+async fn monitor(stack: &Stack, started: Instant) -> std::convert::Infallible {
+    let every = Duration::from_secs(
+        std::env::var("RELIABILITY_MONITOR_SECONDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(30),
+    );
+    let mut before = stack.proxy.counts();
+    let mut since = Instant::now();
+    loop {
+        tokio::time::sleep(every).await;
+        let now = stack.proxy.counts();
+        let window = since.elapsed().as_secs_f64();
+        let items = stack
+            .admin
+            .dynamodb
+            .describe_table()
+            .table_name(&stack.table)
+            .send()
+            .await
+            .ok()
+            .and_then(|t| t.table.and_then(|t| t.item_count))
+            .unwrap_or(-1);
+        let mut spent: Vec<(String, f64, u64)> = now
+            .moto_time
+            .iter()
+            .map(|(operation, spent)| {
+                let earlier = before.moto_time.get(operation).copied().unwrap_or_default();
+                (
+                    operation.clone(),
+                    (spent.time - earlier.time).as_secs_f64(),
+                    spent.calls - earlier.calls,
+                )
+            })
+            .filter(|(_, seconds, _)| *seconds > 0.0)
+            .collect();
+        spent.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let dynamodb: f64 = spent
+            .iter()
+            .filter(|(operation, ..)| operation.starts_with("DynamoDB."))
+            .map(|(_, seconds, _)| seconds)
+            .sum();
+        let top: Vec<String> = spent
+            .iter()
+            .take(6)
+            .map(|(operation, seconds, calls)| format!("{operation} {seconds:.1} s/{calls}"))
+            .collect();
+        eprintln!(
+            "reliability monitor t={:.0}s: {:.1} AWS calls/s, {} faults so far, table {items} items, \
+             moto on DynamoDB {dynamodb:.1} s of {window:.1} s; {}",
+            started.elapsed().as_secs_f64(),
+            (now.calls - before.calls) as f64 / window,
+            now.faults_total(),
+            top.join(", ")
+        );
+        before = now;
+        since = Instant::now();
+    }
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -661,7 +729,7 @@ async fn faults_at_random_lose_nothing_acknowledged_and_apply_nothing_twice() {
     let _ = moto::endpoint();
     let stack = Stack::new(FaultPlan::even(size.seed, size.fault_fraction)).await;
     let (stop, stopped) = watch::channel(false);
-    let pipeline = stack.start_pipeline(stopped).await;
+    let pipeline = stack.start_pipeline(stopped, size.relay_interval).await;
 
     let run = format!("r{}", size.seed % 100_000);
     let users: Vec<String> = (0..size.users).map(|u| format!("{run}-user-{u}")).collect();
@@ -690,12 +758,21 @@ async fn faults_at_random_lose_nothing_acknowledged_and_apply_nothing_twice() {
         )));
     }
     let mut ledgers = BTreeMap::new();
-    for worker in workers {
-        ledgers.extend(worker.await.unwrap());
+    let all_done = async {
+        for worker in workers {
+            ledgers.extend(worker.await.unwrap());
+        }
+    };
+    tokio::select! {
+        () = all_done => {}
+        never = monitor(&stack, started) => match never {},
     }
     let load_time = started.elapsed();
     let faults = stack.proxy.counts();
-    let redriven = settle(&stack).await;
+    let redriven = tokio::select! {
+        redriven = settle(&stack) => redriven,
+        never = monitor(&stack, started) => match never {},
+    };
     let settle_time = started.elapsed() - load_time;
     let _ = stop.send(true);
     for task in pipeline {
@@ -719,6 +796,8 @@ async fn faults_at_random_lose_nothing_acknowledged_and_apply_nothing_twice() {
         "faults_total": faults.faults_total(),
         "abandoned_before_moto": faults.abandoned_before_moto,
         "slow_answers": faults.slow_answers,
+        "moto": stack.proxy.counts().moto_time.iter().map(|(operation, spent)| (operation.clone(), json!({"calls": spent.calls, "seconds": spent.time.as_secs_f64()}))).collect::<serde_json::Map<_, _>>(),
+        "relay_interval_ms": size.relay_interval.as_millis() as u64,
         "dead_letters_redriven": redriven,
         "invariant_checks_passed": checks,
         "load_seconds": load_time.as_secs_f64(),

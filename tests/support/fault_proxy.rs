@@ -143,6 +143,17 @@ pub struct FaultCounts {
     /// DynamoDB calls moto answered later than [`SLOW_ANSWER`] after they reached the proxy:
     /// past the SDK's attempt timeout, so the client saw a timeout no fault injected.
     pub slow_answers: u64,
+    /// The calls forwarded to moto and how long it took to answer them, by `Service.Operation`
+    /// (a query by `Service.Query(index)`). DynamoDB calls reach moto one at a time, so theirs
+    /// add up to the time moto spent on DynamoDB: where a slow run's time went, measured.
+    pub moto_time: BTreeMap<String, MotoTime>,
+}
+
+/// Calls moto answered and the time it took, summed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MotoTime {
+    pub calls: u64,
+    pub time: Duration,
 }
 
 impl FaultCounts {
@@ -268,6 +279,7 @@ async fn handle(
         .unwrap_or("unknown")
         .to_owned();
     let call = Call::of(&target);
+    let operation = format!("{}.{}", call.service.name(), call.operation);
     let n = shared.next_call.fetch_add(1, Ordering::SeqCst);
     let fault = if shared.injecting.load(Ordering::SeqCst) {
         shared.plan.decide(n)
@@ -277,16 +289,13 @@ async fn handle(
     {
         let mut counts = lock(&shared.counts);
         counts.calls += 1;
-        *counts
-            .by_operation
-            .entry(format!("{}.{}", call.service.name(), call.operation))
-            .or_default() += 1;
+        *counts.by_operation.entry(operation.clone()).or_default() += 1;
         if let Some(kind) = fault {
             *counts.faults.entry(kind).or_default() += 1;
         }
     }
     match fault {
-        None => forward_detached(request, &shared, call.service).await,
+        None => forward_detached(request, &shared, call.service, operation).await,
         Some(FaultKind::Throttle) => Ok(call.service.throttle(n)),
         Some(FaultKind::ServerError) => Ok(call.service.internal_error()),
         Some(FaultKind::Timeout) => {
@@ -296,7 +305,7 @@ async fn handle(
         Some(FaultKind::Reset) => Err(Dropped::Fault(FaultKind::Reset)),
         Some(FaultKind::LostAnswer) => {
             // moto applies the call; its answer goes nowhere.
-            let _applied = forward_detached(request, &shared, call.service).await;
+            let _applied = forward_detached(request, &shared, call.service, operation).await;
             Err(Dropped::Fault(FaultKind::LostAnswer))
         }
     }
@@ -324,6 +333,7 @@ async fn forward_detached(
     request: Request<Incoming>,
     shared: &Arc<Shared>,
     service: Service,
+    operation: String,
 ) -> Result<Response<Full<Bytes>>, Dropped> {
     let arrived = std::time::Instant::now();
     let (parts, body) = request.into_parts();
@@ -333,6 +343,7 @@ async fn forward_detached(
         .await
         .map_err(|e| Dropped::Upstream(e.to_string()))?
         .to_bytes();
+    let operation = with_index(operation, &body);
     let gate = match service {
         Service::DynamoDb => {
             let mut waiting = AbandonedIfDropped {
@@ -348,19 +359,41 @@ async fn forward_detached(
     let shared = shared.clone();
     tokio::spawn(async move {
         let _one_at_a_time = gate;
+        let forwarded = std::time::Instant::now();
         let answered = tokio::time::timeout(
             UPSTREAM_TIMEOUT,
             forward(Request::from_parts(parts, body), &shared.upstream),
         )
         .await;
-        if service == Service::DynamoDb && arrived.elapsed() > SLOW_ANSWER {
-            lock(&shared.counts).slow_answers += 1;
+        {
+            let mut counts = lock(&shared.counts);
+            let spent = counts.moto_time.entry(operation).or_default();
+            spent.calls += 1;
+            spent.time += forwarded.elapsed();
+            if service == Service::DynamoDb && arrived.elapsed() > SLOW_ANSWER {
+                counts.slow_answers += 1;
+            }
         }
         // Bounded, so that one call moto never answers cannot hold the gate for good.
         answered.map_err(|_| Dropped::Upstream(format!("no answer within {UPSTREAM_TIMEOUT:?}")))?
     })
     .await
     .map_err(|e| Dropped::Upstream(e.to_string()))?
+}
+
+/// A query's label names the index it reads (`DynamoDB.Query(GSI2)`): moto answers every query
+/// by sorting the whole table, and which reader pays that matters.
+fn with_index(operation: String, body: &[u8]) -> String {
+    if !operation.ends_with(".Query") {
+        return operation;
+    }
+    match serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|query| query["IndexName"].as_str().map(str::to_owned))
+    {
+        Some(index) => format!("{operation}({index})"),
+        None => operation,
+    }
 }
 
 /// Counts a call its client gave up on while it waited for the gate (dropped with the wait).
