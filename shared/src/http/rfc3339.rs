@@ -42,7 +42,7 @@ fn write_utc<'b>(at: &OffsetDateTime, buffer: &'b mut [u8; LONGEST]) -> Option<&
     let mut nanos = at.nanosecond();
     if nanos != 0 {
         let mut width = 9;
-        while nanos % 10 == 0 {
+        while nanos.is_multiple_of(10) {
             nanos /= 10;
             width -= 1;
         }
