@@ -3,8 +3,9 @@
 //! one activity can be followed from its POST to its stats update. Metrics are CloudWatch Embedded
 //! Metric Format lines on stdout: no API call, no extra latency.
 
-use tracing_subscriber::EnvFilter;
-use tracing_subscriber::fmt::format::FmtSpan;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +46,16 @@ pub fn effective_format(requested: LogFormat, lambda_log_format: Option<&str>) -
     }
 }
 
+/// The filter of a [`filter_directive`]: `target=level` pairs and a bare default level, as
+/// `RUST_LOG` writes them (`info,activelog=debug`). A `Targets` filter, not an `EnvFilter`: the
+/// same directives without the regex engines an `EnvFilter` links for span and field matching,
+/// which no function uses (issue 15, size). A directive it cannot read means `info`.
+pub fn log_filter(directive: &str) -> Targets {
+    directive
+        .parse()
+        .unwrap_or_else(|_| Targets::new().with_default(tracing::Level::INFO))
+}
+
 /// Installs the global subscriber once, filtered by [`filter_directive`] and formatted as
 /// [`effective_format`] says. Calling it again is harmless (tests start many stacks in one
 /// process).
@@ -55,21 +66,24 @@ pub fn init(format: LogFormat) {
         variable("AWS_LAMBDA_LOG_LEVEL").as_deref(),
     );
     let format = effective_format(format, variable("AWS_LAMBDA_LOG_FORMAT").as_deref());
-    let filter = EnvFilter::try_new(&directive).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_span_events(FmtSpan::NONE);
+    let registry = tracing_subscriber::registry().with(log_filter(&directive));
     let result = match format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
-            .with_ansi(false)
+        LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(true)
+                    .with_span_list(false)
+                    .with_ansi(false),
+            )
             .try_init(),
-        LogFormat::Pretty => builder
-            .compact()
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        LogFormat::Pretty => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .compact()
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout())),
+            )
             .try_init(),
     };
     // Err only means a subscriber is already installed, which is what a second call wants.
@@ -277,6 +291,24 @@ mod tests {
             LogFormat::Json
         );
         assert_eq!(effective_format(LogFormat::Json, None), LogFormat::Json);
+    }
+
+    #[test]
+    fn the_log_filter_reads_rust_logs_directives() {
+        use tracing::Level;
+        let filter = log_filter("warn,activelog=debug,activelog::adapters=error");
+        assert!(filter.would_enable("activelog::http", &Level::DEBUG));
+        assert!(!filter.would_enable("activelog::http", &Level::TRACE));
+        assert!(!filter.would_enable("activelog::adapters::memory", &Level::WARN));
+        assert!(filter.would_enable("hyper", &Level::WARN));
+        assert!(!filter.would_enable("hyper", &Level::INFO));
+        let default = log_filter("info");
+        assert!(default.would_enable("anything", &Level::INFO));
+        assert!(!default.would_enable("anything", &Level::DEBUG));
+        // Unreadable: `info`.
+        let unreadable = log_filter("activelog=loud");
+        assert!(unreadable.would_enable("activelog", &Level::INFO));
+        assert!(!unreadable.would_enable("activelog", &Level::DEBUG));
     }
 
     #[test]

@@ -36,8 +36,7 @@ impl AchievementsConsumer {
     async fn process_in(&self, batch: &[RawMessage]) -> BatchReport {
         let mut report = BatchReport::default();
         for (index, message) in batch.iter().enumerate() {
-            let received = Received::new(index, message);
-            let read = received.read(message);
+            let (received, read) = Received::read(index, message);
             if let Ok(event) = &read
                 && let Some(writer) = event.trace_parent
             {

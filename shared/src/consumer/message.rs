@@ -81,48 +81,41 @@ pub(crate) struct Received {
 }
 
 impl Received {
-    /// The span carries the message id and receive count now, and the event and correlation ids
-    /// once the body is read, so every line about the message links back to the request that
-    /// caused its event.
-    pub fn new(index: usize, message: &RawMessage) -> Self {
+    /// Reads the body, then opens the message's span with the message id and receive count and,
+    /// when the body was readable, the event and correlation ids, so every line about the message
+    /// links back to the request that caused its event. The span is made once with all its
+    /// fields: recording a field later re-parses and re-writes the span's JSON fields each time
+    /// (tracing-subscriber's JSON format), three times per message (issue 15, handler CPU). A
+    /// readable event's span continues the trace of the span that wrote the event (its
+    /// envelope's `traceparent`), one message having one true parent. The transport's own trace
+    /// header (when it names another position, or the envelope names none, or the body is
+    /// unreadable) becomes a link, never a parent: the transport says where the message
+    /// travelled, not who wrote the event.
+    pub fn read(index: usize, message: &RawMessage) -> (Self, Result<DomainEvent, Poison>) {
+        let decoded = decode(message.body.as_deref());
+        let event = decoded.as_ref().ok();
         let message_id = message.message_id.clone();
         let span = tracing::info_span!(
             "message",
             message_id = %message_id,
             receive_count = message.delivery_count,
-            event_id = tracing::field::Empty,
-            event_type = tracing::field::Empty,
-            correlation_id = tracing::field::Empty,
+            event_id = event.map(|e| tracing::field::display(e.event_id)),
+            event_type = event.map(|e| e.event_type().as_str()),
+            correlation_id = event.map(|e| e.correlation_id.as_str()),
         );
-        Self {
+        let writer = event.and_then(|e| e.trace_parent);
+        if let Some(writer) = &writer {
+            crate::traces::follow(&span, writer);
+        }
+        if let Some(transport) = message.transport_trace.filter(|t| Some(*t) != writer) {
+            crate::traces::link(&span, &transport);
+        }
+        let received = Self {
             index,
             message_id,
             span,
-        }
-    }
-
-    /// Reads the body and names the event in the span. Call it before the span is first entered:
-    /// the span then continues the trace of the span that wrote the event (its envelope's
-    /// `traceparent`), one message having one true parent. The transport's own trace header
-    /// (when it names another position, or the envelope names none, or the body is unreadable)
-    /// becomes a link, never a parent: the transport says where the message travelled, not who
-    /// wrote the event.
-    pub fn read(&self, message: &RawMessage) -> Result<DomainEvent, Poison> {
-        let event = decode(message.body.as_deref());
-        let writer = event.as_ref().ok().and_then(|event| event.trace_parent);
-        if let Some(writer) = &writer {
-            crate::traces::follow(&self.span, writer);
-        }
-        if let Some(transport) = message.transport_trace.filter(|t| Some(*t) != writer) {
-            crate::traces::link(&self.span, &transport);
-        }
-        let event = event?;
-        self.span
-            .record("event_id", tracing::field::display(event.event_id));
-        self.span.record("event_type", event.event_type().as_str());
-        self.span
-            .record("correlation_id", event.correlation_id.as_str());
-        Ok(event)
+        };
+        (received, decoded)
     }
 }
 

@@ -39,8 +39,8 @@ impl StatsConsumer {
         let mut readable: Vec<Received> = Vec::new();
         let mut events: Vec<DomainEvent> = Vec::new();
         for (index, message) in batch.iter().enumerate() {
-            let received = Received::new(index, message);
-            match received.read(message) {
+            let (received, read) = Received::read(index, message);
+            match read {
                 Ok(event) => {
                     events.push(event);
                     readable.push(received);

@@ -5,7 +5,8 @@
 //! and wrong JSON types fail serde (400), while every field is read as an `Option` so that all
 //! missing and out-of-range values are collected into one 422 answer instead of one per retry.
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::ser::SerializeStruct;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::{Date, OffsetDateTime};
 
 use crate::application::ListedActivities;
@@ -14,60 +15,90 @@ use crate::domain::{
     Change, Distance, DurationMinutes, FieldError, FreeText, Tags, ValidationErrors,
 };
 
-/// An activity as the API returns it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ActivityJson {
-    pub id: String,
-    #[serde(rename = "type")]
-    pub activity_type: ActivityType,
-    pub title: String,
-    pub description: Option<String>,
-    pub notes: Option<String>,
-    pub duration_minutes: u32,
-    pub distance_km: Option<f64>,
-    pub calories_burned: Option<u32>,
-    pub tags: Vec<String>,
-    pub activity_date: String,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    pub updated_at: OffsetDateTime,
-    pub version: u64,
+/// An activity as the API returns it, written straight from the domain value: no copy of its
+/// strings and no `String` per id, date or timestamp (a page of 100 made that a measurable share
+/// of a list request; issue 15). Field order and values are what a derived `Serialize` of the
+/// shape `{id, type, title, description, notes, duration_minutes, distance_km, calories_burned,
+/// tags, activity_date, created_at, updated_at, version}` wrote before (a test keeps it so).
+#[derive(Debug, Clone, Copy)]
+pub struct ActivityJson<'a>(pub &'a Activity);
+
+impl<'a> From<&'a Activity> for ActivityJson<'a> {
+    fn from(activity: &'a Activity) -> Self {
+        Self(activity)
+    }
 }
 
-impl From<&Activity> for ActivityJson {
-    fn from(a: &Activity) -> Self {
-        Self {
-            id: a.id.to_string(),
-            activity_type: a.activity_type,
-            title: a.title.as_str().to_owned(),
-            description: a.description.as_ref().map(|t| t.as_str().to_owned()),
-            notes: a.notes.as_ref().map(|t| t.as_str().to_owned()),
-            duration_minutes: a.duration.get(),
-            distance_km: a.distance.map(Distance::km),
-            calories_burned: a.calories.map(Calories::get),
-            tags: a.tags.to_strings(),
-            activity_date: a.activity_date.to_string(),
-            created_at: a.created_at,
-            updated_at: a.updated_at,
-            version: a.version.get(),
-        }
+impl Serialize for ActivityJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let a = self.0;
+        let mut json = serializer.serialize_struct("ActivityJson", 13)?;
+        json.serialize_field("id", &Displayed(&a.id))?;
+        json.serialize_field("type", &a.activity_type)?;
+        json.serialize_field("title", a.title.as_str())?;
+        json.serialize_field("description", &a.description.as_ref().map(FreeText::as_str))?;
+        json.serialize_field("notes", &a.notes.as_ref().map(FreeText::as_str))?;
+        json.serialize_field("duration_minutes", &a.duration.get())?;
+        json.serialize_field("distance_km", &a.distance.map(Distance::km))?;
+        json.serialize_field("calories_burned", &a.calories.map(Calories::get))?;
+        json.serialize_field("tags", &TagsJson(&a.tags))?;
+        json.serialize_field("activity_date", &Displayed(&a.activity_date))?;
+        json.serialize_field("created_at", &Rfc3339(&a.created_at))?;
+        json.serialize_field("updated_at", &Rfc3339(&a.updated_at))?;
+        json.serialize_field("version", &a.version.get())?;
+        json.end()
+    }
+}
+
+/// A value written as the JSON string of its `Display`, without an intermediate `String`.
+struct Displayed<'a, T>(&'a T);
+
+impl<T: std::fmt::Display> Serialize for Displayed<'_, T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self.0)
+    }
+}
+
+struct TagsJson<'a>(&'a Tags);
+
+impl Serialize for TagsJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(|tag| tag.as_str()))
+    }
+}
+
+struct Rfc3339<'a>(&'a OffsetDateTime);
+
+impl Serialize for Rfc3339<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        super::rfc3339::serialize(self.0, serializer)
     }
 }
 
 /// One page of a listing; `next_cursor` is `null` on the last page.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ActivityPageJson {
-    pub items: Vec<ActivityJson>,
-    pub next_cursor: Option<String>,
+#[derive(Debug, Clone, Copy)]
+pub struct ActivityPageJson<'a>(pub &'a ListedActivities);
+
+impl<'a> From<&'a ListedActivities> for ActivityPageJson<'a> {
+    fn from(page: &'a ListedActivities) -> Self {
+        Self(page)
+    }
 }
 
-impl From<&ListedActivities> for ActivityPageJson {
-    fn from(page: &ListedActivities) -> Self {
-        Self {
-            items: page.items.iter().map(ActivityJson::from).collect(),
-            next_cursor: page.next_cursor.clone(),
-        }
+impl Serialize for ActivityPageJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut json = serializer.serialize_struct("ActivityPageJson", 2)?;
+        json.serialize_field("items", &ItemsJson(&self.0.items))?;
+        json.serialize_field("next_cursor", &self.0.next_cursor)?;
+        json.end()
+    }
+}
+
+struct ItemsJson<'a>(&'a [Activity]);
+
+impl Serialize for ItemsJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(ActivityJson))
     }
 }
 
@@ -328,6 +359,80 @@ mod tests {
             serde_json::from_str(r#"{"title":null,"duration_minutes":null}"#).unwrap();
         let errors = clearing_required.into_patch(TODAY).unwrap_err();
         assert_eq!(errors.errors().len(), 2);
+    }
+
+    #[test]
+    fn an_activity_is_written_in_the_apis_shape() {
+        let body: NewActivityJson = serde_json::from_str(
+            r#"{"type":"cycling","title":"Ride \"home\"","notes":"tired","duration_minutes":45,
+                "distance_km":12.345,"tags":["commute","rain"],"activity_date":"2026-11-25"}"#,
+        )
+        .unwrap();
+        let created = time::macros::datetime!(2026-11-26 08:15:30.1205 UTC);
+        let mut activity = Activity::create(
+            crate::domain::ActivityId::from_ulid(ulid::Ulid::from_parts(1_764_000_000_000, 7)),
+            crate::domain::UserId::parse("alice").unwrap(),
+            body.into_draft(TODAY).unwrap(),
+            created,
+        );
+        activity.updated_at = time::macros::datetime!(2026-11-26 09:00 UTC);
+        let rfc3339 = |at: OffsetDateTime| {
+            at.format(&time::format_description::well_known::Rfc3339)
+                .unwrap()
+        };
+        let expected = serde_json::json!({
+            "id": activity.id.to_string(),
+            "type": "cycling",
+            "title": "Ride \"home\"",
+            "description": null,
+            "notes": "tired",
+            "duration_minutes": 45,
+            "distance_km": 12.345,
+            "calories_burned": null,
+            "tags": ["commute", "rain"],
+            "activity_date": "2026-11-25",
+            "created_at": rfc3339(activity.created_at),
+            "updated_at": rfc3339(activity.updated_at),
+            "version": activity.version.get(),
+        });
+        let written = serde_json::to_string(&ActivityJson(&activity)).unwrap();
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&written).unwrap(),
+            expected
+        );
+        // The fields in the order the derived shape wrote them.
+        let order = [
+            "id",
+            "type",
+            "title",
+            "description",
+            "notes",
+            "duration_minutes",
+            "distance_km",
+            "calories_burned",
+            "tags",
+            "activity_date",
+            "created_at",
+            "updated_at",
+            "version",
+        ];
+        let positions: Vec<usize> = order
+            .iter()
+            .map(|field| written.find(&format!("\"{field}\":")).unwrap())
+            .collect();
+        assert!(positions.is_sorted(), "{written}");
+        assert!(
+            written.contains(r#""created_at":"2026-11-26T08:15:30.1205Z""#),
+            "{written}"
+        );
+        let page = ListedActivities {
+            items: vec![activity.clone(), activity],
+            next_cursor: Some("next".into()),
+        };
+        assert_eq!(
+            serde_json::to_value(ActivityPageJson(&page)).unwrap(),
+            serde_json::json!({"items": [expected.clone(), expected], "next_cursor": "next"})
+        );
     }
 
     #[test]

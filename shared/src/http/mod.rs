@@ -12,7 +12,8 @@
 //! - `request` (body limits, JSON, query, path and header parameters), `identity` (the caller:
 //!   the JWT authorizer's `sub` claim) and `response` (JSON and problem responses with the
 //!   headers every answer carries).
-//! - `activity_json`, `stats_json`, `achievements_json`: the JSON shapes of the API.
+//! - `activity_json`, `stats_json`, `achievements_json`: the JSON shapes of the API;
+//!   `rfc3339`, their timestamps written without allocating.
 //! - `problem`: the one mapping from errors to status codes and problem types.
 //! - `request_meta` (request and correlation ids, trace header) and `entity_tag` (versions as
 //!   `ETag` and `If-Match`), which depend on nothing else here.
@@ -32,6 +33,7 @@ mod problem;
 mod request;
 mod request_meta;
 mod response;
+mod rfc3339;
 mod routes;
 mod stats_json;
 

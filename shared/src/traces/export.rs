@@ -14,7 +14,6 @@ use opentelemetry::trace::{SpanId, TraceId, TracerProvider as _};
 use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator, SdkTracerProvider};
-use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -79,8 +78,9 @@ pub(super) fn init(format: LogFormat, service: &str) -> bool {
         variable("AWS_LAMBDA_LOG_LEVEL").as_deref(),
     );
     let format = telemetry::effective_format(format, variable("AWS_LAMBDA_LOG_FORMAT").as_deref());
-    let filter = EnvFilter::try_new(&directive).unwrap_or_else(|_| EnvFilter::new("info"));
-    let registry = tracing_subscriber::registry().with(filter).with(spans);
+    let registry = tracing_subscriber::registry()
+        .with(telemetry::log_filter(&directive))
+        .with(spans);
     // The same lines as `telemetry::init` writes.
     let result = match format {
         LogFormat::Json => registry
