@@ -230,19 +230,24 @@ impl MemoryQueue {
         let Some(dlq) = &self.dead_letter else {
             return 0;
         };
-        let now = self.clock.now();
         let moved: Vec<StoredMessage> = std::mem::take(&mut *dlq.lock()).into_values().collect();
         let count = moved.len();
         for message in moved {
-            self.insert(StoredMessage {
-                receive_count: 0,
-                first_received_at: None,
-                visible_at: now,
-                receipt_handle: None,
-                ..message
-            });
+            self.requeue_redriven(message);
         }
         count
+    }
+
+    /// Puts a dead letter back on this queue as an SQS redrive does: visible now, with a fresh
+    /// receive count and no receipt handle.
+    fn requeue_redriven(&self, message: StoredMessage) {
+        self.insert(StoredMessage {
+            receive_count: 0,
+            first_received_at: None,
+            visible_at: self.clock.now(),
+            receipt_handle: None,
+            ..message
+        });
     }
 
     /// Moves the one dead-lettered message with this id back to the queue, as
@@ -263,13 +268,7 @@ impl MemoryQueue {
         let Some(message) = moved else {
             return false;
         };
-        self.insert(StoredMessage {
-            receive_count: 0,
-            first_received_at: None,
-            visible_at: self.clock.now(),
-            receipt_handle: None,
-            ..message
-        });
+        self.requeue_redriven(message);
         true
     }
 }
