@@ -77,7 +77,8 @@ fn raw_message(queue: &str, index: usize, message: &RabbitMqMessage) -> RawMessa
     }
 }
 
-/// A text header's value: Lambda writes an AMQP long string as `{"bytes": [...]}`.
+/// A text header's value: Lambda writes an AMQP long string as `{"bytes": [...]}`. A byte
+/// outside 0–255 makes the header unreadable (no position), never a truncated one.
 fn text_header(value: Option<&serde_json::Value>) -> Option<String> {
     match value? {
         serde_json::Value::String(text) => Some(text.clone()),
@@ -86,7 +87,7 @@ fn text_header(value: Option<&serde_json::Value>) -> Option<String> {
                 .get("bytes")?
                 .as_array()?
                 .iter()
-                .map(|b| b.as_i64().map(|b| b as u8))
+                .map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
                 .collect();
             String::from_utf8(bytes?).ok()
         }
