@@ -3,8 +3,16 @@
 //! one activity can be followed from its POST to its stats update. Metrics are CloudWatch Embedded
 //! Metric Format lines on stdout: no API call, no extra latency.
 
+use std::cell::RefCell;
+use std::fmt::Write as _;
+
+use tracing::{Event, Subscriber};
 use tracing_subscriber::filter::Targets;
-use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::fmt::format::{Format, Json, JsonFields, Writer};
+use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
+use tracing_subscriber::fmt::{self, FmtContext, FormatEvent, FormattedFields};
+use tracing_subscriber::layer::{Layer, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 
 /// How log lines are written.
@@ -68,26 +76,157 @@ pub fn init(format: LogFormat) {
     let format = effective_format(format, variable("AWS_LAMBDA_LOG_FORMAT").as_deref());
     let registry = tracing_subscriber::registry().with(log_filter(&directive));
     let result = match format {
-        LogFormat::Json => registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .json()
-                    .flatten_event(true)
-                    .with_current_span(true)
-                    .with_span_list(false)
-                    .with_ansi(false),
-            )
-            .try_init(),
-        LogFormat::Pretty => registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .compact()
-                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout())),
-            )
-            .try_init(),
+        LogFormat::Json => registry.with(json_layer()).try_init(),
+        LogFormat::Pretty => registry.with(pretty_layer()).try_init(),
     };
     // Err only means a subscriber is already installed, which is what a second call wants.
     drop(result);
+}
+
+/// The JSON log layer of every process: one object per line on stdout, the event's fields at
+/// the top level next to `timestamp`, `level` and `target`, and the innermost span's fields (with
+/// its `name`) under `span`.
+pub fn json_layer<S>() -> impl Layer<S>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    json_layer_with(SystemTime, std::io::stdout)
+}
+
+/// The human-readable layer of `--pretty` and `AWS_LAMBDA_LOG_FORMAT=Text`.
+pub fn pretty_layer<S>() -> impl Layer<S>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    tracing_subscriber::fmt::layer()
+        .compact()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+}
+
+/// [`json_layer`] with its clock and its output chosen (tests fix both).
+fn json_layer_with<S, T, W>(timer: T, writer: W) -> fmt::Layer<S, JsonFields, JsonLines<T>, W>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    T: FormatTime + Clone + 'static,
+    W: for<'w> fmt::MakeWriter<'w> + 'static,
+{
+    fmt::layer()
+        .with_ansi(false)
+        .fmt_fields(JsonFields::new())
+        .event_format(JsonLines::new(timer))
+        .with_writer(writer)
+}
+
+/// tracing-subscriber's JSON lines (flattened event, current span, no span list), byte for byte,
+/// without its cost per line inside a span: its formatter parses the span's stored fields, which
+/// [`JsonFields`] already wrote as one JSON object, into a `serde_json::Value` (a map, a `String`
+/// per key and value) on every line, only to write them out again unchanged. This one writes the
+/// line without the span, then splices the stored object's text in as it is. Requests log inside
+/// their span, so every request paid that parse (issue 15, handler CPU).
+pub struct JsonLines<T = SystemTime> {
+    /// The line without `span`: everything up to the span is written by the stock formatter.
+    spanless: Format<Json, T>,
+    /// The stock formatter with `span`, for stored fields that are not an object's text (which
+    /// [`JsonFields`] never writes): it reports them as it always has.
+    stock: Format<Json, T>,
+}
+
+impl<T: Clone> JsonLines<T> {
+    fn new(timer: T) -> Self {
+        let json = fmt::format::json()
+            .flatten_event(true)
+            .with_span_list(false)
+            .with_timer(timer);
+        Self {
+            spanless: json.clone().with_current_span(false),
+            stock: json.with_current_span(true),
+        }
+    }
+}
+
+thread_local! {
+    /// The line being assembled: the stock formatter writes into it, then the span is spliced
+    /// in; one buffer per thread, reused, as the fmt layer does with its own.
+    static LINE: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+impl<S, T> FormatEvent<S, JsonFields> for JsonLines<T>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    T: FormatTime,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, JsonFields>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> std::fmt::Result {
+        // The span the stock formatter would show: the event's explicit parent, else the current.
+        let Some(span) = event
+            .parent()
+            .and_then(|id| ctx.span(id))
+            .or_else(|| ctx.lookup_current())
+        else {
+            return self.spanless.format_event(ctx, writer, event);
+        };
+        // A log line written while formatting a log line (a field's `Debug` that logs) finds
+        // the buffer taken and gets its own, as the fmt layer's buffer does.
+        LINE.with(|cell| {
+            let mut taken;
+            let mut fresh = String::new();
+            let line = match cell.try_borrow_mut() {
+                Ok(buffer) => {
+                    taken = buffer;
+                    taken.clear();
+                    &mut *taken
+                }
+                Err(_) => &mut fresh,
+            };
+            self.spanless.format_event(ctx, Writer::new(line), event)?;
+            // The stock line ends with the object's `}` and a newline: reopen it for `span`.
+            let open = line
+                .strip_suffix("}\n")
+                .map(str::len)
+                .ok_or(std::fmt::Error)?;
+            let extensions = span.extensions();
+            let stored = extensions
+                .get::<FormattedFields<JsonFields>>()
+                .and_then(|fields| object_members(&fields.fields));
+            let Some(members) = stored else {
+                drop(extensions);
+                return self.stock.format_event(ctx, writer, event);
+            };
+            line.truncate(open);
+            line.push_str(r#","span":{"#);
+            if !members.is_empty() {
+                line.push_str(members);
+                line.push(',');
+            }
+            drop(extensions);
+            line.push_str(r#""name":"#);
+            push_json_string(line, span.metadata().name());
+            line.push_str("}}\n");
+            writer.write_str(line)
+        })
+    }
+}
+
+/// The members of a JSON object's text (`{"a":1,"b":2}` → `"a":1,"b":2`), or `None` when the
+/// text is not delimited as one.
+fn object_members(text: &str) -> Option<&str> {
+    text.strip_prefix('{')?.strip_suffix('}')
+}
+
+/// `value` as a JSON string. Span names are the code's own literals, which need no escaping;
+/// one that does is escaped by serde_json.
+fn push_json_string(line: &mut String, value: &str) {
+    if value.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        line.push('"');
+        line.push_str(value);
+        line.push('"');
+    } else {
+        line.push_str(&serde_json::Value::from(value).to_string());
+    }
 }
 
 /// Whether this execution environment has reported its cold start yet: the first metric line of
@@ -198,7 +337,6 @@ pub fn emf_record(function: &str, metrics: &[Metric<'_>], timestamp_ms: i64) -> 
 /// request, where building a `serde_json::Value` first cost several microseconds. Names are the
 /// code's own metric names and the function's name, so only the function name is escaped.
 pub fn emf_line(function: &str, metrics: &[Metric<'_>], timestamp_ms: i64) -> String {
-    use std::fmt::Write;
     let function = serde_json::Value::from(function).to_string();
     let mut line = String::with_capacity(256);
     let _ = write!(
@@ -245,6 +383,93 @@ pub fn emit_metrics(function: &str, metrics: &[Metric<'_>]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Log lines as a layer writes them, collected for comparison.
+    #[derive(Clone, Default)]
+    struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Lines {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Lines {
+        fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+    }
+
+    /// One instant for every line, so that two formatters' lines can be compared byte for byte.
+    #[derive(Clone)]
+    struct Noon;
+
+    impl FormatTime for Noon {
+        fn format_time(&self, w: &mut Writer<'_>) -> std::fmt::Result {
+            w.write_str("2026-12-02T12:00:00.000000Z")
+        }
+    }
+
+    /// Lines outside any span, in a span with fields recorded at its start and later, in a span
+    /// without fields, in nested spans, and under an explicit parent or none.
+    fn log_every_kind_of_line() {
+        tracing::info!(outside = 1, "no span");
+        let request = tracing::info_span!(
+            "request",
+            function = "create-activity",
+            request_id = %"req-1",
+            correlation_id = "a \"quoted\" id, é",
+            user_id = tracing::field::Empty,
+        );
+        let entered = request.enter();
+        tracing::info!(status = 201_u16, "request completed");
+        request.record("user_id", "user-1");
+        tracing::warn!(detail = %"late", ratio = 0.25, ok = true, "after a record");
+        tracing::info_span!("empty").in_scope(|| tracing::error!("in a span without fields"));
+        tracing::info_span!("inner", events = 3).in_scope(|| tracing::debug!(n = -2, "nested"));
+        drop(entered);
+        let message = tracing::info_span!(parent: None, "message", message_id = "m-1");
+        tracing::info!(parent: &message, "explicit parent");
+        request.in_scope(|| tracing::info!(parent: None, "explicit root"));
+    }
+
+    #[test]
+    fn json_lines_are_the_stock_json_formats_lines_byte_for_byte() {
+        let stock = Lines::default();
+        let ours = Lines::default();
+        let writer = stock.clone();
+        let stock_layer = fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_ansi(false)
+            .with_timer(Noon)
+            .with_writer(move || writer.clone());
+        tracing::subscriber::with_default(
+            tracing_subscriber::registry().with(stock_layer),
+            log_every_kind_of_line,
+        );
+        let writer = ours.clone();
+        tracing::subscriber::with_default(
+            tracing_subscriber::registry().with(json_layer_with(Noon, move || writer.clone())),
+            log_every_kind_of_line,
+        );
+
+        let (stock, ours) = (stock.text(), ours.text());
+        assert_eq!(stock.lines().count(), 7, "{stock}");
+        assert_eq!(ours, stock);
+        assert!(
+            ours.contains(
+                r#""span":{"correlation_id":"a \"quoted\" id, é","function":"create-activity","request_id":"req-1","user_id":"user-1","name":"request"}}"#
+            ),
+            "{ours}"
+        );
+    }
 
     #[test]
     fn one_emf_record_carries_every_metric_with_its_unit() {

@@ -9,6 +9,7 @@ use tracing::Instrument;
 use crate::application::{
     AchievementQueries, ActivityQueries, ActivityService, CreateOutcome, StatsQueries,
 };
+use crate::domain::UserId;
 use crate::functions::HttpFunction;
 use crate::telemetry::{self, Metric};
 
@@ -24,13 +25,20 @@ use super::stats_json::StatsJson;
 /// The media type of a JSON merge patch, accepted besides `application/json` on PATCH.
 pub const MERGE_PATCH_JSON: &str = "application/merge-patch+json";
 
-fn request_span(function: &'static str, meta: &RequestMeta) -> tracing::Span {
+/// The request's span, opened with the caller's id when the request has one: recording it
+/// afterwards made the JSON log format parse and rewrite the span's fields once more per request
+/// (issue 15, handler CPU).
+fn request_span(
+    function: &'static str,
+    meta: &RequestMeta,
+    user: Option<&UserId>,
+) -> tracing::Span {
     let span = tracing::info_span!(
         "request",
         function,
         request_id = %meta.request_id,
         correlation_id = %meta.correlation_id,
-        user_id = tracing::field::Empty,
+        user_id = user.map(UserId::as_str),
     );
     // The root of the activity's trace, or a child of the caller's (or Lambda's X-Ray segment).
     if let Some(parent) = &meta.trace_parent {
@@ -76,30 +84,30 @@ fn finish(
     response
 }
 
-/// Runs a handler's body inside the request's span and answers whatever it returns; every handler
-/// below is written with it. A macro, not a function taking an async closure: the body borrows
-/// the request and `meta`, and the future must stay `Send` for the Lambda runtime, which a generic
-/// async-closure bound cannot promise.
+/// Runs a handler's body inside the request's span, with the caller identified, and answers
+/// whatever it returns; every handler below is written with it. A request without a caller the
+/// domain can hold is answered 401 inside the span, before the body runs. A macro, not a function
+/// taking an async closure: the body borrows the request and `meta`, and the future must stay
+/// `Send` for the Lambda runtime, which a generic async-closure bound cannot promise.
 macro_rules! serve {
-    ($function:expr, $request:expr, |$meta:ident| $body:expr) => {{
+    ($function:expr, $request:expr, |$meta:ident, $user:ident| $body:expr) => {{
         let started = std::time::Instant::now();
         let $meta = RequestMeta::of(&$request);
-        let span = request_span($function.name(), &$meta);
-        let result = async { $body }.instrument(span.clone()).await;
+        let identified = caller(&$request);
+        let span = request_span($function.name(), &$meta, identified.as_ref().ok());
+        let result = async {
+            let $user = identified?;
+            $body
+        }
+        .instrument(span.clone())
+        .await;
         finish(result, &$meta, &span, $function, started)
     }};
 }
 
-fn identify(request: &Request) -> Result<crate::domain::UserId, HttpError> {
-    let user = caller(request)?;
-    tracing::Span::current().record("user_id", user.as_str());
-    Ok(user)
-}
-
 /// `POST /activities` → 201 with the activity and `Location`.
 pub async fn create_activity(service: &ActivityService, request: Request) -> Response<Body> {
-    serve!(HttpFunction::CreateActivity, request, |meta| {
-        let user = identify(&request)?;
+    serve!(HttpFunction::CreateActivity, request, |meta, user| {
         let body = json_body::<NewActivityJson>(&request, &[])?;
         let idempotency = request::idempotency(&request, body.bytes)?;
         let draft = body
@@ -118,8 +126,7 @@ pub async fn create_activity(service: &ActivityService, request: Request) -> Res
 
 /// `GET /activities/{id}` → 200 with the activity and its `ETag`.
 pub async fn get_activity(service: &ActivityQueries, request: Request) -> Response<Body> {
-    serve!(HttpFunction::GetActivity, request, |meta| {
-        let user = identify(&request)?;
+    serve!(HttpFunction::GetActivity, request, |meta, user| {
         let id = request::activity_id(&request)?;
         let activity = service.get(&meta.context(user), id).await?;
         Ok(response::activity(200, &activity, &meta))
@@ -128,8 +135,7 @@ pub async fn get_activity(service: &ActivityQueries, request: Request) -> Respon
 
 /// `GET /activities?from&to&type&limit&cursor` → 200 with a page, newest first.
 pub async fn list_activities(service: &ActivityQueries, request: Request) -> Response<Body> {
-    serve!(HttpFunction::ListActivities, request, |meta| {
-        let user = identify(&request)?;
+    serve!(HttpFunction::ListActivities, request, |meta, user| {
         let list = request::list_request(&request)?;
         let page = service.list(&meta.context(user), list).await?;
         Ok(response::json(200, &ActivityPageJson::from(&page), &meta))
@@ -138,8 +144,7 @@ pub async fn list_activities(service: &ActivityQueries, request: Request) -> Res
 
 /// `PATCH /activities/{id}` (JSON merge patch, optional `If-Match`) → 200 with the activity.
 pub async fn update_activity(service: &ActivityService, request: Request) -> Response<Body> {
-    serve!(HttpFunction::UpdateActivity, request, |meta| {
-        let user = identify(&request)?;
+    serve!(HttpFunction::UpdateActivity, request, |meta, user| {
         let id = request::activity_id(&request)?;
         let if_match = request::if_match(&request)?;
         let body = json_body::<ActivityPatchJson>(&request, &[MERGE_PATCH_JSON])?;
@@ -156,8 +161,7 @@ pub async fn update_activity(service: &ActivityService, request: Request) -> Res
 
 /// `DELETE /activities/{id}` (optional `If-Match`) → 204.
 pub async fn delete_activity(service: &ActivityService, request: Request) -> Response<Body> {
-    serve!(HttpFunction::DeleteActivity, request, |meta| {
-        let user = identify(&request)?;
+    serve!(HttpFunction::DeleteActivity, request, |meta, user| {
         let id = request::activity_id(&request)?;
         let if_match = request::if_match(&request)?;
         service.delete(&meta.context(user), id, if_match).await?;
@@ -167,8 +171,7 @@ pub async fn delete_activity(service: &ActivityService, request: Request) -> Res
 
 /// `GET /stats?period&date` → 200 with totals and the per-type breakdown.
 pub async fn get_stats(stats: &StatsQueries, request: Request) -> Response<Body> {
-    serve!(HttpFunction::GetStats, request, |meta| {
-        let user = identify(&request)?;
+    serve!(HttpFunction::GetStats, request, |meta, user| {
         let period = request::stats_period(&request)?;
         let stats = stats.get(&meta.context(user), period).await?;
         Ok(response::json(200, &StatsJson::from(&stats), &meta))
@@ -177,8 +180,7 @@ pub async fn get_stats(stats: &StatsQueries, request: Request) -> Response<Body>
 
 /// `GET /achievements` → 200 with the caller's progress and unlocked milestones.
 pub async fn get_achievements(queries: &AchievementQueries, request: Request) -> Response<Body> {
-    serve!(HttpFunction::GetAchievements, request, |meta| {
-        let user = identify(&request)?;
+    serve!(HttpFunction::GetAchievements, request, |meta, user| {
         let standing = queries.get(&meta.context(user)).await?;
         Ok(response::json(
             200,
@@ -186,4 +188,95 @@ pub async fn get_achievements(queries: &AchievementQueries, request: Request) ->
             &meta,
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use tracing::field::{Field, Visit};
+    use tracing::span::{Attributes, Id, Record};
+    use tracing_subscriber::layer::{Context, SubscriberExt};
+    use tracing_subscriber::registry::LookupSpan;
+
+    use super::*;
+    use crate::http::GatewayEventBuilder;
+    use crate::startup::{InMemoryStack, QueueOptions};
+
+    /// A `request` span as it was opened and used: its `user_id` at the start, and how many
+    /// times a field was recorded on it afterwards.
+    type SpanSeen = (Option<String>, usize);
+
+    /// Every `request` span of a run.
+    #[derive(Clone, Default)]
+    struct RequestSpans(Arc<Mutex<Vec<SpanSeen>>>);
+
+    struct UserIdField(Option<String>);
+
+    impl Visit for UserIdField {
+        fn record_str(&mut self, field: &Field, value: &str) {
+            if field.name() == "user_id" {
+                self.0 = Some(value.to_owned());
+            }
+        }
+        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+            if field.name() == "user_id" {
+                self.0 = Some(format!("{value:?}"));
+            }
+        }
+    }
+
+    impl<S: tracing::Subscriber + for<'a> LookupSpan<'a>> tracing_subscriber::Layer<S>
+        for RequestSpans
+    {
+        fn on_new_span(&self, attributes: &Attributes<'_>, _: &Id, _: Context<'_, S>) {
+            if attributes.metadata().name() == "request" {
+                let mut user = UserIdField(None);
+                attributes.record(&mut user);
+                self.0.lock().unwrap().push((user.0, 0));
+            }
+        }
+        fn on_record(&self, span: &Id, _: &Record<'_>, context: Context<'_, S>) {
+            if context.span(span).is_some_and(|s| s.name() == "request")
+                && let Some(last) = self.0.lock().unwrap().last_mut()
+            {
+                last.1 += 1;
+            }
+        }
+    }
+
+    async fn stats_of(stack: &InMemoryStack, builder: GatewayEventBuilder) -> u16 {
+        let request = builder.request().unwrap();
+        get_stats(&stack.stats, request).await.status().as_u16()
+    }
+
+    #[test]
+    fn the_request_span_is_opened_with_the_caller_and_never_rewritten() {
+        let stack = InMemoryStack::with_system_clock(&[], &QueueOptions::default()).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let caller = || GatewayEventBuilder::new("GET", "/stats").caller("user-1");
+        let anonymous = || GatewayEventBuilder::new("GET", "/stats").without_caller();
+        // Meet the handler's callsites before the subscriber is installed (see the tracing tests).
+        assert_eq!(runtime.block_on(stats_of(&stack, caller())), 200);
+
+        let spans = RequestSpans::default();
+        let subscriber = tracing_subscriber::registry().with(spans.clone());
+        let statuses = tracing::subscriber::with_default(subscriber, || {
+            runtime.block_on(async {
+                (
+                    stats_of(&stack, caller()).await,
+                    stats_of(&stack, anonymous()).await,
+                )
+            })
+        });
+
+        assert_eq!(statuses, (200, 401));
+        assert_eq!(
+            *spans.0.lock().unwrap(),
+            vec![(Some("user-1".to_owned()), 0), (None, 0)]
+        );
+    }
 }

@@ -83,23 +83,8 @@ pub(super) fn init(format: LogFormat, service: &str) -> bool {
         .with(spans);
     // The same lines as `telemetry::init` writes.
     let result = match format {
-        LogFormat::Json => registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .json()
-                    .flatten_event(true)
-                    .with_current_span(true)
-                    .with_span_list(false)
-                    .with_ansi(false),
-            )
-            .try_init(),
-        LogFormat::Pretty => registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .compact()
-                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout())),
-            )
-            .try_init(),
+        LogFormat::Json => registry.with(telemetry::json_layer()).try_init(),
+        LogFormat::Pretty => registry.with(telemetry::pretty_layer()).try_init(),
     };
     // Err only means a subscriber is already installed (a test process starting many stacks).
     drop(result);
