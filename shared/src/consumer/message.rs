@@ -43,10 +43,17 @@ struct EventBridgeEvent {
 /// version whose header agrees with it.
 fn decode(body: Option<&str>) -> Result<DomainEvent, Poison> {
     let body = body.ok_or(Poison::MissingBody)?;
-    let json: serde_json::Value =
-        serde_json::from_str(body).map_err(|e| Poison::NotJson(e.to_string()))?;
-    let delivered: EventBridgeEvent =
-        serde_json::from_value(json).map_err(|e| Poison::NotAnEventBridgeEvent(e.to_string()))?;
+    // Straight into the EventBridge fields: reading the whole body into a `Value` first, then
+    // that into the struct, built every map of the event twice (a quarter of a consumer's
+    // instructions per message, issue 15). serde_json tells a body that is not JSON (syntax, end
+    // of input) from JSON that is not an EventBridge event (data) as the two steps did.
+    let delivered: EventBridgeEvent = serde_json::from_str(body).map_err(|e| {
+        if e.is_data() {
+            Poison::NotAnEventBridgeEvent(e.to_string())
+        } else {
+            Poison::NotJson(e.to_string())
+        }
+    })?;
     if !delivered.detail.is_object() {
         return Err(Poison::NotAnEventBridgeEvent(
             "`detail` is not an object".into(),
