@@ -8,12 +8,18 @@
 #   2. size: the zipped bootstrap of every function and of the baseline
 #      (`cargo lambda build --release --arm64 --output-format zip`; x86_64 when the aarch64 standard
 #      library cannot be installed, and the table says so);
-#   3. handler cost: the criterion benchmarks (bench/handlers), medians per request / per event.
+#   3. handler cost: the criterion benchmarks (bench/handlers), medians per request / per event;
+#   4. the local stack next to bare axum: creates at 16 connections to `activelog-local` (memory
+#      broker, stats checked exact at the end) and the same creates to the bare endpoint of
+#      bench/bare-api, in one run of bench/load, three times over (`load` profile: see
+#      docs/benchmarks.md).
 # Everything stays on this machine: the functions' AWS endpoint is a loopback port.
 #
 # Usage: scripts/bench.sh [--smoke] [--runs N] [--skip-size] [--skip-criterion] [--skip-cold-start]
+#                        [--skip-local-stack]
 #   --smoke   only checks that everything runs, for CI: debug builds, 2 cold starts per binary,
-#             each criterion benchmark run once, no size build. Its figures mean nothing.
+#             each criterion benchmark run once, no size build, one small local-stack run. Its
+#             figures mean nothing.
 #   --runs N  cold starts per binary (default 20).
 #
 # A full run builds the workspace in release three times over (native x86_64 for the harness,
@@ -27,7 +33,7 @@ TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 export CARGO_TARGET_DIR="$TARGET"
 ARM_TRIPLE=aarch64-unknown-linux-gnu
 
-smoke=0 runs=20 size=1 criterion=1 cold_start=1
+smoke=0 runs=20 size=1 criterion=1 cold_start=1 local_stack=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --smoke) smoke=1; shift ;;
@@ -35,6 +41,7 @@ while [ $# -gt 0 ]; do
     --skip-size) size=0; shift ;;
     --skip-criterion) criterion=0; shift ;;
     --skip-cold-start) cold_start=0; shift ;;
+    --skip-local-stack) local_stack=0; shift ;;
     -h|--help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
     *) echo "bench: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -192,6 +199,51 @@ EOF
       echo
     } | emit
   fi
+fi
+
+# 4. The local stack next to bare axum ----------------------------------------------------------
+if [ "$local_stack" = 1 ]; then
+  # The `load` profile, as scripts/reliability.sh builds the stack: the release profile's
+  # opt-level without fat LTO, whose build of activelog-local does not finish on this machine in
+  # reasonable time (docs/benchmarks.md, "The local stack next to bare axum").
+  if [ "$smoke" = 1 ]; then
+    profile=dev bin="$TARGET/debug" requests=64 rounds=1
+  else
+    profile=load bin="$TARGET/load" requests=4000 rounds=3
+  fi
+  log "local stack and bare axum ($profile profile), $rounds runs of $requests creates at 16 connections"
+  timed "cargo build --profile $profile" \
+    cargo build --quiet --locked --profile "$profile" -p activelog-local -p load-bench -p bare-api
+  for run in $(seq 1 "$rounds"); do
+    "$bin/load-bench" --stack "$bin/activelog-local" --broker memory --users 16 \
+      --requests "$requests" --creates-only --bare "$bin/bare-api" --seed "$run" \
+      --json "$OUT/local-stack-$run.json" > /dev/null
+  done
+  {
+    echo "## The local stack next to bare axum ($profile profile, memory broker, 16 connections, $requests creates per run, $rounds runs)"
+    echo
+    python3 - "$OUT" "$rounds" <<'EOF'
+import json, pathlib, statistics, sys
+out, rounds = pathlib.Path(sys.argv[1]), int(sys.argv[2])
+runs = [json.loads((out / f"local-stack-{r}.json").read_text()) for r in range(1, rounds + 1)]
+def row(name, pick):
+    values = [pick(r) for r in runs]
+    print(f"| {name} | {' / '.join(f'{v:.2f}' for v in values)} | {statistics.median(values):.2f} |")
+print("| figure | each run | median |")
+print("|---|---|---|")
+row("activelog-local, creates per second", lambda r: r["throughput_per_second"])
+row("bare axum, creates per second", lambda r: r["bare"]["throughput_per_second"])
+row("activelog-local ÷ bare axum, throughput", lambda r: r["throughput_vs_bare"])
+row("activelog-local p50 ms", lambda r: r["p50_ms"])
+row("activelog-local p99 ms", lambda r: r["p99_ms"])
+row("bare axum p50 ms", lambda r: r["bare"]["p50_ms"])
+row("bare axum p99 ms", lambda r: r["bare"]["p99_ms"])
+print()
+print("Stats exact at the end (every user's totals against its listing): "
+      + ", ".join("yes" if not r["violations"] else f"no ({len(r['violations'])} violations)" for r in runs))
+EOF
+    echo
+  } | emit
 fi
 
 log "report written to $REPORT"

@@ -7,6 +7,11 @@
 //! activities), and samples resident memory after every round: the store then stays bounded, so
 //! memory that keeps growing is a leak, and the slope over the second half shows it.
 //!
+//! With `--creates-only` every request is a create; with `--bare BINARY` too, the same creates
+//! then go to the bare axum endpoint of `bench/bare-api` started on its own, and the figures
+//! include its throughput and latency and the stack's throughput as a share of it (issue 15,
+//! the local stack next to bare axum).
+//!
 //! Figures are for the build it is pointed at: `scripts/reliability.sh` builds the stack with
 //! `--release` first.
 
@@ -21,7 +26,7 @@ use clap::Parser;
 use serde_json::json;
 
 use crate::stack::LocalStack;
-use crate::workload::{Choices, LoadOutcome, UserLedger, check, user_load, wait_until_idle};
+use crate::workload::{Choices, LoadOutcome, Mix, UserLedger, check, user_load, wait_until_idle};
 
 #[derive(Debug, Parser)]
 #[command(name = "load-bench")]
@@ -49,6 +54,13 @@ struct Options {
     /// Live activities per user at most while soaking (creates give way to deletes beyond it).
     #[arg(long, default_value_t = 20)]
     working_set: usize,
+    /// Every request a create (the stats are still checked exact at the end).
+    #[arg(long)]
+    creates_only: bool,
+    /// After the stack, send the same creates to this bare endpoint (`bench/bare-api`) and report
+    /// it next to the stack.
+    #[arg(long, requires = "creates_only")]
+    bare: Option<String>,
     /// Also write the figures to this file as JSON.
     #[arg(long)]
     json: Option<String>,
@@ -103,7 +115,13 @@ async fn round(
             user,
             ledger,
             requests,
-            soak.then_some(options.working_set),
+            if options.creates_only {
+                Mix::CreatesOnly
+            } else {
+                Mix::Mixed {
+                    working_set: soak.then_some(options.working_set),
+                }
+            },
             Choices::new(seed ^ round as u64, u),
         )));
     }
@@ -169,9 +187,23 @@ async fn run(options: &Options) -> Result<bool, Box<dyn std::error::Error>> {
             outcome.unanswered
         ));
     }
+    drop(stack);
     let mut latencies = outcome.latencies.clone();
     latencies.sort();
     let requests = latencies.len();
+    let throughput = requests as f64 / load_time.as_secs_f64();
+    let bare = match &options.bare {
+        Some(binary) => {
+            let (figures, problems) = bare_round(binary, options, seed).await?;
+            violations.extend(problems);
+            Some(figures)
+        }
+        None => None,
+    };
+    let throughput_vs_bare = bare
+        .as_ref()
+        .and_then(|b| b["throughput_per_second"].as_f64())
+        .map(|bare| throughput / bare);
     let figures = json!({
         // The transport, never the URL (it may hold a password).
         "broker": options.broker.split("://").next().unwrap_or_default(),
@@ -182,7 +214,7 @@ async fn run(options: &Options) -> Result<bool, Box<dyn std::error::Error>> {
         "answers": outcome.by_status.iter().map(|(s, n)| (s.to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
         "load_seconds": load_time.as_secs_f64(),
         "first_round_seconds": first_round.as_secs_f64(),
-        "throughput_per_second": requests as f64 / load_time.as_secs_f64(),
+        "throughput_per_second": throughput,
         "p50_ms": percentile(&latencies, 0.50),
         "p99_ms": percentile(&latencies, 0.99),
         "idle_after_seconds": idle_after.as_secs_f64(),
@@ -193,6 +225,9 @@ async fn run(options: &Options) -> Result<bool, Box<dyn std::error::Error>> {
         "working_set": (options.soak_seconds > 0).then_some(options.working_set),
         "rss_samples": samples.iter().map(|(at, requests, kib)| json!({"seconds": at, "requests": requests, "rss_kib": kib})).collect::<Vec<_>>(),
         "rss_growth_after_warmup": growth_after_warmup(&samples),
+        "creates_only": options.creates_only,
+        "bare": bare,
+        "throughput_vs_bare": throughput_vs_bare,
     });
     println!("{figures}");
     if let Some(path) = &options.json {
@@ -202,6 +237,54 @@ async fn run(options: &Options) -> Result<bool, Box<dyn std::error::Error>> {
         eprintln!("load-bench: VIOLATION {violation}");
     }
     Ok(violations.is_empty())
+}
+
+/// The same creates (same seed, users and requests) sent to the bare endpoint `binary`, started
+/// after the stack has stopped: its figures, and what it answered other than 201.
+async fn bare_round(
+    binary: &str,
+    options: &Options,
+    seed: u64,
+) -> Result<(serde_json::Value, Vec<String>), Box<dyn std::error::Error>> {
+    let server = LocalStack::start_bare(binary)?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(options.users)
+        .build()?;
+    let started = Instant::now();
+    let outcome = round(
+        &client,
+        &server.base,
+        options,
+        seed,
+        0,
+        &mut BTreeMap::new(),
+    )
+    .await;
+    let load_time = started.elapsed();
+    let mut latencies = outcome.latencies;
+    latencies.sort();
+    let mut problems = Vec::new();
+    let other: u64 = outcome
+        .by_status
+        .iter()
+        .filter(|(status, _)| **status != 201)
+        .map(|(_, n)| n)
+        .sum();
+    if other > 0 || outcome.unanswered > 0 {
+        problems.push(format!(
+            "the bare endpoint answered {other} creates other than 201 and left {} unanswered",
+            outcome.unanswered
+        ));
+    }
+    let figures = json!({
+        "requests": latencies.len(),
+        "answers": outcome.by_status.iter().map(|(s, n)| (s.to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
+        "load_seconds": load_time.as_secs_f64(),
+        "throughput_per_second": latencies.len() as f64 / load_time.as_secs_f64(),
+        "p50_ms": percentile(&latencies, 0.50),
+        "p99_ms": percentile(&latencies, 0.99),
+    });
+    Ok((figures, problems))
 }
 
 /// How resident memory grew over the second half of a soak, when the working set is full and

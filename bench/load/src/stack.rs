@@ -1,5 +1,6 @@
 //! The local stack under load: `activelog-local` started as a child process on a free port with the
-//! broker given, its address read from its JSON log, and its resident memory read from `/proc`.
+//! broker given, its address read from its JSON log, and its resident memory read from `/proc`;
+//! or the bare endpoint it is measured against (`bench/bare-api`), started the same way.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -26,12 +27,26 @@ impl LocalStack {
     /// Starts `binary --port 0 --broker <broker>` with a namespace of its own on the broker, so
     /// runs on a shared broker do not meet.
     pub fn start(binary: &str, broker: &str, namespace: &str) -> Result<Self, StackError> {
-        let mut child = Command::new(binary)
+        let mut command = Command::new(binary);
+        command
             .args(["--port", "0", "--broker", broker])
             .args(["--broker-namespace", namespace])
             .args(["--relay-interval", "1", "--visibility-timeout", "5"])
             // Per-request logs would measure the terminal; the address line is logged at info.
-            .env("RUST_LOG", "warn,activelog_local=info")
+            .env("RUST_LOG", "warn,activelog_local=info");
+        Self::spawn(binary, command)
+    }
+
+    /// Starts the bare endpoint `binary --port 0` (`bench/bare-api`).
+    pub fn start_bare(binary: &str) -> Result<Self, StackError> {
+        let mut command = Command::new(binary);
+        command.args(["--port", "0"]);
+        Self::spawn(binary, command)
+    }
+
+    /// Runs `command` and waits for its `… listening` line with the address.
+    fn spawn(binary: &str, mut command: Command) -> Result<Self, StackError> {
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -45,7 +60,9 @@ impl LocalStack {
             std::thread::spawn(move || {
                 for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                     if let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line)
-                        && entry["message"] == "activelog-local listening"
+                        && entry["message"]
+                            .as_str()
+                            .is_some_and(|m| m.ends_with(" listening"))
                         && let Some(address) = entry["address"].as_str()
                     {
                         let _ = tx.send(address.to_owned());

@@ -69,16 +69,21 @@ const TYPES: [&str; 8] = [
 /// it created, each with the version it was last told (`If-Match`). `ledger` is what the user was
 /// told before (empty for a new user). With a `working_set`, a user that already has that many
 /// live activities deletes one where it would have created one, so its activities, and the
-/// statistics periods they touch, stay bounded however long the load runs.
+/// statistics periods they touch, stay bounded however long the load runs. With
+/// [`Mix::CreatesOnly`] every request is a create, with the same choices of body.
 pub async fn user_load(
     client: reqwest::Client,
     base: String,
     user: String,
     mut ledger: UserLedger,
     requests: usize,
-    working_set: Option<usize>,
+    mix: Mix,
     mut choices: Choices,
 ) -> LoadOutcome {
+    let (working_set, creates_only) = match mix {
+        Mix::Mixed { working_set } => (working_set, false),
+        Mix::CreatesOnly => (None, true),
+    };
     let mut outcome = LoadOutcome::default();
     let today = time::OffsetDateTime::now_utc().date();
     for _ in 0..requests {
@@ -91,7 +96,7 @@ pub async fn user_load(
         let minutes = 10 + choices.below(170) as u64;
         let date = (today - time::Duration::days(choices.below(60) as i64)).to_string();
         let full = working_set.is_some_and(|cap| live.len() >= cap);
-        let (request, kind) = if (roll < 50 && !full) || live.is_empty() {
+        let (request, kind) = if (roll < 50 && !full) || live.is_empty() || creates_only {
             let body = json!({
                 "type": TYPES[choices.below(TYPES.len())],
                 "title": format!("load {user}"),
@@ -153,6 +158,15 @@ pub async fn user_load(
     }
     outcome.ledgers.insert(user, ledger);
     outcome
+}
+
+/// What a user's requests are.
+#[derive(Debug, Clone, Copy)]
+pub enum Mix {
+    /// Creates, updates and deletes (see [`user_load`]), within a working set when one is given.
+    Mixed { working_set: Option<usize> },
+    /// Creates only: the create throughput.
+    CreatesOnly,
 }
 
 enum Kind {
