@@ -29,8 +29,9 @@ struct Options {
     port: u16,
 }
 
-/// The body `load-bench` sends, read as the stack's API reads it (`openapi.yaml`, NewActivity).
-#[derive(Debug, Deserialize)]
+/// The body `load-bench` sends, read as the stack's API reads it (`openapi.yaml`, NewActivity),
+/// and written back in the answer.
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct NewActivity {
     #[serde(rename = "type")]
@@ -51,16 +52,8 @@ struct NewActivity {
 struct Activity {
     id: String,
     user_id: String,
-    #[serde(rename = "type")]
-    activity_type: String,
-    title: String,
-    description: Option<String>,
-    notes: Option<String>,
-    duration_minutes: u32,
-    distance_km: Option<f64>,
-    calories_burned: Option<u32>,
-    tags: Vec<String>,
-    activity_date: String,
+    #[serde(flatten)]
+    fields: NewActivity,
     version: u64,
     created_at: String,
     updated_at: String,
@@ -79,15 +72,7 @@ async fn create(headers: HeaderMap, Json(new): Json<NewActivity>) -> Response {
     let activity = Activity {
         id: ulid::Ulid::new().to_string(),
         user_id: user_id.to_owned(),
-        activity_type: new.activity_type,
-        title: new.title,
-        description: new.description,
-        notes: new.notes,
-        duration_minutes: new.duration_minutes,
-        distance_km: new.distance_km,
-        calories_burned: new.calories_burned,
-        tags: new.tags,
-        activity_date: new.activity_date,
+        fields: new,
         version: 1,
         created_at: now.clone(),
         updated_at: now,
