@@ -238,6 +238,8 @@ row("activelog-local p50 ms", lambda r: r["p50_ms"])
 row("activelog-local p99 ms", lambda r: r["p99_ms"])
 row("bare axum p50 ms", lambda r: r["bare"]["p50_ms"])
 row("bare axum p99 ms", lambda r: r["bare"]["p99_ms"])
+row("activelog-local CPU µs per create (request and pipeline)", lambda r: r["cpu_us_per_request"] or float("nan"))
+row("bare axum CPU µs per create", lambda r: r["bare"]["cpu_us_per_request"] or float("nan"))
 print()
 print("Stats exact at the end (every user's totals against its listing): "
       + ", ".join("yes" if not r["violations"] else f"no ({len(r['violations'])} violations)" for r in runs))

@@ -178,6 +178,9 @@ async fn run(options: &Options) -> Result<bool, Box<dyn std::error::Error>> {
     }
     let load_time = started.elapsed();
     let idle_after = wait_until_idle(&client, &stack.base, Duration::from_secs(120)).await?;
+    // Everything the load caused, the pipeline behind the requests included, before the checks'
+    // own reads.
+    let cpu_seconds = stack.cpu_seconds();
     let rss_end = stack.rss_kib();
     let (passed, mut violations) = check(&client, &stack.base, &ledgers).await?;
     let server_errors: u64 = outcome.by_status.range(500..).map(|(_, n)| n).sum();
@@ -225,6 +228,8 @@ async fn run(options: &Options) -> Result<bool, Box<dyn std::error::Error>> {
         "working_set": (options.soak_seconds > 0).then_some(options.working_set),
         "rss_samples": samples.iter().map(|(at, requests, kib)| json!({"seconds": at, "requests": requests, "rss_kib": kib})).collect::<Vec<_>>(),
         "rss_growth_after_warmup": growth_after_warmup(&samples),
+        "cpu_seconds": cpu_seconds,
+        "cpu_us_per_request": cpu_seconds.map(|s| s * 1e6 / requests.max(1) as f64),
         "creates_only": options.creates_only,
         "bare": bare,
         "throughput_vs_bare": throughput_vs_bare,
@@ -261,6 +266,7 @@ async fn bare_round(
     )
     .await;
     let load_time = started.elapsed();
+    let cpu_seconds = server.cpu_seconds();
     let mut latencies = outcome.latencies;
     latencies.sort();
     let mut problems = Vec::new();
@@ -283,6 +289,8 @@ async fn bare_round(
         "throughput_per_second": latencies.len() as f64 / load_time.as_secs_f64(),
         "p50_ms": percentile(&latencies, 0.50),
         "p99_ms": percentile(&latencies, 0.99),
+        "cpu_seconds": cpu_seconds,
+        "cpu_us_per_request": cpu_seconds.map(|s| s * 1e6 / latencies.len().max(1) as f64),
     });
     Ok((figures, problems))
 }

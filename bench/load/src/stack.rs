@@ -94,6 +94,19 @@ impl LocalStack {
     }
 }
 
+impl LocalStack {
+    /// CPU time the process has used so far, user and system, in seconds (`/proc/<pid>/stat`,
+    /// in clock ticks of 1/100 s, Linux's `USER_HZ`); `None` off Linux.
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).ok()?;
+        // The fields after the command name, which is in parentheses and may hold spaces.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+        // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+        Some((ticks(11)? + ticks(12)?) as f64 / 100.0)
+    }
+}
+
 impl Drop for LocalStack {
     fn drop(&mut self) {
         let _ = self.child.kill();
