@@ -36,6 +36,11 @@ impl Collector {
             .build();
         let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("activelog-tests"));
         let guard = tracing::subscriber::set_default(tracing_subscriber::registry().with(layer));
+        // A callsite another test thread registered while this thread was installing its
+        // collector can keep the interest "never" it computed without it (tracing caches interest
+        // globally, and these collectors are thread-local); recomputing it here after the install
+        // closes that window instead of every test meeting its callsites first.
+        tracing::callsite::rebuild_interest_cache();
         Self {
             exporter,
             _provider: provider,
