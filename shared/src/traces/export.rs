@@ -11,12 +11,13 @@ use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use opentelemetry::trace::{SpanId, TraceId, TracerProvider as _};
-use opentelemetry_otlp::{Protocol, WithExportConfig};
+use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator, SdkTracerProvider};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
+use super::otlp_http::OtlpHttpClient;
 use crate::telemetry::{self, LogFormat};
 
 /// The variables that turn export on: the standard OpenTelemetry ones.
@@ -43,11 +44,18 @@ pub(super) fn init(format: LogFormat, service: &str) -> bool {
     if !enabled(|name| std::env::var(name).ok()) {
         return false;
     }
-    let exporter = match opentelemetry_otlp::SpanExporter::builder()
-        .with_http()
-        .with_protocol(Protocol::HttpBinary)
-        .build()
-    {
+    let variable = |name: &str| std::env::var(name).ok();
+    let exporter = OtlpHttpClient::new(OtlpHttpClient::timeout(variable))
+        .map_err(|error| error.to_string())
+        .and_then(|client| {
+            opentelemetry_otlp::SpanExporter::builder()
+                .with_http()
+                .with_http_client(client)
+                .with_protocol(Protocol::HttpBinary)
+                .build()
+                .map_err(|error| error.to_string())
+        });
+    let exporter = match exporter {
         Ok(exporter) => exporter,
         Err(error) => {
             telemetry::init(format);
@@ -72,7 +80,6 @@ pub(super) fn init(format: LogFormat, service: &str) -> bool {
         .with_tracer(tracer)
         .with_threads(false);
 
-    let variable = |name: &str| std::env::var(name).ok();
     let directive = telemetry::filter_directive(
         variable("RUST_LOG").as_deref(),
         variable("AWS_LAMBDA_LOG_LEVEL").as_deref(),
@@ -142,14 +149,7 @@ mod tests {
 
     #[test]
     fn export_is_on_only_with_an_endpoint_and_not_disabled() {
-        let with = |pairs: &'static [(&'static str, &'static str)]| {
-            move |name: &str| {
-                pairs
-                    .iter()
-                    .find(|(n, _)| *n == name)
-                    .map(|(_, v)| (*v).to_owned())
-            }
-        };
+        let with = super::super::test_variables;
         assert!(!enabled(with(&[])));
         assert!(!enabled(with(&[("OTEL_EXPORTER_OTLP_ENDPOINT", " ")])));
         assert!(enabled(with(&[(

@@ -17,6 +17,21 @@
 
 #[cfg(feature = "otel")]
 pub mod export;
+#[cfg(feature = "otel")]
+mod otlp_http;
+
+/// A process environment of `pairs` only, for the tests of what the export reads from it.
+#[cfg(all(test, feature = "otel"))]
+fn test_variables(
+    pairs: &'static [(&'static str, &'static str)],
+) -> impl Fn(&str) -> Option<String> {
+    move |name: &str| {
+        pairs
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| (*v).to_owned())
+    }
+}
 
 use crate::domain::TraceParent;
 use crate::telemetry::LogFormat;
