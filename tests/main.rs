@@ -13,6 +13,7 @@ mod conformance_nats;
 mod conformance_rabbitmq;
 mod conformance_redis;
 mod conformance_sqs;
+mod function_dependencies;
 mod get_achievements;
 mod http_api;
 mod http_samples;

@@ -1,7 +1,10 @@
 //! An EventBridge bus in memory. Each published record becomes the event EventBridge would
 //! deliver (`version`, `id`, `detail-type`, `source`, `time`, `detail`, ...), is matched against
 //! every rule's event pattern with EventBridge's own matching semantics (the `quamina` crate), and
-//! is sent to the queue of every rule that matches.
+//! is sent to the queue of every rule that matches. The matcher is built only with the
+//! `memory-routing` feature (the local stack, the tests, the benches): a Lambda function's memory
+//! mode has a bus without rules, and quamina's pattern compiler, case-folding and Unicode tables
+//! were linked into every function through this constructor (issue 15, size).
 //!
 //! Every accepted event is also kept, as EventBridge's archive keeps it, so that a time window
 //! can be replayed to one rule's queue (`EventArchive`): the replayed copy carries `replay-name`,
@@ -11,7 +14,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use quamina::Quamina;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -46,7 +48,7 @@ struct Faults {
 pub const ACCEPTED_EVENTS_KEPT: usize = 1_000;
 
 pub struct MemoryEventBus {
-    matcher: Quamina<String>,
+    matcher: Matcher,
     targets: Vec<(String, Arc<MemoryQueue>)>,
     /// The first [`ACCEPTED_EVENTS_KEPT`] events accepted, for tests to read back.
     delivered: Mutex<Vec<serde_json::Value>>,
@@ -56,6 +58,43 @@ pub struct MemoryEventBus {
     faults: Mutex<Faults>,
     /// Finished replays: name, events sent and the time of the last one.
     replays: Mutex<HashMap<String, (u64, Option<OffsetDateTime>)>>,
+}
+
+/// The rules' event patterns, matched with EventBridge's semantics.
+#[cfg(feature = "memory-routing")]
+#[derive(Default)]
+struct Matcher(quamina::Quamina<String>);
+
+#[cfg(feature = "memory-routing")]
+impl Matcher {
+    fn add(&mut self, rule: &str, pattern: &serde_json::Value) -> Result<(), String> {
+        self.0
+            .add_pattern(rule.to_owned(), &pattern.to_string())
+            .map_err(|e| e.to_string())
+    }
+
+    /// The names of the rules `event` (JSON) matches.
+    fn matches(&self, event: &str) -> Result<Vec<String>, String> {
+        self.0
+            .matches_for_event(event.as_bytes())
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Without `memory-routing` a bus has no rules: it accepts and keeps events and delivers none.
+#[cfg(not(feature = "memory-routing"))]
+#[derive(Default)]
+struct Matcher;
+
+#[cfg(not(feature = "memory-routing"))]
+impl Matcher {
+    fn add(&mut self, _rule: &str, _pattern: &serde_json::Value) -> Result<(), String> {
+        Err("event patterns are matched only with activelog's `memory-routing` feature".into())
+    }
+
+    fn matches(&self, _event: &str) -> Result<Vec<String>, String> {
+        Ok(Vec::new())
+    }
 }
 
 /// A rule whose pattern the matcher refused.
@@ -68,14 +107,14 @@ pub struct InvalidPattern {
 
 impl MemoryEventBus {
     pub fn new(rules: Vec<BusRule>) -> Result<Self, InvalidPattern> {
-        let mut matcher = Quamina::new();
+        let mut matcher = Matcher::default();
         let mut targets = Vec::new();
         for rule in rules {
             matcher
-                .add_pattern(rule.name.clone(), &rule.event_pattern.to_string())
-                .map_err(|e| InvalidPattern {
+                .add(&rule.name, &rule.event_pattern)
+                .map_err(|reason| InvalidPattern {
                     rule: rule.name.clone(),
-                    reason: e.to_string(),
+                    reason,
                 })?;
             targets.push((rule.name, rule.target));
         }
@@ -128,7 +167,7 @@ impl MemoryEventBus {
     /// Delivers one event to every matching rule's queue; returns the names of those rules.
     fn route(&self, event: &serde_json::Value) -> Vec<String> {
         let bytes = event.to_string();
-        let matched = match self.matcher.matches_for_event(bytes.as_bytes()) {
+        let matched = match self.matcher.matches(&bytes) {
             Ok(matched) => matched,
             Err(error) => {
                 tracing::error!(%error, "event could not be matched against the rules");
@@ -187,10 +226,7 @@ impl EventArchive for MemoryEventBus {
             let Some(time) = time.filter(|t| *t >= request.from && *t < request.to) else {
                 continue;
             };
-            let matched = self
-                .matcher
-                .matches_for_event(event.to_string().as_bytes())
-                .unwrap_or_default();
+            let matched = self.matcher.matches(&event.to_string()).unwrap_or_default();
             if let Some(object) = event.as_object_mut() {
                 object.insert("replay-name".into(), request.name.clone().into());
                 object.insert("id".into(), ulid::Ulid::new().to_string().into());
