@@ -1,7 +1,8 @@
 //! Start-up in AWS mode, configured the way a Lambda is: only environment variables. Proves that
 //! a missing variable is named, and that `AWS_ENDPOINT_URL` (honoured by aws-config) points every
-//! client at a local endpoint. One test in its own binary, because it sets the process
-//! environment.
+//! client at a local endpoint, with aws-config's chains (the tests' build) and with the Lambda
+//! functions' configuration from the environment alone. One test in its own binary, because it
+//! sets the process environment.
 
 // Test helpers as well as tests: a setup that fails is the test failing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -174,5 +175,40 @@ async fn aws_mode_reads_its_resources_and_endpoint_from_the_environment() {
             .await
             .unwrap()
             .is_empty()
+    );
+
+    // The Lambda functions build their configuration from the environment alone, without
+    // aws-config's chains (feature `aws-default-chain` off): the same credentials sign, the same
+    // endpoint answers, and a service's own endpoint variable wins over the general one.
+    let from_lambda = startup::aws::lambda_environment_config(|name| std::env::var(name).ok());
+    assert_eq!(from_lambda.region().map(|r| r.as_ref()), Some(REGION));
+    let described = aws_sdk_dynamodb::Client::new(&from_lambda)
+        .describe_table()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap();
+    assert!(described.table().is_some());
+    let endpoint = clients.endpoint.clone();
+    let service_first = startup::aws::lambda_environment_config(move |name| match name {
+        // Nothing listens on the discard port: a client sent there would fail.
+        "AWS_ENDPOINT_URL" => Some("http://127.0.0.1:9".into()),
+        "AWS_ENDPOINT_URL_DYNAMODB" => Some(endpoint.clone()),
+        other => std::env::var(other).ok(),
+    });
+    aws_sdk_dynamodb::Client::new(&service_first)
+        .describe_table()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap();
+    let eventbridge = aws_sdk_eventbridge::Client::new(&service_first)
+        .describe_event_bus()
+        .name(&bus)
+        .send()
+        .await;
+    assert!(
+        eventbridge.is_err(),
+        "EventBridge went past AWS_ENDPOINT_URL"
     );
 }

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_types::service_config::{LoadServiceConfig, ServiceConfigKey};
 use time::Duration;
 use tokio::sync::OnceCell;
 
@@ -95,22 +97,97 @@ pub async fn warm_connection<F: Fn(&str) -> Option<String>>(settings: &Settings<
     }
 }
 
-/// The process's SDK configuration, loaded on first use and shared by every client: region,
-/// credentials and endpoint come from the usual chain (`AWS_REGION`, the Lambda role,
-/// `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>` for a local endpoint such as moto).
+/// The process's SDK configuration, loaded on first use and shared by every client. With the
+/// `aws-default-chain` feature (the local stack, the tests, the tools: `aws` turns it on), from
+/// aws-config's default chains: profile files, role assumption, web identity, the container and
+/// instance metadata endpoints. Without it (the Lambda functions), from Lambda's environment alone:
+/// see [`lambda_environment_config`].
 pub async fn sdk_config() -> &'static SdkConfig {
     SDK_CONFIG
         .get_or_init(|| async {
-            aws_config::defaults(BehaviorVersion::latest())
-                .http_client(aws_smithy_runtime_api::client::http::SharedHttpClient::new(
-                    https_client().clone(),
-                ))
-                .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
-                .timeout_config(timeout_config())
-                .load()
-                .await
+            #[cfg(feature = "aws-default-chain")]
+            {
+                aws_config::defaults(BehaviorVersion::latest())
+                    .http_client(aws_smithy_runtime_api::client::http::SharedHttpClient::new(
+                        https_client().clone(),
+                    ))
+                    .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
+                    .timeout_config(timeout_config())
+                    .load()
+                    .await
+            }
+            #[cfg(not(feature = "aws-default-chain"))]
+            {
+                lambda_environment_config(|name| std::env::var(name).ok())
+            }
         })
         .await
+}
+
+/// The SDK configuration from what Lambda puts in a function's environment: the region
+/// (`AWS_REGION`, else `AWS_DEFAULT_REGION`), the role's credentials (`AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, read by the SDK's environment provider, the
+/// first link of the default chain), and a local endpoint for tests and benchmarks
+/// (`AWS_ENDPOINT_URL_<SERVICE>`, else `AWS_ENDPOINT_URL`), with the same HTTPS client, retry and
+/// timeouts as [`sdk_config`]. Not read: profile files, role assumption and web identity (STS),
+/// the container and instance metadata endpoints, the FIPS and dual-stack switches. Loading
+/// aws-config's chains linked its STS client, profile parser, metadata clients and URL parser
+/// with its Unicode tables into every function, where Lambda never uses them (issue 15, size).
+pub fn lambda_environment_config(variable: impl Fn(&str) -> Option<String>) -> SdkConfig {
+    let set = |name: &str| variable(name).filter(|value| !value.trim().is_empty());
+    let mut config = SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(
+            set("AWS_REGION")
+                .or_else(|| set("AWS_DEFAULT_REGION"))
+                .map(aws_config::Region::new),
+        )
+        .credentials_provider(SharedCredentialsProvider::new(
+            aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
+        ))
+        .http_client(aws_smithy_runtime_api::client::http::SharedHttpClient::new(
+            https_client().clone(),
+        ))
+        .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
+        .timeout_config(timeout_config())
+        .service_config(ServiceEndpoints(
+            ENDPOINT_SERVICES
+                .iter()
+                .filter_map(|service| Some((*service, set(&service_endpoint_variable(service))?)))
+                .collect(),
+        ));
+    if let Some(endpoint) = set("AWS_ENDPOINT_URL") {
+        config = config.endpoint_url(endpoint);
+    }
+    config.build()
+}
+
+/// The SDK's ids of the services these adapters call, whose endpoint may be set apart.
+const ENDPOINT_SERVICES: [&str; 4] = ["DynamoDB", "EventBridge", "Secrets Manager", "SQS"];
+
+/// `AWS_ENDPOINT_URL_<SERVICE>` as the SDK spells it: the service id in capitals, spaces as `_`.
+fn service_endpoint_variable(service_id: &str) -> String {
+    format!(
+        "AWS_ENDPOINT_URL_{}",
+        service_id.to_ascii_uppercase().replace(' ', "_")
+    )
+}
+
+/// The service-specific endpoints of the environment, handed to each client as aws-config's own
+/// loader does (the client falls back to `AWS_ENDPOINT_URL`'s when its service has none).
+#[derive(Debug)]
+struct ServiceEndpoints(Vec<(&'static str, String)>);
+
+impl LoadServiceConfig for ServiceEndpoints {
+    fn load_config(&self, key: ServiceConfigKey<'_>) -> Option<String> {
+        if key.env() != "AWS_ENDPOINT_URL" {
+            return None;
+        }
+        self.0
+            .iter()
+            .find(|(service, _)| *service == key.service_id())
+            .map(|(_, endpoint)| endpoint.clone())
+    }
 }
 
 #[cfg(feature = "aws-dynamodb")]
@@ -284,4 +361,53 @@ pub async fn outbox_relay<F: Fn(&str) -> Option<String>>(
         Arc::new(SystemClock),
         outbox_grace(grace),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_services_endpoint_variable_is_spelt_as_the_sdk_reads_it() {
+        assert_eq!(
+            service_endpoint_variable("DynamoDB"),
+            "AWS_ENDPOINT_URL_DYNAMODB"
+        );
+        assert_eq!(
+            service_endpoint_variable("Secrets Manager"),
+            "AWS_ENDPOINT_URL_SECRETS_MANAGER"
+        );
+    }
+
+    #[test]
+    fn the_lambda_environment_gives_region_endpoints_and_nothing_blank() {
+        let config = lambda_environment_config(|name| match name {
+            "AWS_REGION" => Some(" ".into()),
+            "AWS_DEFAULT_REGION" => Some("eu-west-1".into()),
+            "AWS_ENDPOINT_URL" => Some("http://127.0.0.1:4566".into()),
+            "AWS_ENDPOINT_URL_EVENTBRIDGE" => Some("http://127.0.0.1:4567".into()),
+            _ => None,
+        });
+        assert_eq!(config.region().map(|r| r.as_ref()), Some("eu-west-1"));
+        assert_eq!(config.endpoint_url(), Some("http://127.0.0.1:4566"));
+        let key = |service: &'static str| {
+            ServiceConfigKey::builder()
+                .service_id(service)
+                .env("AWS_ENDPOINT_URL")
+                .profile("endpoint_url")
+                .build()
+                .unwrap()
+        };
+        let services = config.service_config().unwrap();
+        assert_eq!(
+            services.load_config(key("EventBridge")).as_deref(),
+            Some("http://127.0.0.1:4567")
+        );
+        assert_eq!(services.load_config(key("DynamoDB")), None);
+        assert!(config.credentials_provider().is_some());
+        assert!(
+            lambda_environment_config(|_| None).region().is_none(),
+            "no region invented"
+        );
+    }
 }
