@@ -62,11 +62,14 @@ pub struct MemoryEventBus {
 
 /// The rules' event patterns, matched with EventBridge's semantics.
 #[cfg(feature = "memory-routing")]
-#[derive(Default)]
 struct Matcher(quamina::Quamina<String>);
 
 #[cfg(feature = "memory-routing")]
 impl Matcher {
+    fn new() -> Self {
+        Self(quamina::Quamina::new())
+    }
+
     fn add(&mut self, rule: &str, pattern: &serde_json::Value) -> Result<(), String> {
         self.0
             .add_pattern(rule.to_owned(), &pattern.to_string())
@@ -83,11 +86,14 @@ impl Matcher {
 
 /// Without `memory-routing` a bus has no rules: it accepts and keeps events and delivers none.
 #[cfg(not(feature = "memory-routing"))]
-#[derive(Default)]
 struct Matcher;
 
 #[cfg(not(feature = "memory-routing"))]
 impl Matcher {
+    fn new() -> Self {
+        Self
+    }
+
     fn add(&mut self, _rule: &str, _pattern: &serde_json::Value) -> Result<(), String> {
         Err("event patterns are matched only with activelog's `memory-routing` feature".into())
     }
@@ -107,7 +113,7 @@ pub struct InvalidPattern {
 
 impl MemoryEventBus {
     pub fn new(rules: Vec<BusRule>) -> Result<Self, InvalidPattern> {
-        let mut matcher = Matcher::default();
+        let mut matcher = Matcher::new();
         let mut targets = Vec::new();
         for rule in rules {
             matcher
