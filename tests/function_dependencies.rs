@@ -24,37 +24,38 @@ const KEPT_OUT: [(&str, &str); 2] = [
     ),
 ];
 
-/// The packages `function` links (normal dependencies, its default features), by name.
-fn linked(function: &str) -> BTreeSet<String> {
+/// What `cargo tree -p function <extra>` prints, one package or feature a line, without the tree.
+fn tree(function: &str, extra: &[&str]) -> Vec<String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let output = Command::new(cargo)
         .current_dir(workspace_root())
-        .args([
-            "tree",
-            "--locked",
-            "--offline",
-            "-e",
-            "normal",
-            "--prefix",
-            "none",
-        ])
-        .args(["--format", "{p}", "-p", function])
+        .args(["tree", "--locked", "--offline", "--prefix", "none"])
+        .args(["-p", function])
+        .args(extra)
         .output()
         .unwrap();
     assert!(
         output.status.success(),
-        "cargo tree -p {function}: {}",
+        "cargo tree -p {function} {extra:?}: {}",
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8(output.stdout)
         .unwrap()
         .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The packages `function` links (normal dependencies, its default features), by name.
+fn linked(function: &str) -> BTreeSet<String> {
+    tree(function, &["-e", "normal", "--format", "{p}"])
+        .iter()
         .filter_map(|line| line.split_whitespace().next().map(str::to_owned))
         .collect()
 }
 
-#[test]
-fn no_function_links_what_only_the_local_stack_or_a_second_http_stack_needs() {
+/// Every Lambda function's package name.
+fn functions() -> Vec<String> {
     let root = workspace_root().join("functions");
     let mut functions: Vec<String> = std::fs::read_dir(&root)
         .unwrap()
@@ -63,6 +64,41 @@ fn no_function_links_what_only_the_local_stack_or_a_second_http_stack_needs() {
         .collect();
     functions.sort();
     assert!(functions.len() >= 10, "{functions:?}");
+    functions
+}
+
+/// The functions build `log` with `release_max_level_off` (the workspace's `log` dependency says
+/// why): that silences nothing only while tracing, which speaks `log` until a subscriber is set,
+/// and tracing-subscriber's bridge are its only users in a function.
+#[test]
+fn every_function_turns_log_off_in_release_and_nothing_in_it_logs_through_log() {
+    for function in functions() {
+        let features = tree(&function, &["-e", "features", "-i", "log", "--depth", "1"]);
+        assert!(
+            features.contains(&"log feature \"release_max_level_off\"".to_owned()),
+            "{function}: {features:#?}"
+        );
+        let users: BTreeSet<String> = tree(
+            &function,
+            &[
+                "-e", "normal", "-i", "log", "--depth", "1", "--format", "{p}",
+            ],
+        )
+        .iter()
+        .filter_map(|line| line.split_whitespace().next().map(str::to_owned))
+        .filter(|user| *user != "log" && *user != function)
+        .collect();
+        let expected: BTreeSet<String> = ["tracing", "tracing-log"].map(str::to_owned).into();
+        assert_eq!(
+            users, expected,
+            "{function}: a new user of `log`, whose lines a release build of the function would drop"
+        );
+    }
+}
+
+#[test]
+fn no_function_links_what_only_the_local_stack_or_a_second_http_stack_needs() {
+    let functions = functions();
     let mut found = Vec::new();
     for function in &functions {
         let linked = linked(function);
