@@ -16,7 +16,9 @@ use aws_sdk_sqs::types::{
 };
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
+use tracing::Instrument;
 
+use crate::adapters::aws_call;
 use crate::adapters::aws_error::{classify, error_code};
 
 /// How long a listed message stays hidden while a listing pages through the queue; it is made
@@ -102,6 +104,7 @@ impl DeadLetterQueue {
             .message_system_attribute_names(MessageSystemAttributeName::All)
             .message_attribute_names("All")
             .send()
+            .instrument(aws_call::sqs("ReceiveMessage", &self.queue_url))
             .await
             .map_err(|e| self.error(&e))?;
         Ok(output.messages.unwrap_or_default())
@@ -136,6 +139,10 @@ impl DeadLetterQueue {
                 .queue_url(&self.queue_url)
                 .set_entries(Some(entries))
                 .send()
+                .instrument(aws_call::sqs(
+                    "ChangeMessageVisibilityBatch",
+                    &self.queue_url,
+                ))
                 .await
                 .map_err(|e| self.error(&e))?;
         }
@@ -159,6 +166,8 @@ impl DeadLetterQueue {
                 aws_sdk_sqs::config::Config::builder().retry_config(RetryConfig::disabled()),
             )
             .send()
+            // The dead-letter queue is the move's source.
+            .instrument(aws_call::sqs("StartMessageMoveTask", &self.queue_url))
             .await;
         match started {
             Ok(output) => Ok(RedriveOutcome::MoveTaskStarted {
@@ -200,6 +209,7 @@ impl DeadLetterQueue {
                 .queue_url(source_queue_url)
                 .set_entries(Some(sends))
                 .send()
+                .instrument(aws_call::sqs("SendMessageBatch", source_queue_url))
                 .await
                 .map_err(|e| self.error(&e))?;
             // Delete only what the source queue accepted; the rest stays in the DLQ.
@@ -230,6 +240,7 @@ impl DeadLetterQueue {
                 .queue_url(&self.queue_url)
                 .set_entries(Some(deletes))
                 .send()
+                .instrument(aws_call::sqs("DeleteMessageBatch", &self.queue_url))
                 .await
                 .map_err(|e| self.error(&e))?;
         }
@@ -268,6 +279,7 @@ impl DeadLetterQueue {
                                     .queue_name(name)
                                     .queue_owner_aws_account_id(account)
                                     .send()
+                                    .instrument(aws_call::sqs_by_name("GetQueueUrl", name))
                                     .await
                                     .map_err(|e| self.error(&e))?
                                     .queue_url
@@ -281,6 +293,7 @@ impl DeadLetterQueue {
                             .queue_url(&url)
                             .message_body(message.body().unwrap_or_default())
                             .send()
+                            .instrument(aws_call::sqs("SendMessage", &url))
                             .await
                             .map_err(|e| self.error(&e))?;
                         self.delete(message).await?;
@@ -309,6 +322,7 @@ impl DeadLetterQueue {
             .queue_url(&self.queue_url)
             .set_receipt_handle(message.receipt_handle.clone())
             .send()
+            .instrument(aws_call::sqs("DeleteMessage", &self.queue_url))
             .await
             .map_err(|e| self.error(&e))?;
         Ok(())
@@ -321,6 +335,7 @@ impl DeadLetterQueue {
             .queue_url(queue_url)
             .attribute_names(QueueAttributeName::QueueArn)
             .send()
+            .instrument(aws_call::sqs("GetQueueAttributes", queue_url))
             .await
             .map_err(|e| self.error(&e))?;
         output
