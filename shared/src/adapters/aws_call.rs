@@ -57,6 +57,18 @@ pub fn eventbridge_replay(operation: &'static str, archive_arn: &str, replay_nam
 /// An SQS call on the queue at `queue_url`.
 #[cfg(feature = "aws-sqs")]
 pub fn sqs(operation: &'static str, queue_url: &str) -> Span {
+    sqs_span(operation, Some(queue_url), None)
+}
+
+/// An SQS call that names its queue by name, not URL (`GetQueueUrl`).
+#[cfg(feature = "aws-sqs")]
+pub fn sqs_by_name(operation: &'static str, queue_name: &str) -> Span {
+    sqs_span(operation, None, Some(queue_name))
+}
+
+/// One callsite for both: a field that is `None` is left out of the span.
+#[cfg(feature = "aws-sqs")]
+fn sqs_span(operation: &'static str, queue_url: Option<&str>, queue_name: Option<&str>) -> Span {
     tracing::info_span!(
         "aws call",
         "otel.name" = %format!("SQS.{operation}"),
@@ -66,20 +78,6 @@ pub fn sqs(operation: &'static str, queue_url: &str) -> Span {
         "rpc.method" = operation,
         "messaging.system" = "aws_sqs",
         "aws.sqs.queue.url" = queue_url,
-    )
-}
-
-/// An SQS call that names its queue by name, not URL (`GetQueueUrl`).
-#[cfg(feature = "aws-sqs")]
-pub fn sqs_by_name(operation: &'static str, queue_name: &str) -> Span {
-    tracing::info_span!(
-        "aws call",
-        "otel.name" = %format!("SQS.{operation}"),
-        "otel.kind" = "client",
-        "rpc.system" = "aws-api",
-        "rpc.service" = "SQS",
-        "rpc.method" = operation,
-        "messaging.system" = "aws_sqs",
         "messaging.destination.name" = queue_name,
     )
 }
