@@ -141,8 +141,7 @@ async fn aws_mode_reads_its_resources_and_endpoint_from_the_environment() {
         cursor.starts_with("k2."),
         "sealed with the current key: {cursor}"
     );
-    // The read is an AWS call like any other: one client span naming the secret (the callsite was
-    // met above, before the collector, as the traces' tests need).
+    // The read is an AWS call like any other: one client span naming the secret.
     let collector = Collector::install();
     startup::aws::cursor_keys(secret.arn().unwrap())
         .await
