@@ -19,7 +19,7 @@ use activelog::adapters::nats::{
 use activelog::application::EventPublisher;
 use activelog::consumer::BatchHandler;
 use activelog_tests::broker_process::BrokerProcess;
-use activelog_tests::conformance::{Features, Subscription, Transport};
+use activelog_tests::conformance::{Features, ListedDeadLetter, Subscription, Transport};
 use activelog_tests::nats::{Namespace, private_server, shared_url};
 use async_trait::async_trait;
 use tokio::sync::Mutex;
@@ -104,14 +104,17 @@ impl Transport for Nats {
         Subscription::spawn(|stop| subscriber.run(stop))
     }
 
-    async fn dead_letters(&self, queue: &str) -> Vec<String> {
+    async fn dead_letters(&self, queue: &str) -> Vec<ListedDeadLetter> {
         let tool = self.dead_letters_tool();
         let queue = tool.queue(queue).expect("queue").clone();
         tool.peek(&queue, 100)
             .await
             .expect("peek")
             .into_iter()
-            .map(|letter| letter.body)
+            .map(|letter| ListedDeadLetter {
+                message_id: letter.message_id,
+                body: letter.body,
+            })
             .collect()
     }
 
@@ -119,6 +122,14 @@ impl Transport for Nats {
         let tool = self.dead_letters_tool();
         let queue = tool.queue(queue).expect("queue").clone();
         tool.redrive(&queue).await.expect("redrive")
+    }
+
+    async fn redrive_one(&self, queue: &str, message_id: &str) -> bool {
+        let tool = self.dead_letters_tool();
+        let queue = tool.queue(queue).expect("queue").clone();
+        tool.redrive_one(&queue, message_id)
+            .await
+            .expect("redrive one")
     }
 
     async fn send_raw(&self, queue: &str, body: &str) {
@@ -275,4 +286,62 @@ async fn a_successor_started_at_once_gets_the_dead_subscribers_batch_within_the_
         );
         successor.stop().await;
     }
+}
+
+/// A dead letter keeps the trace context its event was published with (`traceparent`), and a
+/// redrive hands it back: the consumer reads the redriven message with the same trace header as
+/// the deliveries before it was dead-lettered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redriven_dead_letter_keeps_its_traceparent() {
+    use activelog::consumer::Verdict;
+    use activelog::domain::ActivityType;
+    use activelog_tests::activity_fixtures::{activity, created_record, user};
+    use activelog_tests::conformance::{App, STATS, eventually};
+
+    let nats = shared().await;
+    let app = App::new(nats.publisher());
+    app.stats.fail(true);
+    let stats = nats.subscribe(STATS, app.stats.clone()).await;
+    let mut record = created_record(&activity(
+        &user("alice"),
+        ActivityType::Running,
+        time::macros::date!(2026 - 11 - 20),
+        30,
+    ));
+    record.trace_header =
+        Some("Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1".into());
+    let report = nats.publisher.publish(&[record]).await.unwrap();
+    assert!(report.failed.is_empty(), "{report:?}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let letter = loop {
+        if let Some(letter) = nats.dead_letters(STATS).await.pop() {
+            break letter;
+        }
+        assert!(std::time::Instant::now() < deadline, "never dead-lettered");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+
+    app.stats.fail(false);
+    assert!(nats.redrive_one(STATS, &letter.message_id).await);
+    eventually(
+        "the redriven event applied",
+        Duration::from_secs(30),
+        || app.stats.count(Verdict::Applied) == 1,
+    )
+    .await;
+    stats.stop().await;
+    let traces: Vec<Option<String>> = app
+        .stats
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(message, _)| message.transport_trace.map(|trace| trace.to_string()))
+        .collect();
+    assert!(
+        traces.len() > 1
+            && traces.iter().all(|trace| trace.as_deref()
+                == Some("00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01")),
+        "{traces:?}"
+    );
 }
