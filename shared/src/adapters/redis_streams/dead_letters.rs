@@ -153,20 +153,12 @@ impl StreamDeadLetters {
         let mut from = "-".to_owned();
         let mut moved = 0;
         loop {
-            let letters: StreamRangeReply = redis::cmd("XRANGE")
-                .arg(&stream.dead_letter_stream)
-                .arg(&from)
-                .arg(&last)
-                .arg("COUNT")
-                .arg(100)
-                .query_async(&mut connection)
-                .await
-                .map_err(|e| self.url.failed("reading dead letters", e))?;
-            let Some(newest_read) = letters.ids.last() else {
+            let letters = self.page(&mut connection, stream, &from, &last).await?;
+            let Some(newest_read) = letters.last() else {
                 return Ok(moved);
             };
             from = format!("({}", newest_read.id);
-            for letter in &letters.ids {
+            for letter in &letters {
                 if self.move_back(&mut connection, stream, &letter.id).await? {
                     moved += 1;
                 }
@@ -185,27 +177,39 @@ impl StreamDeadLetters {
         let mut connection = self.connect().await?;
         let mut from = "-".to_owned();
         loop {
-            let letters: StreamRangeReply = redis::cmd("XRANGE")
-                .arg(&stream.dead_letter_stream)
-                .arg(&from)
-                .arg("+")
-                .arg("COUNT")
-                .arg(100)
-                .query_async(&mut connection)
-                .await
-                .map_err(|e| self.url.failed("reading dead letters", e))?;
-            let Some(newest_read) = letters.ids.last() else {
+            let letters = self.page(&mut connection, stream, &from, "+").await?;
+            let Some(newest_read) = letters.last() else {
                 return Ok(false);
             };
             from = format!("({}", newest_read.id);
             let found = letters
-                .ids
                 .iter()
                 .find(|letter| letter.get::<String>("message_id").as_deref() == Some(message_id));
             if let Some(letter) = found {
                 return self.move_back(&mut connection, stream, &letter.id).await;
             }
         }
+    }
+
+    /// The next hundred dead-letter entries from `from` up to `to` (`XRANGE` bounds), oldest
+    /// first.
+    async fn page(
+        &self,
+        connection: &mut MultiplexedConnection,
+        stream: &ConsumerStream,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<StreamId>, RedisStreamsError> {
+        let letters: StreamRangeReply = redis::cmd("XRANGE")
+            .arg(&stream.dead_letter_stream)
+            .arg(from)
+            .arg(to)
+            .arg("COUNT")
+            .arg(100)
+            .query_async(connection)
+            .await
+            .map_err(|e| self.url.failed("reading dead letters", e))?;
+        Ok(letters.ids)
     }
 
     /// Moves the dead-letter entry `entry_id` back to the consumer stream (its `message_id` and
