@@ -214,7 +214,8 @@ impl DeadLetters {
             .delivery
             .ack(BasicAckOptions::default())
             .await
-            .map_err(|e| self.url.failed("removing a redriven dead letter", e))
+            .map_err(|e| self.url.failed("removing a redriven dead letter", e))?;
+        Ok(())
     }
 
     /// Sends a raw body straight to a consumer queue; returns its message id.
