@@ -17,6 +17,11 @@
 //! offset: listing, depth and redrive-all read every record past the redriven offset anyway, and
 //! skip the markers and the records they name. The marker is appended only once the republish
 //! was acknowledged: an interruption may redrive the record twice, never lose it.
+//!
+//! Two redrives at once could both read a record before either appended its marker, and both
+//! republish it; so a process runs its redrives one at a time (`REDRIVES`), and the second reads
+//! the first one's marker. Two processes redriving the same topic at once may still republish a
+//! record twice, which its consumer absorbs as a duplicate.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +40,9 @@ use super::topology::{ConsumerGroup, KafkaTopology};
 
 /// The header of a marker record: the offset of the dead letter redriven on its own.
 const REDRIVEN_OFFSET: &str = "activelog_redriven_offset";
+
+/// This process's redrives (all, or one), one at a time: see the module's note.
+static REDRIVES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// How long to wait for a message the watermarks say is there.
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -112,6 +120,7 @@ impl KafkaDeadLetters {
     /// Republishes every dead letter of a consumer not redriven yet to its redrive topic, then
     /// marks them redriven; returns how many.
     pub async fn redrive(&self, group: &ConsumerGroup) -> Result<usize, KafkaAdapterError> {
+        let _one_at_a_time = REDRIVES.lock().await;
         let pending = self.pending(group, usize::MAX).await?;
         let producer = dead_letter_producer(&self.url)?;
         for message in &pending.messages {
@@ -138,6 +147,7 @@ impl KafkaDeadLetters {
         group: &ConsumerGroup,
         message_id: &str,
     ) -> Result<bool, KafkaAdapterError> {
+        let _one_at_a_time = REDRIVES.lock().await;
         let pending = self.pending(group, usize::MAX).await?;
         let Some(letter) = pending
             .messages

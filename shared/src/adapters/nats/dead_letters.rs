@@ -145,9 +145,12 @@ impl NatsDeadLetters {
         let (context, dead_letters) = self.open().await?;
         let mut moved = 0;
         for letter in self.stored(&dead_letters, queue, MOST).await? {
-            self.move_back(&context, &dead_letters, queue, &letter)
-                .await?;
-            moved += 1;
+            if self
+                .move_back(&context, &dead_letters, queue, &letter)
+                .await?
+            {
+                moved += 1;
+            }
         }
         Ok(moved)
     }
@@ -176,22 +179,24 @@ impl NatsDeadLetters {
             return Ok(false);
         };
         self.move_back(&context, &dead_letters, queue, &letter)
-            .await?;
-        Ok(true)
+            .await
     }
 
     /// Republishes one dead letter to its queue's direct subject and then deletes it by its
     /// sequence. It is removed only after its republish was acknowledged, and the republish's
     /// `Nats-Msg-Id` is derived from the dead letter's sequence: an interrupted redrive that
     /// runs again is dropped by the server within the duplicate window, and absorbed by the
-    /// consumers after it.
+    /// consumers after it. Two redrives of the same dead letter at once (a double click, two
+    /// operators) both read it and republish it under that same id, so the server keeps one
+    /// message; only one of them deletes it, and the other answers `false`, as if it had read the
+    /// dead letters a moment later.
     async fn move_back(
         &self,
         context: &Context,
         dead_letters: &Stream,
         queue: &ConsumerSubjects,
         letter: &StreamMessage,
-    ) -> Result<(), NatsError> {
+    ) -> Result<bool, NatsError> {
         let mut message = PublishMessage::build()
             .payload(letter.payload.clone())
             .message_id(format!("redrive-{}-{}", queue.logical_id, letter.sequence));
@@ -204,11 +209,16 @@ impl NatsDeadLetters {
         }
         self.publish(context, &queue.direct_subject, message)
             .await?;
-        dead_letters
-            .delete_message(letter.sequence)
-            .await
-            .map_err(|e| self.url.failed("removing a redriven dead letter", e))?;
-        Ok(())
+        let error = match dead_letters.delete_message(letter.sequence).await {
+            Ok(deleted) => return Ok(deleted),
+            Err(error) => error,
+        };
+        // The server answers the delete of a message deleted meanwhile with a generic "delete
+        // failed" whose reason is only text: whether the message is still there says which.
+        match dead_letters.get_raw_message(letter.sequence).await {
+            Err(gone) if gone.kind() == RawMessageErrorKind::NoMessageFound => Ok(false),
+            _ => Err(self.url.failed("removing a redriven dead letter", error)),
+        }
     }
 
     /// Publishes a raw body to `queue`'s direct subject; returns its message id.
