@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use super::connection::{BrokerUrl, RabbitMqError};
 use super::topology::{ConsumerQueue, Topology};
+use crate::adapters::dead_letter_search::found_within_a_few_looks;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct QueueDepth {
@@ -29,10 +30,6 @@ pub struct DeadLetter {
     /// Why the broker dead-lettered it (`rejected`, `delivery_limit`...), from `x-death`.
     pub reason: Option<String>,
 }
-
-/// How many times `redrive_one` reads the whole dead-letter queue looking for a message, a
-/// second apart.
-const FIND_ATTEMPTS: usize = 3;
 
 pub struct DeadLetters {
     url: BrokerUrl,
@@ -149,21 +146,13 @@ impl DeadLetters {
     /// so the others keep their order (and, being only read, their `x-death`). A listing holds
     /// the messages it read the same way while it runs (the console lists whenever the depth
     /// moves), so a message not seen is looked for again, a few times, before it is called
-    /// unknown.
+    /// unknown (`dead_letter_search`).
     pub async fn redrive_one(
         &self,
         queue: &ConsumerQueue,
         message_id: &str,
     ) -> Result<bool, RabbitMqError> {
-        for attempt in 1..=FIND_ATTEMPTS {
-            if self.find_and_move_back(queue, message_id).await? {
-                return Ok(true);
-            }
-            if attempt < FIND_ATTEMPTS {
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-            }
-        }
-        Ok(false)
+        found_within_a_few_looks(|| self.find_and_move_back(queue, message_id)).await
     }
 
     async fn find_and_move_back(

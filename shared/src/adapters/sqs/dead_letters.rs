@@ -18,13 +18,11 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 
 use crate::adapters::aws_error::{classify, error_code};
+use crate::adapters::dead_letter_search::found_within_a_few_looks;
 
 /// How long a listed message stays hidden while a listing pages through the queue; it is made
 /// visible again as soon as the listing is done.
 const PEEK_VISIBILITY_SECONDS: i32 = 30;
-
-/// How many times `redrive_one` receives the whole DLQ looking for a message, a second apart.
-const FIND_ATTEMPTS: usize = 3;
 
 /// How long a message being moved by the fallback stays hidden from other readers of the DLQ.
 const MOVE_VISIBILITY_SECONDS: i32 = 60;
@@ -162,24 +160,13 @@ impl DeadLetterQueue {
     ///
     /// Another reader of the DLQ (a listing: the console lists whenever the DLQ's depth moves)
     /// hides what it received while it runs, so a message not seen is looked for again, a few
-    /// times, before it is called unknown.
+    /// times, before it is called unknown (`dead_letter_search`).
     pub async fn redrive_one(
         &self,
         source_queue_url: &str,
         message_id: &str,
     ) -> Result<bool, DeadLetterError> {
-        for attempt in 1..=FIND_ATTEMPTS {
-            if self
-                .find_and_send_back(source_queue_url, message_id)
-                .await?
-            {
-                return Ok(true);
-            }
-            if attempt < FIND_ATTEMPTS {
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-            }
-        }
-        Ok(false)
+        found_within_a_few_looks(|| self.find_and_send_back(source_queue_url, message_id)).await
     }
 
     async fn find_and_send_back(
