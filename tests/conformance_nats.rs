@@ -345,3 +345,78 @@ async fn a_redriven_dead_letter_keeps_its_traceparent() {
         "{traces:?}"
     );
 }
+
+/// A redrive interrupted between its republish and its delete (a crash) leaves the dead letter
+/// listed; redriving it again republishes it under the same `Nats-Msg-Id` (derived from the
+/// dead letter's sequence), which the server drops as a duplicate: the consumer reads the event
+/// once, and the dead letter is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redrive_interrupted_before_its_delete_delivers_the_message_once() {
+    use activelog::consumer::Verdict;
+    use activelog_tests::conformance::{App, STATS, eventually, new_user};
+    use async_nats::jetstream::message::PublishMessage;
+
+    let nats = shared().await;
+    let app = App::new(nats.publisher());
+    app.stats.fail(true);
+    let stats = nats.subscribe(STATS, app.stats.clone()).await;
+    let user = new_user();
+    app.create(&user).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let letter = loop {
+        if let Some(letter) = nats.dead_letters(STATS).await.pop() {
+            break letter;
+        }
+        assert!(std::time::Instant::now() < deadline, "never dead-lettered");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+
+    // The first half of a redrive, as the dead-letter tool does it, then the crash: the dead
+    // letter republished to the consumer's direct subject, never deleted.
+    app.stats.fail(false);
+    let queue = nats.topology.queue(STATS).unwrap();
+    let (_client, context) = nats.namespace.url.connect().await.unwrap();
+    let stored = context
+        .get_stream(&nats.topology.dead_letter_stream)
+        .await
+        .unwrap()
+        .get_first_raw_message_by_subject(&queue.dead_letter_subject, 1)
+        .await
+        .unwrap();
+    let republish = PublishMessage::build()
+        .payload(stored.payload.clone())
+        .message_id(format!("redrive-{}-{}", queue.logical_id, stored.sequence))
+        .header("Activelog-Message-Id", letter.message_id.as_str());
+    context
+        .send_publish(queue.direct_subject.clone(), republish)
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    eventually(
+        "the republished event applied",
+        Duration::from_secs(30),
+        || app.stats.count(Verdict::Applied) == 1,
+    )
+    .await;
+    assert_eq!(
+        nats.dead_letters(STATS).await,
+        vec![letter.clone()],
+        "still listed: its delete never ran"
+    );
+
+    assert!(nats.redrive_one(STATS, &letter.message_id).await);
+    assert!(nats.dead_letters(STATS).await.is_empty());
+    // Long enough for a second delivery to be read and settled, had the server kept it.
+    tokio::time::sleep(VISIBILITY * 2).await;
+    stats.stop().await;
+    assert_eq!(
+        (
+            app.stats.count(Verdict::Applied),
+            app.stats.count(Verdict::Duplicate)
+        ),
+        (1, 0),
+        "the second republish was dropped by the server"
+    );
+    assert_eq!(app.counted(&user), 1);
+}
