@@ -10,6 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
+use activelog::adapters::aws_call;
 use activelog::adapters::sqs::{DeadLetterQueue, RedriveOutcome, SqsPoller};
 use activelog::adapters::system::{RandomIds, SystemClock};
 use activelog::application::{AchievementRecorder, EventPublisher, OutboxRelay, StatsUpdater};
@@ -25,6 +26,7 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 use crate::console::{Journal, RecordingBatchHandler, RecordingPublisher};
 use crate::operator::{Operator, OperatorError};
@@ -159,6 +161,7 @@ impl SqsOperator {
             .queue_url(url)
             .attribute_names(attribute.clone())
             .send()
+            .instrument(aws_call::sqs("GetQueueAttributes", url))
             .await
             .map_err(|e| {
                 OperatorError::Failed(format!(
@@ -239,6 +242,7 @@ impl Operator for SqsOperator {
             .queue_url(&queue.url)
             .message_body(body)
             .send()
+            .instrument(aws_call::sqs("SendMessage", &queue.url))
             .await
             .map_err(|e| {
                 OperatorError::Failed(aws_sdk_sqs::error::DisplayErrorContext(e).to_string())

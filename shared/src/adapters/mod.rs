@@ -14,7 +14,7 @@ pub mod memory;
 pub mod system;
 
 #[cfg(feature = "aws-sdk")]
-pub(crate) mod aws_call;
+pub mod aws_call;
 #[cfg(feature = "aws-sdk")]
 pub(crate) mod aws_error;
 #[cfg(feature = "aws-sdk")]

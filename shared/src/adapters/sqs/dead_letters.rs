@@ -16,7 +16,9 @@ use aws_sdk_sqs::types::{
 };
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
+use tracing::Instrument;
 
+use crate::adapters::aws_call;
 use crate::adapters::aws_error::{classify, error_code};
 use crate::adapters::dead_letter_search::found_within_a_few_looks;
 
@@ -103,6 +105,7 @@ impl DeadLetterQueue {
             .message_system_attribute_names(MessageSystemAttributeName::All)
             .message_attribute_names("All")
             .send()
+            .instrument(aws_call::sqs("ReceiveMessage", &self.queue_url))
             .await
             .map_err(|e| self.error(&e))?;
         Ok(output.messages.unwrap_or_default())
@@ -144,6 +147,10 @@ impl DeadLetterQueue {
                 .queue_url(&self.queue_url)
                 .set_entries(Some(entries))
                 .send()
+                .instrument(aws_call::sqs(
+                    "ChangeMessageVisibilityBatch",
+                    &self.queue_url,
+                ))
                 .await
                 .map_err(|e| self.error(&e))?;
         }
@@ -236,6 +243,8 @@ impl DeadLetterQueue {
                 aws_sdk_sqs::config::Config::builder().retry_config(RetryConfig::disabled()),
             )
             .send()
+            // The dead-letter queue is the move's source.
+            .instrument(aws_call::sqs("StartMessageMoveTask", &self.queue_url))
             .await;
         match started {
             Ok(output) => Ok(RedriveOutcome::MoveTaskStarted {
@@ -277,6 +286,7 @@ impl DeadLetterQueue {
                 .queue_url(source_queue_url)
                 .set_entries(Some(sends))
                 .send()
+                .instrument(aws_call::sqs("SendMessageBatch", source_queue_url))
                 .await
                 .map_err(|e| self.error(&e))?;
             // Delete only what the source queue accepted; the rest stays in the DLQ.
@@ -307,6 +317,7 @@ impl DeadLetterQueue {
                 .queue_url(&self.queue_url)
                 .set_entries(Some(deletes))
                 .send()
+                .instrument(aws_call::sqs("DeleteMessageBatch", &self.queue_url))
                 .await
                 .map_err(|e| self.error(&e))?;
         }
@@ -345,6 +356,7 @@ impl DeadLetterQueue {
                                     .queue_name(name)
                                     .queue_owner_aws_account_id(account)
                                     .send()
+                                    .instrument(aws_call::sqs_by_name("GetQueueUrl", name))
                                     .await
                                     .map_err(|e| self.error(&e))?
                                     .queue_url
@@ -358,6 +370,7 @@ impl DeadLetterQueue {
                             .queue_url(&url)
                             .message_body(message.body().unwrap_or_default())
                             .send()
+                            .instrument(aws_call::sqs("SendMessage", &url))
                             .await
                             .map_err(|e| self.error(&e))?;
                         self.delete(message).await?;
@@ -386,6 +399,7 @@ impl DeadLetterQueue {
             .queue_url(&self.queue_url)
             .set_receipt_handle(message.receipt_handle.clone())
             .send()
+            .instrument(aws_call::sqs("DeleteMessage", &self.queue_url))
             .await
             .map_err(|e| self.error(&e))?;
         Ok(())
@@ -398,6 +412,7 @@ impl DeadLetterQueue {
             .queue_url(queue_url)
             .attribute_names(QueueAttributeName::QueueArn)
             .send()
+            .instrument(aws_call::sqs("GetQueueAttributes", queue_url))
             .await
             .map_err(|e| self.error(&e))?;
         output
