@@ -222,6 +222,7 @@ impl DeadLetterQueue {
             .message_body(message.body().unwrap_or_default())
             .set_message_attributes(message.message_attributes.clone())
             .send()
+            .instrument(aws_call::sqs("SendMessage", source_queue_url))
             .await
             .map_err(|e| self.error(&e))?;
         self.delete(message).await
