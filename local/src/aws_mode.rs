@@ -179,12 +179,6 @@ impl SqsOperator {
 
 #[async_trait]
 impl Operator for SqsOperator {
-    /// One dead letter by id keeps the default `501`: SQS moves a dead-letter queue's messages
-    /// with a move task, all at once, and addresses a message only by a receipt handle.
-    fn transport(&self) -> &'static str {
-        "SQS"
-    }
-
     async fn depths(&self) -> Result<Value, OperatorError> {
         let mut depths = serde_json::Map::new();
         for queue in &self.queues {
@@ -223,6 +217,21 @@ impl Operator for SqsOperator {
             RedriveOutcome::Moved { count } => json!({"redriven": count}),
             RedriveOutcome::MoveTaskStarted { task_handle } => json!({"move_task": task_handle}),
         })
+    }
+
+    async fn redrive_one(&self, queue: &str, message_id: &str) -> Result<Value, OperatorError> {
+        let found = self.queue(queue)?;
+        let moved = DeadLetterQueue::new(self.client.clone(), &found.dead_letter_url)
+            .redrive_one(&found.url, message_id)
+            .await
+            .map_err(|e| OperatorError::Failed(e.to_string()))?;
+        match moved {
+            true => Ok(json!({"redriven": 1})),
+            false => Err(OperatorError::UnknownDeadLetter {
+                queue: queue.to_owned(),
+                message_id: message_id.to_owned(),
+            }),
+        }
     }
 
     async fn send(&self, queue: &str, body: String) -> Result<String, OperatorError> {

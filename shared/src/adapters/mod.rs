@@ -8,6 +8,8 @@
 #[cfg(any(feature = "rabbitmq", feature = "redis", feature = "nats"))]
 mod broker_session;
 pub mod broker_url;
+#[cfg(any(feature = "rabbitmq", feature = "aws-sqs"))]
+mod dead_letter_search;
 pub mod memory;
 pub mod system;
 
