@@ -65,7 +65,7 @@ step "faults (seed $RELIABILITY_SEED, $RELIABILITY_OPERATIONS operations, fault 
 # against stock moto's answers first.
 .venv/bin/python scripts/moto_item_rollback.py --self-check >&2
 MOTO_SERVER="${MOTO_SERVER:-$ROOT/scripts/moto-server-item-rollback}" \
-  RELIABILITY_REPORT="$OUT/faults.json" cargo test --locked -p activelog-tests --test integration \
+  RELIABILITY_REPORT="$OUT/faults.json" cargo test --locked --workspace --test integration \
   reliability::faults_at_random -- --nocapture
 
 # RELIABILITY_LOAD_PROFILE=dev runs the load and soak on debug builds: what a machine too busy

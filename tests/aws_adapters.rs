@@ -1446,12 +1446,6 @@ async fn each_aws_call_is_a_span_naming_its_operation_and_its_table_bus_or_queue
             assert_eq!(poller.poll_once().await.unwrap(), 1);
         }
     };
-    // Once before the collector is installed. tracing caches each callsite's interest when the
-    // callsite is first met; met on another thread at the moment this thread installs its
-    // subscriber, a callsite can be left disabled for it (seen once in the full test binary,
-    // where every moto test meets these callsites at once). Met here first, the callsites are
-    // registered when the install rebuilds every callsite's interest with the collector in it.
-    one_of_each(date!(2026 - 11 - 19)).await;
     let collector = Collector::install();
     one_of_each(date!(2026 - 11 - 20)).await;
 
@@ -1490,4 +1484,232 @@ async fn each_aws_call_is_a_span_naming_its_operation_and_its_table_bus_or_queue
         Some("aws_sqs"),
         "{receive:#?}"
     );
+}
+
+/// The operator's tools call AWS too, and an operator who traces a redrive, a rebuild or a replay
+/// needs those calls in the trace as much as a request's: the dead-letter tooling (peek, redrive
+/// by move task and by receive/send/delete, redrive to EventBridge targets), the poller's start-up
+/// check, the rebuild's scan, reads and corrections, and the archive's replay. Every call the SDK
+/// sends (the clients' call log, which sees each attempt whoever makes it) has an adapter span of
+/// the same name, with the table, queue or archive it touched; a `send()` left unwrapped fails
+/// this.
+#[tokio::test]
+async fn every_aws_call_of_the_operator_tools_is_a_span_too() {
+    use activelog::adapters::eventbridge::EventBridgeArchive;
+    use activelog::adapters::sqs::TARGET_ARN_ATTRIBUTE;
+    use activelog::application::{
+        AchievementProjectionStore, ActivitySource, EventArchive, ReplayRequest,
+        StatsProjectionStore,
+    };
+    use activelog::domain::Progress;
+    use activelog::functions::ConsumerFunction;
+    use activelog_tests::moto::{ACCOUNT, REGION};
+    use aws_sdk_sqs::types::MessageAttributeValue;
+
+    let clients = Clients::new();
+    let table = unique("activelog");
+    clients.create_table(&table).await;
+    let store = DynamoDbStore::new(clients.dynamodb.clone(), table.clone());
+    let (queue, dlq) = clients.create_queue_with_dlq(&unique("stats"), 30, 1).await;
+    let queue_arn = clients.queue_arn(&queue).await;
+    let queue_name = queue_arn.rsplit(':').next().unwrap().to_owned();
+    let targets_dlq = clients.create_queue(&unique("eventbridge-dlq"), 30).await;
+    let bus = unique("bus");
+    let rule = unique("stats-rule");
+    clients
+        .create_bus(
+            &bus,
+            &[(
+                rule.clone(),
+                serde_json::json!({"source": ["activelog.nothing"]}),
+                queue_arn.clone(),
+            )],
+        )
+        .await;
+    let bus_arn = format!("arn:aws:events:{REGION}:{ACCOUNT}:event-bus/{bus}");
+    let archive_arn = clients
+        .eventbridge
+        .create_archive()
+        .archive_name(unique("archive"))
+        .event_source_arn(&bus_arn)
+        .send()
+        .await
+        .unwrap()
+        .archive_arn
+        .unwrap();
+    let archive = EventBridgeArchive::new(
+        clients.eventbridge.clone(),
+        &archive_arn,
+        &bus_arn,
+        [(
+            ConsumerFunction::UpdateStats,
+            format!("arn:aws:events:{REGION}:{ACCOUNT}:rule/{bus}/{rule}"),
+        )],
+    );
+    let alice = user("alice");
+    let replay = ReplayRequest {
+        name: format!("{rule}-1"),
+        consumer: ConsumerFunction::UpdateStats,
+        from: OffsetDateTime::now_utc() - TimeDuration::hours(1),
+        to: OffsetDateTime::now_utc(),
+    };
+
+    let (alice, queue, dlq, targets_dlq, queue_arn) =
+        (&alice, &queue, &dlq, &targets_dlq, &queue_arn);
+    // What the tools will find: dead letters in each queue, an activity to rebuild from.
+    for body in ["dead letter", "another dead letter"] {
+        clients
+            .sqs
+            .send_message()
+            .queue_url(dlq)
+            .message_body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+    let target = MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(queue_arn)
+        .build()
+        .unwrap();
+    clients
+        .sqs
+        .send_message()
+        .queue_url(targets_dlq)
+        .message_body("undelivered event")
+        .message_attributes(TARGET_ARN_ATTRIBUTE, target)
+        .send()
+        .await
+        .unwrap();
+    let day = date!(2026 - 11 - 20) + TimeDuration::days(1);
+    let run = activity(alice, ActivityType::Running, day, 30);
+    store
+        .create(&run, &created_record(&run), None)
+        .await
+        .unwrap();
+    // From here on, only the tools: every call they make, and the spans of nothing else.
+    let collector = Collector::install();
+    clients.calls.clear();
+
+    SqsPoller::connect(clients.sqs.clone(), queue, Arc::new(PoisonAware::default()))
+        .await
+        .unwrap();
+    let dead_letters = DeadLetterQueue::new(clients.sqs.clone(), dlq);
+    let listed = dead_letters.peek(10).await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(
+        dead_letters
+            .redrive_one(queue, &listed[0].message_id)
+            .await
+            .unwrap()
+    );
+    // moto has no move tasks: the StartMessageMoveTask attempt, then the fallback.
+    assert_eq!(
+        dead_letters.redrive(queue).await.unwrap(),
+        RedriveOutcome::Moved { count: 1 }
+    );
+    let targets = DeadLetterQueue::new(clients.sqs.clone(), targets_dlq)
+        .redrive_to_targets()
+        .await
+        .unwrap();
+    assert_eq!(targets.redriven, 1, "{targets:?}");
+
+    let page = store.scan_users(0, 1, None, 100).await.unwrap();
+    assert!(page.users.contains(alice), "{page:?}");
+    assert!(!store.user_activities(alice).await.unwrap().is_empty());
+    let projection = store.projection(alice).await.unwrap();
+    store
+        .correct(alice, projection.revision, OffsetDateTime::now_utc(), &[])
+        .await
+        .unwrap();
+    let progress = store.progress_projection(alice).await.unwrap();
+    store
+        .set_progress(alice, progress.revision, &Progress::default())
+        .await
+        .unwrap();
+
+    archive.start_replay(&replay).await.unwrap();
+    archive.replay_progress(&replay.name).await.unwrap();
+
+    let spans = collector.spans();
+    let ours: Vec<_> = spans
+        .iter()
+        .filter(|s| {
+            s.attribute("target")
+                .is_some_and(|t| t.starts_with("activelog::adapters"))
+                && s.attribute("rpc.system").is_some()
+        })
+        .collect();
+    // Counted, not only named: a tool that sends an operation twice, once unwrapped (the redrive
+    // of one message and the redrive to targets both send SendMessage), still fails here. moto
+    // answers every call at the first attempt, so attempts and calls are the same count.
+    let mut sent = clients.calls.calls();
+    sent.sort();
+    let mut spanned: Vec<String> = ours.iter().map(|s| s.name.clone()).collect();
+    spanned.sort();
+    assert_eq!(spanned, sent, "one adapter span per call sent");
+    for operation in [
+        "DynamoDB.Scan",
+        "DynamoDB.UpdateItem",
+        "SQS.StartMessageMoveTask",
+        "SQS.GetQueueUrl",
+        "EventBridge.StartReplay",
+        "EventBridge.DescribeReplay",
+    ] {
+        assert!(sent.iter().any(|s| s == operation), "{operation}: {sent:?}");
+    }
+
+    for span in &ours {
+        let (service, method) = span.name.split_once('.').unwrap();
+        assert_eq!(span.attribute("rpc.system"), Some("aws-api"), "{span:#?}");
+        assert_eq!(span.attribute("rpc.service"), Some(service), "{span:#?}");
+        assert_eq!(span.attribute("rpc.method"), Some(method), "{span:#?}");
+        match (service, method) {
+            ("DynamoDB", _) => assert_eq!(
+                span.attribute("aws.dynamodb.table_names"),
+                Some(table.as_str()),
+                "{span:#?}"
+            ),
+            ("SQS", "GetQueueUrl") => assert_eq!(
+                span.attribute("messaging.destination.name"),
+                Some(queue_name.as_str()),
+                "{span:#?}"
+            ),
+            // A move task's source and the fallback's deletes are the dead-letter queue.
+            (
+                "SQS",
+                "StartMessageMoveTask" | "DeleteMessageBatch" | "ChangeMessageVisibilityBatch",
+            ) => {
+                assert_eq!(
+                    span.attribute("aws.sqs.queue.url"),
+                    Some(dlq.as_str()),
+                    "{span:#?}"
+                )
+            }
+            ("SQS", "SendMessageBatch" | "SendMessage") => assert_eq!(
+                span.attribute("aws.sqs.queue.url"),
+                Some(queue.as_str()),
+                "{span:#?}"
+            ),
+            ("SQS", _) => assert!(
+                [&queue, &dlq, &targets_dlq]
+                    .iter()
+                    .any(|url| span.attribute("aws.sqs.queue.url") == Some(url.as_str())),
+                "{span:#?}"
+            ),
+            ("EventBridge", _) => {
+                assert_eq!(
+                    span.attribute("aws.eventbridge.archive_arn"),
+                    Some(archive_arn.as_str()),
+                    "{span:#?}"
+                );
+                assert_eq!(
+                    span.attribute("aws.eventbridge.replay_name"),
+                    Some(replay.name.as_str()),
+                    "{span:#?}"
+                );
+            }
+            _ => panic!("an AWS call of an unexpected service: {span:#?}"),
+        }
+    }
 }

@@ -13,6 +13,7 @@ use activelog::domain::{ActivityType, CorrelationId};
 use activelog::startup::{self, StartupError};
 use activelog_tests::activity_fixtures::{draft, user};
 use activelog_tests::moto::{Clients, REGION, unique};
+use activelog_tests::traces::{Collector, named};
 use time::macros::date;
 
 fn set(name: &str, value: &str) {
@@ -141,6 +142,27 @@ async fn aws_mode_reads_its_resources_and_endpoint_from_the_environment() {
         cursor.starts_with("k2."),
         "sealed with the current key: {cursor}"
     );
+    // The read is an AWS call like any other: one client span naming the secret.
+    let collector = Collector::install();
+    startup::aws::cursor_keys(secret.arn().unwrap())
+        .await
+        .unwrap();
+    let spans = collector.spans();
+    // The SDK's own span of the same name (at debug level, its target the SDK's) is not ours.
+    let ours: Vec<_> = named(&spans, "SecretsManager.GetSecretValue")
+        .into_iter()
+        .filter(|s| s.attribute("target") == Some("activelog::adapters::aws_call"))
+        .collect();
+    assert_eq!(ours.len(), 1, "one adapter span: {spans:#?}");
+    let read = ours[0];
+    assert_eq!(read.attribute("rpc.system"), Some("aws-api"));
+    assert_eq!(read.attribute("rpc.service"), Some("SecretsManager"));
+    assert_eq!(read.attribute("rpc.method"), Some("GetSecretValue"));
+    assert_eq!(
+        read.attribute("aws.secretsmanager.secret.arn"),
+        secret.arn()
+    );
+    drop(collector);
     // A ring without a current key stops start-up, naming the secret.
     let broken = secrets
         .create_secret()

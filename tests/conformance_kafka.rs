@@ -17,7 +17,7 @@ use activelog::adapters::kafka::{
 use activelog::adapters::memory::rules_from_template;
 use activelog::application::EventPublisher;
 use activelog::consumer::BatchHandler;
-use activelog_tests::conformance::{Features, Subscription, Transport};
+use activelog_tests::conformance::{Features, ListedDeadLetter, Subscription, Transport};
 use activelog_tests::kafka::Tansu;
 use async_trait::async_trait;
 
@@ -86,14 +86,17 @@ impl Transport for Kafka {
         Subscription::spawn(|stop| subscriber.run(stop))
     }
 
-    async fn dead_letters(&self, queue: &str) -> Vec<String> {
+    async fn dead_letters(&self, queue: &str) -> Vec<ListedDeadLetter> {
         let tool = self.dead_letters_tool();
         let group = tool.group(queue).expect("group").clone();
         tool.peek(&group, 100)
             .await
             .expect("peek")
             .into_iter()
-            .map(|letter| letter.body)
+            .map(|letter| ListedDeadLetter {
+                message_id: letter.message_id,
+                body: letter.body,
+            })
             .collect()
     }
 
@@ -101,6 +104,14 @@ impl Transport for Kafka {
         let tool = self.dead_letters_tool();
         let group = tool.group(queue).expect("group").clone();
         tool.redrive(&group).await.expect("redrive")
+    }
+
+    async fn redrive_one(&self, queue: &str, message_id: &str) -> bool {
+        let tool = self.dead_letters_tool();
+        let group = tool.group(queue).expect("group").clone();
+        tool.redrive_one(&group, message_id)
+            .await
+            .expect("redrive one")
     }
 
     async fn send_raw(&self, queue: &str, body: &str) {

@@ -14,7 +14,7 @@ use activelog::adapters::system::SystemClock;
 use activelog::application::EventPublisher;
 use activelog::consumer::BatchHandler;
 use activelog::startup::{QueueOptions, RoutedQueues};
-use activelog_tests::conformance::{Features, Subscription, Transport};
+use activelog_tests::conformance::{Features, ListedDeadLetter, Subscription, Transport};
 use async_trait::async_trait;
 
 /// Short enough that redeliveries happen within a test.
@@ -66,18 +66,22 @@ impl Transport for Memory {
         Subscription::spawn(|stop| poller.run(stop))
     }
 
-    async fn dead_letters(&self, queue: &str) -> Vec<String> {
+    async fn dead_letters(&self, queue: &str) -> Vec<ListedDeadLetter> {
         self.queue(queue)
             .dead_letter_queue()
             .map(|dlq| dlq.peek_all())
             .unwrap_or_default()
             .into_iter()
-            .map(|(_, body, _)| body)
+            .map(|(message_id, body, _)| ListedDeadLetter { message_id, body })
             .collect()
     }
 
     async fn redrive(&self, queue: &str) -> usize {
         self.queue(queue).redrive_dead_letters()
+    }
+
+    async fn redrive_one(&self, queue: &str, message_id: &str) -> bool {
+        self.queue(queue).redrive_dead_letter(message_id)
     }
 
     async fn send_raw(&self, queue: &str, body: &str) {

@@ -19,7 +19,7 @@ use activelog::adapters::nats::{
 use activelog::application::EventPublisher;
 use activelog::consumer::BatchHandler;
 use activelog_tests::broker_process::BrokerProcess;
-use activelog_tests::conformance::{Features, Subscription, Transport};
+use activelog_tests::conformance::{Features, ListedDeadLetter, Subscription, Transport};
 use activelog_tests::nats::{Namespace, private_server, shared_url};
 use async_trait::async_trait;
 use tokio::sync::Mutex;
@@ -104,14 +104,17 @@ impl Transport for Nats {
         Subscription::spawn(|stop| subscriber.run(stop))
     }
 
-    async fn dead_letters(&self, queue: &str) -> Vec<String> {
+    async fn dead_letters(&self, queue: &str) -> Vec<ListedDeadLetter> {
         let tool = self.dead_letters_tool();
         let queue = tool.queue(queue).expect("queue").clone();
         tool.peek(&queue, 100)
             .await
             .expect("peek")
             .into_iter()
-            .map(|letter| letter.body)
+            .map(|letter| ListedDeadLetter {
+                message_id: letter.message_id,
+                body: letter.body,
+            })
             .collect()
     }
 
@@ -119,6 +122,14 @@ impl Transport for Nats {
         let tool = self.dead_letters_tool();
         let queue = tool.queue(queue).expect("queue").clone();
         tool.redrive(&queue).await.expect("redrive")
+    }
+
+    async fn redrive_one(&self, queue: &str, message_id: &str) -> bool {
+        let tool = self.dead_letters_tool();
+        let queue = tool.queue(queue).expect("queue").clone();
+        tool.redrive_one(&queue, message_id)
+            .await
+            .expect("redrive one")
     }
 
     async fn send_raw(&self, queue: &str, body: &str) {
@@ -275,4 +286,137 @@ async fn a_successor_started_at_once_gets_the_dead_subscribers_batch_within_the_
         );
         successor.stop().await;
     }
+}
+
+/// A dead letter keeps the trace context its event was published with (`traceparent`), and a
+/// redrive hands it back: the consumer reads the redriven message with the same trace header as
+/// the deliveries before it was dead-lettered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redriven_dead_letter_keeps_its_traceparent() {
+    use activelog::consumer::Verdict;
+    use activelog::domain::ActivityType;
+    use activelog_tests::activity_fixtures::{activity, created_record, user};
+    use activelog_tests::conformance::{App, STATS, eventually};
+
+    let nats = shared().await;
+    let app = App::new(nats.publisher());
+    app.stats.fail(true);
+    let stats = nats.subscribe(STATS, app.stats.clone()).await;
+    let mut record = created_record(&activity(
+        &user("alice"),
+        ActivityType::Running,
+        time::macros::date!(2026 - 11 - 20),
+        30,
+    ));
+    record.trace_header =
+        Some("Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1".into());
+    let report = nats.publisher.publish(&[record]).await.unwrap();
+    assert!(report.failed.is_empty(), "{report:?}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let letter = loop {
+        if let Some(letter) = nats.dead_letters(STATS).await.pop() {
+            break letter;
+        }
+        assert!(std::time::Instant::now() < deadline, "never dead-lettered");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+
+    app.stats.fail(false);
+    assert!(nats.redrive_one(STATS, &letter.message_id).await);
+    eventually(
+        "the redriven event applied",
+        Duration::from_secs(30),
+        || app.stats.count(Verdict::Applied) == 1,
+    )
+    .await;
+    stats.stop().await;
+    let traces: Vec<Option<String>> = app
+        .stats
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(message, _)| message.transport_trace.map(|trace| trace.to_string()))
+        .collect();
+    assert!(
+        traces.len() > 1
+            && traces.iter().all(|trace| trace.as_deref()
+                == Some("00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01")),
+        "{traces:?}"
+    );
+}
+
+/// A redrive interrupted between its republish and its delete (a crash) leaves the dead letter
+/// listed; redriving it again republishes it under the same `Nats-Msg-Id` (derived from the
+/// dead letter's sequence), which the server drops as a duplicate: the consumer reads the event
+/// once, and the dead letter is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redrive_interrupted_before_its_delete_delivers_the_message_once() {
+    use activelog::consumer::Verdict;
+    use activelog_tests::conformance::{App, STATS, eventually, new_user};
+    use async_nats::jetstream::message::PublishMessage;
+
+    let nats = shared().await;
+    let app = App::new(nats.publisher());
+    app.stats.fail(true);
+    let stats = nats.subscribe(STATS, app.stats.clone()).await;
+    let user = new_user();
+    app.create(&user).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let letter = loop {
+        if let Some(letter) = nats.dead_letters(STATS).await.pop() {
+            break letter;
+        }
+        assert!(std::time::Instant::now() < deadline, "never dead-lettered");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+
+    // The first half of a redrive, as the dead-letter tool does it, then the crash: the dead
+    // letter republished to the consumer's direct subject, never deleted.
+    app.stats.fail(false);
+    let queue = nats.topology.queue(STATS).unwrap();
+    let (_client, context) = nats.namespace.url.connect().await.unwrap();
+    let stored = context
+        .get_stream(&nats.topology.dead_letter_stream)
+        .await
+        .unwrap()
+        .get_first_raw_message_by_subject(&queue.dead_letter_subject, 1)
+        .await
+        .unwrap();
+    let republish = PublishMessage::build()
+        .payload(stored.payload.clone())
+        .message_id(format!("redrive-{}-{}", queue.logical_id, stored.sequence))
+        .header("Activelog-Message-Id", letter.message_id.as_str());
+    context
+        .send_publish(queue.direct_subject.clone(), republish)
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    eventually(
+        "the republished event applied",
+        Duration::from_secs(30),
+        || app.stats.count(Verdict::Applied) == 1,
+    )
+    .await;
+    assert_eq!(
+        nats.dead_letters(STATS).await,
+        vec![letter.clone()],
+        "still listed: its delete never ran"
+    );
+
+    assert!(nats.redrive_one(STATS, &letter.message_id).await);
+    assert!(nats.dead_letters(STATS).await.is_empty());
+    // Long enough for a second delivery to be read and settled, had the server kept it.
+    tokio::time::sleep(VISIBILITY * 2).await;
+    stats.stop().await;
+    assert_eq!(
+        (
+            app.stats.count(Verdict::Applied),
+            app.stats.count(Verdict::Duplicate)
+        ),
+        (1, 0),
+        "the second republish was dropped by the server"
+    );
+    assert_eq!(app.counted(&user), 1);
 }

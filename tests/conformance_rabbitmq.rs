@@ -17,7 +17,9 @@ use activelog::application::EventPublisher;
 use activelog::consumer::BatchHandler;
 use activelog::domain::ActivityType;
 use activelog_tests::activity_fixtures::{activity, created_record, user};
-use activelog_tests::conformance::{App, Features, Subscription, Transport, new_user};
+use activelog_tests::conformance::{
+    App, Features, ListedDeadLetter, Subscription, Transport, new_user,
+};
 use activelog_tests::rabbitmq::{Vhost, rabbitmqctl, restart};
 use async_trait::async_trait;
 use lapin::options::BasicGetOptions;
@@ -85,14 +87,17 @@ impl Transport for RabbitMq {
         Subscription::spawn(|stop| subscriber.run(stop))
     }
 
-    async fn dead_letters(&self, queue: &str) -> Vec<String> {
+    async fn dead_letters(&self, queue: &str) -> Vec<ListedDeadLetter> {
         let tool = self.dead_letters_tool();
         let queue = tool.queue(queue).expect("queue").clone();
         tool.peek(&queue, 100)
             .await
             .expect("peek")
             .into_iter()
-            .map(|letter| letter.body)
+            .map(|letter| ListedDeadLetter {
+                message_id: letter.message_id,
+                body: letter.body,
+            })
             .collect()
     }
 
@@ -100,6 +105,14 @@ impl Transport for RabbitMq {
         let tool = self.dead_letters_tool();
         let queue = tool.queue(queue).expect("queue").clone();
         tool.redrive(&queue).await.expect("redrive")
+    }
+
+    async fn redrive_one(&self, queue: &str, message_id: &str) -> bool {
+        let tool = self.dead_letters_tool();
+        let queue = tool.queue(queue).expect("queue").clone();
+        tool.redrive_one(&queue, message_id)
+            .await
+            .expect("redrive one")
     }
 
     async fn send_raw(&self, queue: &str, body: &str) {
@@ -196,5 +209,72 @@ async fn a_published_event_carries_its_traceparent_in_an_amqp_header() {
         ))
     );
     assert_eq!(headers.inner().get("x-amzn-trace-id"), None);
+    let _ = connection.close(200, "read".into()).await;
+}
+
+/// Redriving one dead letter reads the dead-letter queue up to it without consuming the rest:
+/// the one named reaches the consumer's queue with its body and headers (its `traceparent`
+/// among them), and the others stay in the dead-letter queue in their order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_dead_letter_is_redriven_with_its_headers_and_the_others_keep_their_order() {
+    use lapin::BasicProperties;
+    use lapin::options::BasicPublishOptions;
+    use lapin::types::{FieldTable, ShortString};
+
+    let broker = rabbitmq().await;
+    let tool = broker.dead_letters_tool();
+    let queue = tool.queue("StatsQueue").unwrap().clone();
+    let traceparent = "00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01";
+    let (connection, channel) = broker.vhost.url.channel().await.unwrap();
+    for id in ["first", "second", "third"] {
+        let mut headers = FieldTable::default();
+        headers.insert(
+            ShortString::from("traceparent"),
+            AMQPValue::LongString(traceparent.into()),
+        );
+        channel
+            .basic_publish(
+                "".into(),
+                queue.dead_letter_queue.as_str().into(),
+                BasicPublishOptions::default(),
+                format!("{{\"dead\": \"{id}\"}}").as_bytes(),
+                BasicProperties::default()
+                    .with_message_id(ShortString::from(id))
+                    .with_headers(headers),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+
+    assert!(tool.redrive_one(&queue, "second").await.unwrap());
+    assert!(!tool.redrive_one(&queue, "second").await.unwrap());
+    let left: Vec<String> = tool
+        .peek(&queue, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|letter| letter.message_id)
+        .collect();
+    assert_eq!(left, ["first", "third"], "the others, in their order");
+    let redriven = channel
+        .basic_get(
+            queue.queue.as_str().into(),
+            BasicGetOptions { no_ack: true },
+        )
+        .await
+        .unwrap()
+        .expect("the redriven message in the consumer's queue");
+    assert_eq!(redriven.delivery.data, b"{\"dead\": \"second\"}");
+    assert_eq!(
+        redriven
+            .delivery
+            .properties
+            .headers()
+            .as_ref()
+            .and_then(|h| h.inner().get("traceparent").cloned()),
+        Some(AMQPValue::LongString(traceparent.into()))
+    );
     let _ = connection.close(200, "read".into()).await;
 }

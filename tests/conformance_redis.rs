@@ -21,7 +21,7 @@ use activelog::adapters::redis_streams::{
 use activelog::application::EventPublisher;
 use activelog::consumer::{BatchHandler, RawMessage, Verdict};
 use activelog_tests::broker_process::BrokerProcess;
-use activelog_tests::conformance::{Features, Subscription, Transport};
+use activelog_tests::conformance::{Features, ListedDeadLetter, Subscription, Transport};
 use activelog_tests::redis::{Namespace, private_server, shared_url};
 use async_trait::async_trait;
 use tokio::sync::Mutex;
@@ -102,14 +102,17 @@ impl Transport for Redis {
         Subscription::spawn(|stop| subscriber.run(stop))
     }
 
-    async fn dead_letters(&self, queue: &str) -> Vec<String> {
+    async fn dead_letters(&self, queue: &str) -> Vec<ListedDeadLetter> {
         let tool = self.dead_letters_tool();
         let stream = tool.stream(queue).expect("stream").clone();
         tool.peek(&stream, 100)
             .await
             .expect("peek")
             .into_iter()
-            .map(|letter| letter.body)
+            .map(|letter| ListedDeadLetter {
+                message_id: letter.message_id,
+                body: letter.body,
+            })
             .collect()
     }
 
@@ -117,6 +120,14 @@ impl Transport for Redis {
         let tool = self.dead_letters_tool();
         let stream = tool.stream(queue).expect("stream").clone();
         tool.redrive(&stream).await.expect("redrive")
+    }
+
+    async fn redrive_one(&self, queue: &str, message_id: &str) -> bool {
+        let tool = self.dead_letters_tool();
+        let stream = tool.stream(queue).expect("stream").clone();
+        tool.redrive_one(&stream, message_id)
+            .await
+            .expect("redrive one")
     }
 
     async fn send_raw(&self, queue: &str, body: &str) {

@@ -15,7 +15,7 @@ use activelog::adapters::memory::rules_from_template;
 use activelog::adapters::sqs::{DeadLetterQueue, RedriveOutcome, SqsPoller};
 use activelog::application::EventPublisher;
 use activelog::consumer::BatchHandler;
-use activelog_tests::conformance::{Features, Subscription, Transport};
+use activelog_tests::conformance::{Features, ListedDeadLetter, Subscription, Transport};
 use activelog_tests::moto::{Clients, unique};
 use async_trait::async_trait;
 
@@ -89,13 +89,16 @@ impl Transport for Sqs {
         Subscription::spawn(|stop| poller.run(stop))
     }
 
-    async fn dead_letters(&self, queue: &str) -> Vec<String> {
+    async fn dead_letters(&self, queue: &str) -> Vec<ListedDeadLetter> {
         DeadLetterQueue::new(self.clients.sqs.clone(), &self.urls(queue).1)
             .peek(10)
             .await
             .expect("peek")
             .into_iter()
-            .map(|letter| letter.body)
+            .map(|letter| ListedDeadLetter {
+                message_id: letter.message_id,
+                body: letter.body,
+            })
             .collect()
     }
 
@@ -109,6 +112,14 @@ impl Transport for Sqs {
             RedriveOutcome::Moved { count } => count,
             other => panic!("moto moves messages itself, got {other:?}"),
         }
+    }
+
+    async fn redrive_one(&self, queue: &str, message_id: &str) -> bool {
+        let (url, dlq) = self.urls(queue);
+        DeadLetterQueue::new(self.clients.sqs.clone(), dlq)
+            .redrive_one(url, message_id)
+            .await
+            .expect("redrive one")
     }
 
     async fn send_raw(&self, queue: &str, body: &str) {

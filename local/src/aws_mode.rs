@@ -10,6 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
+use activelog::adapters::aws_call;
 use activelog::adapters::sqs::{DeadLetterQueue, RedriveOutcome, SqsPoller};
 use activelog::adapters::system::{RandomIds, SystemClock};
 use activelog::application::{AchievementRecorder, EventPublisher, OutboxRelay, StatsUpdater};
@@ -25,6 +26,7 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 use crate::console::{Journal, RecordingBatchHandler, RecordingPublisher};
 use crate::operator::{Operator, OperatorError};
@@ -159,6 +161,7 @@ impl SqsOperator {
             .queue_url(url)
             .attribute_names(attribute.clone())
             .send()
+            .instrument(aws_call::sqs("GetQueueAttributes", url))
             .await
             .map_err(|e| {
                 OperatorError::Failed(format!(
@@ -176,12 +179,6 @@ impl SqsOperator {
 
 #[async_trait]
 impl Operator for SqsOperator {
-    /// One dead letter by id keeps the default `501`: SQS moves a dead-letter queue's messages
-    /// with a move task, all at once, and addresses a message only by a receipt handle.
-    fn transport(&self) -> &'static str {
-        "SQS"
-    }
-
     async fn depths(&self) -> Result<Value, OperatorError> {
         let mut depths = serde_json::Map::new();
         for queue in &self.queues {
@@ -222,6 +219,21 @@ impl Operator for SqsOperator {
         })
     }
 
+    async fn redrive_one(&self, queue: &str, message_id: &str) -> Result<Value, OperatorError> {
+        let found = self.queue(queue)?;
+        let moved = DeadLetterQueue::new(self.client.clone(), &found.dead_letter_url)
+            .redrive_one(&found.url, message_id)
+            .await
+            .map_err(|e| OperatorError::Failed(e.to_string()))?;
+        match moved {
+            true => Ok(json!({"redriven": 1})),
+            false => Err(OperatorError::UnknownDeadLetter {
+                queue: queue.to_owned(),
+                message_id: message_id.to_owned(),
+            }),
+        }
+    }
+
     async fn send(&self, queue: &str, body: String) -> Result<String, OperatorError> {
         let queue = self.queue(queue)?;
         let sent = self
@@ -230,6 +242,7 @@ impl Operator for SqsOperator {
             .queue_url(&queue.url)
             .message_body(body)
             .send()
+            .instrument(aws_call::sqs("SendMessage", &queue.url))
             .await
             .map_err(|e| {
                 OperatorError::Failed(aws_sdk_sqs::error::DisplayErrorContext(e).to_string())

@@ -1,8 +1,7 @@
 //! Operator endpoints under `/_local/` (not part of the public API): queue depths, dead-lettered
 //! messages, redrive (all of a queue's dead letters, or one by its message id), and sending a raw
-//! message to a queue (to try a poison message). They work the same over the in-memory queues
-//! and, with `--aws`, over the real SQS queues; a transport that cannot move one dead letter by
-//! its id answers `501` for that one call.
+//! message to a queue (to try a poison message). They work the same over the in-memory queues,
+//! over each broker (`broker/operator.rs`) and, with `--aws`, over the real SQS queues.
 
 use std::sync::Arc;
 
@@ -23,11 +22,6 @@ pub enum OperatorError {
     UnknownQueue(String),
     #[error("no dead letter `{message_id}` in queue `{queue}`")]
     UnknownDeadLetter { queue: String, message_id: String },
-    /// This transport's dead-letter store cannot move one message by its id (only all of them).
-    #[error(
-        "{transport} cannot redrive one dead letter by its id here; redrive the queue's dead letters all at once (POST /_local/queues/{{queue}}/redrive)"
-    )]
-    CannotRedriveOne { transport: &'static str },
     #[error("{0}")]
     Failed(String),
 }
@@ -41,16 +35,9 @@ pub trait Operator: Send + Sync {
     /// Moves a queue's dead-lettered messages back to it: `{"redriven": n}`, or
     /// `{"move_task": handle}` where SQS moves them asynchronously.
     async fn redrive(&self, queue: &str) -> Result<Value, OperatorError>;
-    /// Moves the one dead letter `message_id` of a queue back to it: `{"redriven": 1}`. A
-    /// transport that cannot address one dead letter keeps this default.
-    async fn redrive_one(&self, queue: &str, message_id: &str) -> Result<Value, OperatorError> {
-        let _ = (queue, message_id);
-        Err(OperatorError::CannotRedriveOne {
-            transport: self.transport(),
-        })
-    }
-    /// The transport's name, for the problems it answers.
-    fn transport(&self) -> &'static str;
+    /// Moves the one dead letter of a queue listed with `message_id` back to it:
+    /// `{"redriven": 1}`, or `UnknownDeadLetter`.
+    async fn redrive_one(&self, queue: &str, message_id: &str) -> Result<Value, OperatorError>;
     /// Sends a raw message body; returns the message id.
     async fn send(&self, queue: &str, body: String) -> Result<String, OperatorError>;
     /// The archive replay and projection rebuild of `maintenance.rs`, where this stack has them.
@@ -91,10 +78,6 @@ pub fn error_response(error: OperatorError) -> Response<Body> {
         error @ OperatorError::UnknownDeadLetter { .. } => {
             json_response(StatusCode::NOT_FOUND, json!({"message": error.to_string()}))
         }
-        error @ OperatorError::CannotRedriveOne { .. } => json_response(
-            StatusCode::NOT_IMPLEMENTED,
-            json!({"message": error.to_string()}),
-        ),
         OperatorError::Failed(reason) => {
             tracing::error!(%reason, "operator request failed");
             json_response(StatusCode::BAD_GATEWAY, json!({"message": reason}))
@@ -207,10 +190,6 @@ impl Operator for MemoryOperator {
 
     async fn send(&self, queue: &str, body: String) -> Result<String, OperatorError> {
         Ok(self.queue(queue)?.send(body))
-    }
-
-    fn transport(&self) -> &'static str {
-        "the in-memory queue"
     }
 
     fn maintenance(&self) -> Option<crate::maintenance::Maintenance> {

@@ -47,6 +47,14 @@ pub struct Features {
     pub publisher_deduplicates: bool,
 }
 
+/// A dead letter as the transport's operator tool lists it: the id its redrive of one takes,
+/// and the body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedDeadLetter {
+    pub message_id: String,
+    pub body: String,
+}
+
 /// A running event source; stopping it lets a batch in progress finish.
 pub struct Subscription {
     stop: watch::Sender<bool>,
@@ -89,10 +97,13 @@ pub trait Transport: Send + Sync {
     fn publisher(&self) -> Arc<dyn EventPublisher>;
     /// Starts feeding `handler` from the consumer queue `queue` (a logical id).
     async fn subscribe(&self, queue: &str, handler: Arc<dyn BatchHandler>) -> Subscription;
-    /// Bodies of the dead-lettered messages of `queue`, left in place.
-    async fn dead_letters(&self, queue: &str) -> Vec<String>;
+    /// The dead-lettered messages of `queue`, left in place.
+    async fn dead_letters(&self, queue: &str) -> Vec<ListedDeadLetter>;
     /// Moves `queue`'s dead letters back to it; returns how many.
     async fn redrive(&self, queue: &str) -> usize;
+    /// Moves the one dead letter of `queue` listed with `message_id` back to it; `false` if
+    /// there is none.
+    async fn redrive_one(&self, queue: &str, message_id: &str) -> bool;
     /// Sends a raw body straight to `queue`.
     async fn send_raw(&self, queue: &str, body: &str);
     /// The consumer of `subscription` dies while it holds delivered, unsettled messages: its
@@ -485,7 +496,7 @@ pub async fn poison_reaches_the_dead_letter_queue_while_the_rest_is_applied(
             .dead_letters(STATS)
             .await
             .iter()
-            .any(|body| body.contains(&marker))
+            .any(|letter| letter.body.contains(&marker))
     })
     .await;
     let deliveries = app.stats.verdicts_for(&marker);
@@ -540,6 +551,67 @@ pub async fn a_message_that_keeps_failing_is_dead_lettered_and_redriven(transpor
         transport.dead_letters(STATS).await.is_empty()
     })
     .await;
+    stats.stop().await;
+    achievements.stop().await;
+}
+
+/// Two messages that keep failing are dead-lettered; once the store is back, redriving one of
+/// them by the id the listing shows applies it, once, and leaves the other dead-lettered as it
+/// was. Two redrives of it at once (a double click, two operators) move it once: one answers
+/// that it moved it, the other that there was no such dead letter. An id the dead letters do
+/// not hold (the one just redriven, one never seen) moves nothing; a redrive of all that follows
+/// moves only the other.
+pub async fn one_dead_letter_is_redriven_by_its_id_and_the_other_stays(transport: &dyn Transport) {
+    let app = App::new(transport.publisher());
+    let (redriven, left) = (new_user(), new_user());
+    app.stats.fail(true);
+    let (stats, achievements) = subscribe_both(transport, &app).await;
+    app.create(&redriven).await;
+    app.create(&left).await;
+    eventually_async(
+        "both failing events are dead-lettered",
+        CONVERGE * 2,
+        || async { transport.dead_letters(STATS).await.len() == 2 },
+    )
+    .await;
+    let listed = transport.dead_letters(STATS).await;
+    let of = |user: &UserId| {
+        listed
+            .iter()
+            .find(|letter| letter.body.contains(user.as_str()))
+            .cloned()
+            .unwrap_or_else(|| panic!("no dead letter of {user:?} in {listed:?}"))
+    };
+    let (named, other) = (of(&redriven), of(&left));
+
+    app.stats.fail(false);
+    let (first, second) = tokio::join!(
+        transport.redrive_one(STATS, &named.message_id),
+        transport.redrive_one(STATS, &named.message_id)
+    );
+    assert!(
+        first ^ second,
+        "exactly one of two redrives at once moves it: {first}, {second}"
+    );
+    eventually("the redriven event applied", CONVERGE, || {
+        app.counted(&redriven) == 1
+    })
+    .await;
+    assert!(
+        !transport.redrive_one(STATS, &named.message_id).await,
+        "redriven already"
+    );
+    assert!(!transport.redrive_one(STATS, "no-such-dead-letter").await);
+    assert_eq!(
+        transport.dead_letters(STATS).await,
+        vec![other],
+        "the other stays, as it was"
+    );
+    assert_eq!(app.counted(&left), 0);
+    // Redriving all of them now moves only the other: the one redriven is not a dead letter
+    // any more, even where the dead letters are a log (Kafka) rather than a queue.
+    assert_eq!(transport.redrive(STATS).await, 1, "only the other is left");
+    eventually("the other applied", CONVERGE, || app.counted(&left) == 1).await;
     stats.stop().await;
     achievements.stop().await;
 }
@@ -702,6 +774,7 @@ macro_rules! conformance_suite {
             duplicates_and_redeliveries_leave_stats_exact,
             poison_reaches_the_dead_letter_queue_while_the_rest_is_applied,
             a_message_that_keeps_failing_is_dead_lettered_and_redriven,
+            one_dead_letter_is_redriven_by_its_id_and_the_other_stays,
             a_consumer_that_dies_mid_batch_gets_its_messages_again_and_applies_them_once
         );
     };

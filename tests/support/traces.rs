@@ -4,7 +4,7 @@
 //! protocol (protobuf `ExportTraceServiceRequest` on `POST /v1/traces`).
 
 use std::convert::Infallible;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -35,12 +35,8 @@ impl Collector {
             .with_simple_exporter(exporter.clone())
             .build();
         let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("activelog-tests"));
+        keep_interest_independent_of_the_calling_thread();
         let guard = tracing::subscriber::set_default(tracing_subscriber::registry().with(layer));
-        // A callsite another test thread registered while this thread was installing its
-        // collector can keep the interest "never" it computed without it (tracing caches interest
-        // globally, and these collectors are thread-local); recomputing it here after the install
-        // closes that window instead of every test meeting its callsites first.
-        tracing::callsite::rebuild_interest_cache();
         Self {
             exporter,
             _provider: provider,
@@ -57,6 +53,21 @@ impl Collector {
             .map(Span::from_sdk)
             .collect()
     }
+}
+
+/// tracing-core caches each callsite's interest globally. While exactly one dispatcher is
+/// registered it takes a shortcut: it computes a callsite's interest from the default dispatcher
+/// *of the thread that meets the callsite*. With one collector alive, a callsite registered (or
+/// re-registered) on another test's thread, which has no subscriber, is then cached as "never" for
+/// every thread, the collector's included, and that test loses the spans (seen: the SQS adapter
+/// spans vanished whenever the SQS dead-letter tests ran beside a collector test). A second
+/// dispatcher that lives as long as the process turns the shortcut off for good: every interest is
+/// then computed from all live dispatchers ("sometimes" while a collector lives: each thread asks
+/// its own subscriber), whichever thread asks.
+fn keep_interest_independent_of_the_calling_thread() {
+    static SECOND_DISPATCHER: OnceLock<tracing::Dispatch> = OnceLock::new();
+    SECOND_DISPATCHER
+        .get_or_init(|| tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default()));
 }
 
 /// One exported span, whichever way it was collected: ids as lowercase hex.

@@ -4,7 +4,9 @@
 //!
 //! An HTTP benchmark goes from the raw API Gateway JSON the runtime receives to the response JSON
 //! it posts back, with the production JSON log subscriber installed (log lines go to stdout, as on
-//! Lambda; `scripts/bench.sh` sends them to a file).
+//! Lambda; `scripts/bench.sh` sends them to a file), installed as a function's `main` does
+//! (`traces::init`): with the `otel` feature and `OTEL_EXPORTER_OTLP_ENDPOINT` set, the spans are
+//! exported too, which is how `scripts/bench-tracing.sh --handlers` measures tracing's cost.
 
 // A benchmark whose setup fails has nothing to measure: it stops, as a test would.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -19,7 +21,7 @@ use activelog::domain::{
     UserId,
 };
 use activelog::startup::{InMemoryStack, QueueOptions};
-use activelog::telemetry::{self, LogFormat};
+use activelog::telemetry::LogFormat;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpResponse;
 use lambda_http::{Body, Response};
@@ -39,6 +41,13 @@ fn sample(function: &str) -> String {
 
 fn stack() -> InMemoryStack {
     InMemoryStack::with_system_clock(&[], &QueueOptions::default()).expect("an in-memory stack")
+}
+
+/// The production subscriber, once per process: a second exporter would only be built to be
+/// dropped.
+fn subscriber() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| activelog::traces::init(LogFormat::Json, "handler-benches"));
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -65,7 +74,7 @@ fn status_of(response: &[u8]) -> u64 {
 }
 
 fn http(c: &mut Criterion) {
-    telemetry::init(LogFormat::Json);
+    subscriber();
     let rt = runtime();
     let mut group = c.benchmark_group("http");
     group.throughput(Throughput::Elements(1));
@@ -156,7 +165,7 @@ fn stats_batch(template: &serde_json::Value, batch: u64) -> String {
 }
 
 fn consumer(c: &mut Criterion) {
-    telemetry::init(LogFormat::Json);
+    subscriber();
     let rt = runtime();
     let template: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(events_dir().join("update-stats/batch.json"))

@@ -82,7 +82,6 @@ impl ConnectedBroker for Kafka {
 
 dead_letter_operator!(
     KafkaOperator,
-    "Kafka",
     KafkaDeadLetters,
     ConsumerGroup,
     group,

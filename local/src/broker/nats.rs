@@ -88,7 +88,6 @@ impl ConnectedBroker for Nats {
 
 dead_letter_operator!(
     NatsOperator,
-    "NATS JetStream",
     NatsDeadLetters,
     ConsumerSubjects,
     queue,

@@ -1,17 +1,15 @@
-//! The `/_local/` operator endpoints (depths, dead letters, redrive, send) over a broker
-//! adapter's dead-letter tool. Every broker's tool offers the same five calls with types of its
+//! The `/_local/` operator endpoints (depths, dead letters, redrive all or one, send) over a
+//! broker adapter's dead-letter tool. Every broker's tool offers the same six calls with types of its
 //! own — a queue, stream, subjects or consumer group found by logical id, its depth, its dead
 //! letters — so one definition serves them all instead of one copy per broker.
 
 /// Defines `$operator`, the operator endpoints over the dead-letter tool `$tool`:
 /// `$lookup(logical id)` finds a consumer's `$queue` in it, and `$depth` turns one queue's depth
-/// into the JSON `/_local/queues` shows; `$transport` names the broker in problems. Redriving
-/// one dead letter by its id keeps the trait's default (`501`): the brokers' dead-letter tools
-/// move a queue's dead letters all at once. A macro rather than a generic type because the five
+/// into the JSON `/_local/queues` shows. A macro rather than a generic type because the six
 /// calls are inherent methods of each adapter (no trait of theirs to be generic over), and a
-/// trait here would only move the same five delegations into four impls.
+/// trait here would only move the same six delegations into four impls.
 macro_rules! dead_letter_operator {
-    ($operator:ident, $transport:literal, $tool:ty, $queue:ty, $lookup:ident, $depth:expr) => {
+    ($operator:ident, $tool:ty, $queue:ty, $lookup:ident, $depth:expr) => {
         /// The operator endpoints over the broker's dead letters.
         struct $operator {
             dead_letters: $tool,
@@ -70,6 +68,26 @@ macro_rules! dead_letter_operator {
                 Ok(serde_json::json!({"redriven": moved}))
             }
 
+            async fn redrive_one(
+                &self,
+                queue: &str,
+                message_id: &str,
+            ) -> Result<serde_json::Value, crate::operator::OperatorError> {
+                let found = self.queue(queue)?;
+                match self
+                    .dead_letters
+                    .redrive_one(&found, message_id)
+                    .await
+                    .map_err(Self::failed)?
+                {
+                    true => Ok(serde_json::json!({"redriven": 1})),
+                    false => Err(crate::operator::OperatorError::UnknownDeadLetter {
+                        queue: queue.to_owned(),
+                        message_id: message_id.to_owned(),
+                    }),
+                }
+            }
+
             async fn send(
                 &self,
                 queue: &str,
@@ -80,10 +98,6 @@ macro_rules! dead_letter_operator {
                     .send(&queue, &body)
                     .await
                     .map_err(Self::failed)
-            }
-
-            fn transport(&self) -> &'static str {
-                $transport
             }
         }
     };

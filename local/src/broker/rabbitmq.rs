@@ -82,7 +82,6 @@ impl ConnectedBroker for RabbitMq {
 
 dead_letter_operator!(
     RabbitMqOperator,
-    "RabbitMQ",
     DeadLetters,
     ConsumerQueue,
     queue,

@@ -84,7 +84,6 @@ impl ConnectedBroker for Redis {
 
 dead_letter_operator!(
     RedisOperator,
-    "Redis Streams",
     StreamDeadLetters,
     ConsumerStream,
     stream,

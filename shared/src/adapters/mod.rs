@@ -8,11 +8,13 @@
 #[cfg(any(feature = "rabbitmq", feature = "redis", feature = "nats"))]
 mod broker_session;
 pub mod broker_url;
+#[cfg(any(feature = "rabbitmq", feature = "aws-sqs"))]
+mod dead_letter_search;
 pub mod memory;
 pub mod system;
 
 #[cfg(feature = "aws-sdk")]
-pub(crate) mod aws_call;
+pub mod aws_call;
 #[cfg(feature = "aws-sdk")]
 pub(crate) mod aws_error;
 #[cfg(feature = "aws-sdk")]

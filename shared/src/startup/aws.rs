@@ -274,11 +274,17 @@ pub async fn cursor_codec<F: Fn(&str) -> Option<String>>(
 /// reaches new environments as they start, and the old key stays in the ring until every
 /// environment that sealed with it is gone.
 pub async fn cursor_keys(secret: &str) -> Result<CursorKeys, StartupError> {
+    use tracing::Instrument;
+
     let client = aws_sdk_secretsmanager::Client::new(sdk_config().await);
     let output = client
         .get_secret_value()
         .secret_id(secret)
         .send()
+        .instrument(crate::adapters::aws_call::secrets_manager(
+            "GetSecretValue",
+            secret,
+        ))
         .await
         .map_err(|e| {
             StartupError::CursorKeys(format!(

@@ -309,7 +309,7 @@ async function redriveAll(queue) {
   await showRedriveResult(queue, status, text);
 }
 
-// One dead letter by its message id; a transport that cannot address one answers 501, shown as is.
+// One dead letter by the message id its row shows; one gone meanwhile answers 404, shown as is.
 async function redriveOne(queue, messageId) {
   const { status, body } = await operator('/queues/' + encodeURIComponent(queue) + '/dead-letters/'
     + encodeURIComponent(messageId) + '/redrive', { method: 'POST', body: '{}' });

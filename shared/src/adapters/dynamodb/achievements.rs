@@ -188,6 +188,7 @@ impl AchievementProjectionStore for DynamoDbStore {
             .set_key(Some(key(user_id, PROGRESS_SK.to_owned())))
             .consistent_read(true)
             .send()
+            .instrument(aws_call::dynamodb("GetItem", &self.table))
             .await
             .map_err(|e| store_error(&e))?;
         let revision = output
@@ -232,7 +233,11 @@ impl AchievementProjectionStore for DynamoDbStore {
         if expected_revision != 0 {
             request = request.expression_attribute_values(":expected", n(expected_revision));
         }
-        match request.send().await {
+        match request
+            .send()
+            .instrument(aws_call::dynamodb("UpdateItem", &self.table))
+            .await
+        {
             Ok(_) => Ok(CorrectionOutcome::Corrected),
             Err(error)
                 if error

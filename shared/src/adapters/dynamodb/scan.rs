@@ -10,9 +10,11 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
+use tracing::Instrument;
 
 use super::items::{self, Item, attributes::*, s};
 use super::{DynamoDbStore, store_error};
+use crate::adapters::aws_call;
 use crate::application::{ActivitySource, ScanPosition, StoreError, UserPage};
 use crate::domain::{Activity, UserId};
 
@@ -64,6 +66,7 @@ impl ActivitySource for DynamoDbStore {
             .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
             .set_exclusive_start_key(after.map(start_key).transpose()?)
             .send()
+            .instrument(aws_call::dynamodb("Scan", &self.table))
             .await
             .map_err(|e| store_error(&e))?;
         let mut users: Vec<UserId> = Vec::new();

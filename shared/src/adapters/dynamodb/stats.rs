@@ -416,6 +416,7 @@ impl StatsProjectionStore for DynamoDbStore {
             )))
             .consistent_read(true)
             .send()
+            .instrument(aws_call::dynamodb("GetItem", &self.table))
             .await
             .map_err(|e| store_error(&e))?;
         if let Some(item) = all_time.item {
@@ -497,6 +498,7 @@ impl StatsProjectionStore for DynamoDbStore {
                 .set_transact_items(Some(chunk.to_vec()))
                 .client_request_token(request_token(user_id, &token_base, index))
                 .send()
+                .instrument(aws_call::dynamodb("TransactWriteItems", &self.table))
                 .await;
             let Err(error) = result else { continue };
             let Some(TransactWriteItemsError::TransactionCanceledException(cancel)) =

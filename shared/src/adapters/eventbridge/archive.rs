@@ -10,7 +10,9 @@ use aws_sdk_eventbridge::Client;
 use aws_sdk_eventbridge::primitives::DateTime;
 use aws_sdk_eventbridge::types::{ReplayDestination, ReplayState as AwsReplayState};
 use time::OffsetDateTime;
+use tracing::Instrument;
 
+use crate::adapters::aws_call;
 use crate::adapters::aws_error::{AwsFailure, classify};
 use crate::application::{EventArchive, ReplayError, ReplayProgress, ReplayRequest, ReplayState};
 use crate::functions::ConsumerFunction;
@@ -87,6 +89,11 @@ impl EventArchive for EventBridgeArchive {
                 request.consumer.name()
             ))
             .send()
+            .instrument(aws_call::eventbridge_replay(
+                "StartReplay",
+                &self.archive_arn,
+                &request.name,
+            ))
             .await
             .map_err(|e| replay_error(&e))?;
         Ok(())
@@ -98,6 +105,11 @@ impl EventArchive for EventBridgeArchive {
             .describe_replay()
             .replay_name(name)
             .send()
+            .instrument(aws_call::eventbridge_replay(
+                "DescribeReplay",
+                &self.archive_arn,
+                name,
+            ))
             .await
             .map_err(|e| replay_error(&e))?;
         let state = match output.state() {

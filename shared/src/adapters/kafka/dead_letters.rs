@@ -9,6 +9,19 @@
 //! may redrive a message twice (the consumer absorbs it) but never loses one. The redrive topic
 //! is read by that consumer's group only, so a redriven stats event does not reach the other
 //! consumers again.
+//!
+//! One dead letter cannot be redriven by moving that offset: it marks every record before it
+//! too. And a topic cannot delete one record, while the committed offset's metadata, which could
+//! hold a list, is not kept by every broker (tansu answers `OffsetFetch` without it). So a
+//! redrive of one appends a marker to the dead-letter topic itself, naming the redriven record's
+//! offset: listing, depth and redrive-all read every record past the redriven offset anyway, and
+//! skip the markers and the records they name. The marker is appended only once the republish
+//! was acknowledged: an interruption may redrive the record twice, never lose it.
+//!
+//! Two redrives at once could both read a record before either appended its marker, and both
+//! republish it; so a process runs its redrives one at a time (`REDRIVES`), and the second reads
+//! the first one's marker. Two processes redriving the same topic at once may still republish a
+//! record twice, which its consumer absorbs as a duplicate.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +37,12 @@ use super::connection::{CONNECT_TIMEOUT, KafkaAdapterError, KafkaUrl};
 use super::publisher::headers;
 use super::subscriber::{dead_letter_headers, dead_letter_producer, header, message_id};
 use super::topology::{ConsumerGroup, KafkaTopology};
+
+/// The header of a marker record: the offset of the dead letter redriven on its own.
+const REDRIVEN_OFFSET: &str = "activelog_redriven_offset";
+
+/// This process's redrives (all, or one), one at a time: see the module's note.
+static REDRIVES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// How long to wait for a message the watermarks say is there.
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -43,7 +62,8 @@ pub struct KafkaDeadLetters {
     topology: KafkaTopology,
 }
 
-/// Dead letters past the redriven offset, and where the topic ends.
+/// Dead letters past the redriven offset (not the markers, nor the records they name), and
+/// where the topic ends.
 struct Pending {
     consumer: Arc<StreamConsumer>,
     messages: Vec<OwnedMessage>,
@@ -67,12 +87,9 @@ impl KafkaDeadLetters {
     pub async fn depths(&self) -> Result<Vec<(String, u64)>, KafkaAdapterError> {
         let mut depths = Vec::new();
         for group in &self.topology.groups {
-            let consumer = self.operator(group)?;
-            let (start, end) = self.window(&consumer, group).await?;
-            depths.push((
-                group.logical_id.clone(),
-                u64::try_from(end - start).unwrap_or(0),
-            ));
+            // Read, not only the watermarks: the markers of one-by-one redrives are in the range.
+            let pending = self.pending(group, usize::MAX).await?;
+            depths.push((group.logical_id.clone(), pending.messages.len() as u64));
         }
         Ok(depths)
     }
@@ -103,20 +120,11 @@ impl KafkaDeadLetters {
     /// Republishes every dead letter of a consumer not redriven yet to its redrive topic, then
     /// marks them redriven; returns how many.
     pub async fn redrive(&self, group: &ConsumerGroup) -> Result<usize, KafkaAdapterError> {
+        let _one_at_a_time = REDRIVES.lock().await;
         let pending = self.pending(group, usize::MAX).await?;
         let producer = dead_letter_producer(&self.url)?;
         for message in &pending.messages {
-            let mut record = FutureRecord::to(&group.redrive_topic);
-            if let Some(key) = message.key() {
-                record = record.key(key);
-            }
-            if let Some(payload) = message.payload() {
-                record = record.payload(payload);
-            }
-            if let Some(headers) = message.headers() {
-                record = record.headers(headers.clone());
-            }
-            self.acknowledged(&producer, record).await?;
+            self.republish(&producer, group, message).await?;
         }
         let mut redriven = TopicPartitionList::new();
         redriven
@@ -128,6 +136,58 @@ impl KafkaDeadLetters {
             .map_err(|e| self.url.failed("marking dead letters redriven", e))?
             .map_err(|e| self.url.failed("marking dead letters redriven", e))?;
         Ok(pending.messages.len())
+    }
+
+    /// Republishes the one dead letter of a consumer not redriven yet whose message id (the id
+    /// `peek` lists) is `message_id`, the oldest if it was dead-lettered more than once, then
+    /// appends the marker that takes it out of the dead letters (see the module's note); `false`
+    /// if there is none. The redriven offset does not move, so the others stay as they were.
+    pub async fn redrive_one(
+        &self,
+        group: &ConsumerGroup,
+        message_id: &str,
+    ) -> Result<bool, KafkaAdapterError> {
+        let _one_at_a_time = REDRIVES.lock().await;
+        let pending = self.pending(group, usize::MAX).await?;
+        let Some(letter) = pending
+            .messages
+            .iter()
+            .find(|letter| super::subscriber::message_id(letter) == message_id)
+        else {
+            return Ok(false);
+        };
+        let producer = dead_letter_producer(&self.url)?;
+        self.republish(&producer, group, letter).await?;
+        let offset = letter.offset().to_string();
+        let marker = FutureRecord::<[u8], [u8]>::to(&group.dead_letter_topic)
+            .partition(0)
+            .headers(OwnedHeaders::new().insert(Header {
+                key: REDRIVEN_OFFSET,
+                value: Some(offset.as_str()),
+            }));
+        self.acknowledged(&producer, marker).await?;
+        Ok(true)
+    }
+
+    /// Republishes a dead letter to its consumer's redrive topic as it was: key, body, headers
+    /// (the trace context and message id among them).
+    async fn republish(
+        &self,
+        producer: &FutureProducer,
+        group: &ConsumerGroup,
+        message: &OwnedMessage,
+    ) -> Result<(), KafkaAdapterError> {
+        let mut record = FutureRecord::to(&group.redrive_topic);
+        if let Some(key) = message.key() {
+            record = record.key(key);
+        }
+        if let Some(payload) = message.payload() {
+            record = record.payload(payload);
+        }
+        if let Some(headers) = message.headers() {
+            record = record.headers(headers.clone());
+        }
+        self.acknowledged(producer, record).await
     }
 
     /// Sends a raw body straight to a consumer (its redrive topic); returns its message id.
@@ -229,7 +289,9 @@ impl KafkaDeadLetters {
             consumer
                 .assign(&assignment)
                 .map_err(|e| self.url.failed("reading dead letters", e))?;
-            while messages.len() < max {
+            // Every record up to the end, whatever `max`: a marker may follow the records it
+            // names.
+            loop {
                 let message = tokio::time::timeout(READ_TIMEOUT, consumer.recv())
                     .await
                     .map_err(|_| KafkaAdapterError::Unreachable {
@@ -245,6 +307,14 @@ impl KafkaDeadLetters {
                 }
             }
         }
+        let redriven: std::collections::HashSet<i64> = messages
+            .iter()
+            .filter_map(|message| header(message, REDRIVEN_OFFSET)?.parse().ok())
+            .collect();
+        messages.retain(|message| {
+            header(message, REDRIVEN_OFFSET).is_none() && !redriven.contains(&message.offset())
+        });
+        messages.truncate(max);
         Ok(Pending {
             consumer,
             messages,

@@ -1,6 +1,7 @@
 //! The operator's view of the JetStream consumers, for the `/_local/` endpoints: backlogs, the
-//! dead-lettered messages (read by sequence, which consumes nothing), redrive to the consumer's
-//! direct subject, and sending a raw message to a consumer (to try a poison message).
+//! dead-lettered messages (read by sequence, which consumes nothing), redrive (all of them, or
+//! one by its message id) to the consumer's direct subject, and sending a raw message to a
+//! consumer (to try a poison message).
 
 use async_nats::jetstream::Context;
 use async_nats::jetstream::message::PublishMessage;
@@ -10,6 +11,7 @@ use serde::Serialize;
 
 use super::connection::{NatsError, NatsUrl};
 use super::topology::{ConsumerSubjects, NatsTopology};
+use crate::domain::TraceParent;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct ConsumerDepth {
@@ -138,29 +140,85 @@ impl NatsDeadLetters {
     }
 
     /// Moves every dead letter of `queue` back to it (its direct subject, so no other consumer
-    /// sees it again); returns how many. Each is removed from the dead-letter stream only after
-    /// its republish was acknowledged, and the republish's `Nats-Msg-Id` is derived from the
-    /// dead letter's sequence: an interrupted redrive that runs again is dropped by the server
-    /// within the duplicate window, and absorbed by the consumers after it.
+    /// sees it again); returns how many.
     pub async fn redrive(&self, queue: &ConsumerSubjects) -> Result<usize, NatsError> {
         let (context, dead_letters) = self.open().await?;
         let mut moved = 0;
         for letter in self.stored(&dead_letters, queue, MOST).await? {
-            let mut message = PublishMessage::build()
-                .payload(letter.payload.clone())
-                .message_id(format!("redrive-{}-{}", queue.logical_id, letter.sequence));
-            if let Some(id) = letter.headers.get("Activelog-Message-Id") {
-                message = message.header("Activelog-Message-Id", id.as_str());
+            if self
+                .move_back(&context, &dead_letters, queue, &letter)
+                .await?
+            {
+                moved += 1;
             }
-            self.publish(&context, &queue.direct_subject, message)
-                .await?;
-            dead_letters
-                .delete_message(letter.sequence)
-                .await
-                .map_err(|e| self.url.failed("removing a redriven dead letter", e))?;
-            moved += 1;
         }
         Ok(moved)
+    }
+
+    /// Moves the one dead letter of `queue` whose message id (`Activelog-Message-Id`, the id
+    /// `peek` lists) is `message_id` back to it, the oldest if it was dead-lettered more than
+    /// once; `false` if there is none. The dead-letter stream addresses a message by its
+    /// sequence, so the others are neither read by a consumer nor touched.
+    pub async fn redrive_one(
+        &self,
+        queue: &ConsumerSubjects,
+        message_id: &str,
+    ) -> Result<bool, NatsError> {
+        let (context, dead_letters) = self.open().await?;
+        let found = self
+            .stored(&dead_letters, queue, MOST)
+            .await?
+            .into_iter()
+            .find(|letter| {
+                letter
+                    .headers
+                    .get("Activelog-Message-Id")
+                    .is_some_and(|id| id.as_str() == message_id)
+            });
+        let Some(letter) = found else {
+            return Ok(false);
+        };
+        self.move_back(&context, &dead_letters, queue, &letter)
+            .await
+    }
+
+    /// Republishes one dead letter to its queue's direct subject and then deletes it by its
+    /// sequence. It is removed only after its republish was acknowledged, and the republish's
+    /// `Nats-Msg-Id` is derived from the dead letter's sequence: an interrupted redrive that
+    /// runs again is dropped by the server within the duplicate window, and absorbed by the
+    /// consumers after it. Two redrives of the same dead letter at once (a double click, two
+    /// operators) both read it and republish it under that same id, so the server keeps one
+    /// message; only one of them deletes it, and the other answers `false`, as if it had read the
+    /// dead letters a moment later.
+    async fn move_back(
+        &self,
+        context: &Context,
+        dead_letters: &Stream,
+        queue: &ConsumerSubjects,
+        letter: &StreamMessage,
+    ) -> Result<bool, NatsError> {
+        let mut message = PublishMessage::build()
+            .payload(letter.payload.clone())
+            .message_id(format!("redrive-{}-{}", queue.logical_id, letter.sequence));
+        // The consumer's headers back as they came (its message id, the trace context it was
+        // published with), not the dead letter's own (reason, delivery count).
+        for name in ["Activelog-Message-Id", TraceParent::HEADER] {
+            if let Some(value) = letter.headers.get(name) {
+                message = message.header(name, value.as_str());
+            }
+        }
+        self.publish(context, &queue.direct_subject, message)
+            .await?;
+        let error = match dead_letters.delete_message(letter.sequence).await {
+            Ok(deleted) => return Ok(deleted),
+            Err(error) => error,
+        };
+        // The server answers the delete of a message deleted meanwhile with a generic "delete
+        // failed" whose reason is only text: whether the message is still there says which.
+        match dead_letters.get_raw_message(letter.sequence).await {
+            Err(gone) if gone.kind() == RawMessageErrorKind::NoMessageFound => Ok(false),
+            _ => Err(self.url.failed("removing a redriven dead letter", error)),
+        }
     }
 
     /// Publishes a raw body to `queue`'s direct subject; returns its message id.

@@ -241,7 +241,7 @@ impl NatsSubscriber {
             .info()
             .map_err(|e| self.url.failed("reading a message's stream sequence", e))?
             .stream_sequence;
-        let letter = PublishMessage::build()
+        let mut letter = PublishMessage::build()
             .payload(message.payload.clone())
             .message_id(format!("{}-{sequence}", self.queue.logical_id))
             .header("Activelog-Reason", reason)
@@ -253,6 +253,15 @@ impl NatsSubscriber {
                 "Activelog-Delivery-Count",
                 delivery_count(message).to_string().as_str(),
             );
+        // Kept for the redrive, which hands it back: the redriven message's consumer span then
+        // links to the span that published the event, as on the first delivery.
+        if let Some(trace) = message
+            .headers
+            .as_ref()
+            .and_then(|headers| headers.get(TraceParent::HEADER))
+        {
+            letter = letter.header(TraceParent::HEADER, trace.as_str());
+        }
         context
             .send_publish(self.queue.dead_letter_subject.clone(), letter)
             .await

@@ -1,6 +1,7 @@
 //! The operator's view of the broker queues, for the `/_local/` endpoints: depths, the
-//! dead-lettered messages (listed without being consumed), redrive to the consumer's queue, and
-//! sending a raw message to a queue (to try a poison message).
+//! dead-lettered messages (listed without being consumed), redrive (all of them, or one by its
+//! message id) to the consumer's queue, and sending a raw message to a queue (to try a poison
+//! message).
 
 use lapin::message::BasicGetMessage;
 use lapin::options::{
@@ -13,6 +14,7 @@ use serde::Serialize;
 
 use super::connection::{BrokerUrl, RabbitMqError};
 use super::topology::{ConsumerQueue, Topology};
+use crate::adapters::dead_letter_search::found_within_a_few_looks;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct QueueDepth {
@@ -124,45 +126,90 @@ impl DeadLetters {
         Ok(letters)
     }
 
-    /// Moves every dead-lettered message of a consumer queue back to it; returns how many. Each
-    /// is acknowledged on the dead-letter queue only after the broker confirmed its republish,
-    /// so an interruption may duplicate one (the consumers absorb it) but never lose one.
+    /// Moves every dead-lettered message of a consumer queue back to it; returns how many.
     pub async fn redrive(&self, queue: &ConsumerQueue) -> Result<usize, RabbitMqError> {
-        let (connection, channel) = self.url.channel().await?;
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .map_err(|e| self.url.failed("enabling publisher confirms", e))?;
+        let (connection, channel) = self.confirming_channel().await?;
         let mut moved = 0;
-        loop {
-            let Some(message) = self.next_dead_letter(&channel, queue).await? else {
-                break;
-            };
-            self.republish(
-                &channel,
-                &queue.queue,
-                &message.delivery.data,
-                message.delivery.properties.clone(),
-            )
-            .await?;
-            message
-                .delivery
-                .ack(BasicAckOptions::default())
-                .await
-                .map_err(|e| self.url.failed("removing a redriven dead letter", e))?;
+        while let Some(message) = self.next_dead_letter(&channel, queue).await? {
+            self.move_back(&channel, queue, message).await?;
             moved += 1;
         }
         let _ = connection.close(200, "redriven".into()).await;
         Ok(moved)
     }
 
-    /// Sends a raw body straight to a consumer queue; returns its message id.
-    pub async fn send(&self, queue: &ConsumerQueue, body: &str) -> Result<String, RabbitMqError> {
+    /// Moves the one dead letter of a consumer queue whose AMQP message id (the id `peek` lists)
+    /// is `message_id` back to it, the oldest if it was dead-lettered more than once; `false` if
+    /// there is none. A queue addresses no message by id, so the dead letters ahead of it are
+    /// fetched unacknowledged on the way, like `peek` does, and the channel's close hands them
+    /// back: the dead-letter queue is classic, which puts a returned message back in its place,
+    /// so the others keep their order (and, being only read, their `x-death`). A listing holds
+    /// the messages it read the same way while it runs (the console lists whenever the depth
+    /// moves), so a message not seen is looked for again, a few times, before it is called
+    /// unknown (`dead_letter_search`).
+    pub async fn redrive_one(
+        &self,
+        queue: &ConsumerQueue,
+        message_id: &str,
+    ) -> Result<bool, RabbitMqError> {
+        found_within_a_few_looks(|| self.find_and_move_back(queue, message_id)).await
+    }
+
+    async fn find_and_move_back(
+        &self,
+        queue: &ConsumerQueue,
+        message_id: &str,
+    ) -> Result<bool, RabbitMqError> {
+        let (connection, channel) = self.confirming_channel().await?;
+        let mut found = false;
+        while let Some(message) = self.next_dead_letter(&channel, queue).await? {
+            let id = message.delivery.properties.message_id().as_ref();
+            if id.is_some_and(|id| id.as_str() == message_id) {
+                self.move_back(&channel, queue, message).await?;
+                found = true;
+                break;
+            }
+        }
+        let _ = connection.close(200, "redriven".into()).await;
+        Ok(found)
+    }
+
+    async fn confirming_channel(&self) -> Result<(lapin::Connection, Channel), RabbitMqError> {
         let (connection, channel) = self.url.channel().await?;
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await
             .map_err(|e| self.url.failed("enabling publisher confirms", e))?;
+        Ok((connection, channel))
+    }
+
+    /// Republishes a dead letter to its consumer queue, as it was (body and properties), and
+    /// acknowledges it on the dead-letter queue only after the broker confirmed the republish:
+    /// an interruption may duplicate it (the consumers absorb it) but never lose it.
+    async fn move_back(
+        &self,
+        channel: &Channel,
+        queue: &ConsumerQueue,
+        message: BasicGetMessage,
+    ) -> Result<(), RabbitMqError> {
+        self.republish(
+            channel,
+            &queue.queue,
+            &message.delivery.data,
+            message.delivery.properties.clone(),
+        )
+        .await?;
+        message
+            .delivery
+            .ack(BasicAckOptions::default())
+            .await
+            .map_err(|e| self.url.failed("removing a redriven dead letter", e))?;
+        Ok(())
+    }
+
+    /// Sends a raw body straight to a consumer queue; returns its message id.
+    pub async fn send(&self, queue: &ConsumerQueue, body: &str) -> Result<String, RabbitMqError> {
+        let (connection, channel) = self.confirming_channel().await?;
         let message_id = ulid::Ulid::new().to_string();
         let properties = BasicProperties::default()
             .with_message_id(ShortString::from(message_id.as_str()))

@@ -1,5 +1,5 @@
-//! Dead-letter queue tooling: see what is in a DLQ without taking it away, and send it back to
-//! the source queue once the cause is fixed.
+//! Dead-letter queue tooling: see what is in a DLQ without taking it away, and send it (all of
+//! it, or one message by its id) back to the source queue once the cause is fixed.
 //!
 //! Redrive prefers `StartMessageMoveTask` (SQS moves the messages itself, asynchronously, keeping
 //! their attributes). Endpoints that do not implement it (moto server, older emulators) get the
@@ -16,8 +16,11 @@ use aws_sdk_sqs::types::{
 };
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
+use tracing::Instrument;
 
+use crate::adapters::aws_call;
 use crate::adapters::aws_error::{classify, error_code};
+use crate::adapters::dead_letter_search::found_within_a_few_looks;
 
 /// How long a listed message stays hidden while a listing pages through the queue; it is made
 /// visible again as soon as the listing is done.
@@ -102,6 +105,7 @@ impl DeadLetterQueue {
             .message_system_attribute_names(MessageSystemAttributeName::All)
             .message_attribute_names("All")
             .send()
+            .instrument(aws_call::sqs("ReceiveMessage", &self.queue_url))
             .await
             .map_err(|e| self.error(&e))?;
         Ok(output.messages.unwrap_or_default())
@@ -118,7 +122,14 @@ impl DeadLetterQueue {
             }
             seen.extend(batch);
         }
-        for chunk in seen.chunks(10) {
+        self.release(&seen).await?;
+        seen.truncate(max);
+        Ok(seen.iter().map(dead_letter).collect())
+    }
+
+    /// Makes received messages visible again at once, for the next reader.
+    async fn release(&self, messages: &[Message]) -> Result<(), DeadLetterError> {
+        for chunk in messages.chunks(10) {
             let entries: Vec<ChangeMessageVisibilityBatchRequestEntry> = chunk
                 .iter()
                 .enumerate()
@@ -136,11 +147,85 @@ impl DeadLetterQueue {
                 .queue_url(&self.queue_url)
                 .set_entries(Some(entries))
                 .send()
+                .instrument(aws_call::sqs(
+                    "ChangeMessageVisibilityBatch",
+                    &self.queue_url,
+                ))
                 .await
                 .map_err(|e| self.error(&e))?;
         }
-        seen.truncate(max);
-        Ok(seen.iter().map(dead_letter).collect())
+        Ok(())
+    }
+
+    /// Sends the one message whose id (the id `peek` lists) is `message_id` back to
+    /// `source_queue_url`, with its body and message attributes, and deletes it from the DLQ;
+    /// `false` if the DLQ holds no such message. SQS addresses a message only by the receipt
+    /// handle of a receive (a move task takes the whole queue), so the DLQ is received until it
+    /// turns up; the others received on the way are made visible again at once, in place, not
+    /// hidden for a visibility timeout (their receive count goes up by one, as a listing's
+    /// does). Sent first, deleted after: a crash in between duplicates it, never loses it.
+    ///
+    /// Another reader of the DLQ (a listing: the console lists whenever the DLQ's depth moves)
+    /// hides what it received while it runs, so a message not seen is looked for again, a few
+    /// times, before it is called unknown (`dead_letter_search`).
+    pub async fn redrive_one(
+        &self,
+        source_queue_url: &str,
+        message_id: &str,
+    ) -> Result<bool, DeadLetterError> {
+        found_within_a_few_looks(|| self.find_and_send_back(source_queue_url, message_id)).await
+    }
+
+    async fn find_and_send_back(
+        &self,
+        source_queue_url: &str,
+        message_id: &str,
+    ) -> Result<bool, DeadLetterError> {
+        let mut passed: Vec<Message> = Vec::new();
+        let found = loop {
+            let batch = self.receive(MOVE_VISIBILITY_SECONDS).await?;
+            if batch.is_empty() {
+                break None;
+            }
+            let (named, others): (Vec<Message>, Vec<Message>) = batch
+                .into_iter()
+                .partition(|m| m.message_id() == Some(message_id));
+            passed.extend(others);
+            if let Some(message) = named.into_iter().next() {
+                break Some(message);
+            }
+        };
+        let moved = match &found {
+            Some(message) => self
+                .send_back(source_queue_url, message)
+                .await
+                .map(|()| true),
+            None => Ok(false),
+        };
+        if !matches!(moved, Ok(true))
+            && let Some(message) = found
+        {
+            passed.push(message);
+        }
+        self.release(&passed).await?;
+        moved
+    }
+
+    async fn send_back(
+        &self,
+        source_queue_url: &str,
+        message: &Message,
+    ) -> Result<(), DeadLetterError> {
+        self.client
+            .send_message()
+            .queue_url(source_queue_url)
+            .message_body(message.body().unwrap_or_default())
+            .set_message_attributes(message.message_attributes.clone())
+            .send()
+            .instrument(aws_call::sqs("SendMessage", source_queue_url))
+            .await
+            .map_err(|e| self.error(&e))?;
+        self.delete(message).await
     }
 
     /// Sends every message back to `source_queue_url` (the queue whose redrive policy names this
@@ -159,6 +244,8 @@ impl DeadLetterQueue {
                 aws_sdk_sqs::config::Config::builder().retry_config(RetryConfig::disabled()),
             )
             .send()
+            // The dead-letter queue is the move's source.
+            .instrument(aws_call::sqs("StartMessageMoveTask", &self.queue_url))
             .await;
         match started {
             Ok(output) => Ok(RedriveOutcome::MoveTaskStarted {
@@ -200,6 +287,7 @@ impl DeadLetterQueue {
                 .queue_url(source_queue_url)
                 .set_entries(Some(sends))
                 .send()
+                .instrument(aws_call::sqs("SendMessageBatch", source_queue_url))
                 .await
                 .map_err(|e| self.error(&e))?;
             // Delete only what the source queue accepted; the rest stays in the DLQ.
@@ -230,6 +318,7 @@ impl DeadLetterQueue {
                 .queue_url(&self.queue_url)
                 .set_entries(Some(deletes))
                 .send()
+                .instrument(aws_call::sqs("DeleteMessageBatch", &self.queue_url))
                 .await
                 .map_err(|e| self.error(&e))?;
         }
@@ -268,6 +357,7 @@ impl DeadLetterQueue {
                                     .queue_name(name)
                                     .queue_owner_aws_account_id(account)
                                     .send()
+                                    .instrument(aws_call::sqs_by_name("GetQueueUrl", name))
                                     .await
                                     .map_err(|e| self.error(&e))?
                                     .queue_url
@@ -281,6 +371,7 @@ impl DeadLetterQueue {
                             .queue_url(&url)
                             .message_body(message.body().unwrap_or_default())
                             .send()
+                            .instrument(aws_call::sqs("SendMessage", &url))
                             .await
                             .map_err(|e| self.error(&e))?;
                         self.delete(message).await?;
@@ -309,6 +400,7 @@ impl DeadLetterQueue {
             .queue_url(&self.queue_url)
             .set_receipt_handle(message.receipt_handle.clone())
             .send()
+            .instrument(aws_call::sqs("DeleteMessage", &self.queue_url))
             .await
             .map_err(|e| self.error(&e))?;
         Ok(())
@@ -321,6 +413,7 @@ impl DeadLetterQueue {
             .queue_url(queue_url)
             .attribute_names(QueueAttributeName::QueueArn)
             .send()
+            .instrument(aws_call::sqs("GetQueueAttributes", queue_url))
             .await
             .map_err(|e| self.error(&e))?;
         output

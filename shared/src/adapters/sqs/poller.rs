@@ -53,6 +53,7 @@ impl SqsPoller {
             .queue_url(&queue_url)
             .attribute_names(QueueAttributeName::QueueArn)
             .send()
+            .instrument(aws_call::sqs("GetQueueAttributes", &queue_url))
             .await
             .map_err(|e| SqsPollerError::Sqs {
                 queue_url: queue_url.clone(),
