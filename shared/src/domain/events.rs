@@ -23,8 +23,8 @@ pub const ACTIVITY_SOURCE: &str = "activelog.activities";
 pub const ACHIEVEMENT_SOURCE: &str = "activelog.achievements";
 
 /// An event's unique id; consumers deduplicate on it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(try_from = "String")]
 pub struct EventId(Ulid);
 
 impl EventId {
@@ -57,7 +57,14 @@ impl From<EventId> for String {
 
 impl fmt::Display for EventId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+/// The canonical text without a `String` (as `ActivityId`'s).
+impl Serialize for EventId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        super::fields::serialize_ulid(&self.0, serializer)
     }
 }
 

@@ -33,7 +33,7 @@ impl Serialize for ActivityJson<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let a = self.0;
         let mut json = serializer.serialize_struct("ActivityJson", 13)?;
-        json.serialize_field("id", &Displayed(&a.id))?;
+        json.serialize_field("id", &a.id)?;
         json.serialize_field("type", &a.activity_type)?;
         json.serialize_field("title", a.title.as_str())?;
         json.serialize_field("description", &a.description.as_ref().map(FreeText::as_str))?;
@@ -42,20 +42,11 @@ impl Serialize for ActivityJson<'_> {
         json.serialize_field("distance_km", &a.distance.map(Distance::km))?;
         json.serialize_field("calories_burned", &a.calories.map(Calories::get))?;
         json.serialize_field("tags", &TagsJson(&a.tags))?;
-        json.serialize_field("activity_date", &Displayed(&a.activity_date))?;
+        json.serialize_field("activity_date", &a.activity_date)?;
         json.serialize_field("created_at", &Rfc3339(&a.created_at))?;
         json.serialize_field("updated_at", &Rfc3339(&a.updated_at))?;
         json.serialize_field("version", &a.version.get())?;
         json.end()
-    }
-}
-
-/// A value written as the JSON string of its `Display`, without an intermediate `String`.
-struct Displayed<'a, T>(&'a T);
-
-impl<T: std::fmt::Display> Serialize for Displayed<'_, T> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self.0)
     }
 }
 

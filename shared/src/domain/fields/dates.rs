@@ -2,15 +2,15 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 use time::Date;
 use time::format_description::well_known::Iso8601;
 
 use crate::domain::validation::FieldError;
 
 /// The calendar day the activity took place (no time zone: the day the user saw).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(try_from = "String")]
 pub struct ActivityDate(Date);
 
 impl ActivityDate {
@@ -76,8 +76,35 @@ impl From<ActivityDate> for String {
     }
 }
 
+impl ActivityDate {
+    /// `YYYY-MM-DD` written into `buffer`, for a year of four digits (every parsed date; a
+    /// `Date` built otherwise may lie outside and is left to `fmt`).
+    fn write_iso<'b>(&self, buffer: &'b mut [u8; 10]) -> Option<&'b str> {
+        let d = self.0;
+        let year = u32::try_from(d.year()).ok().filter(|year| *year < 10_000)?;
+        let mut put = |range: std::ops::Range<usize>, mut value: u32| {
+            for byte in buffer[range].iter_mut().rev() {
+                *byte = b'0' + (value % 10) as u8;
+                value /= 10;
+            }
+        };
+        put(0..4, year);
+        put(5..7, u32::from(u8::from(d.month())));
+        put(8..10, u32::from(d.day()));
+        buffer[4] = b'-';
+        buffer[7] = b'-';
+        std::str::from_utf8(buffer).ok()
+    }
+}
+
+/// Written from a stack buffer, not through `fmt`'s padding: every activity in a response and
+/// event carries a date (issue 15).
 impl fmt::Display for ActivityDate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut buffer = [0u8; 10];
+        if let Some(text) = self.write_iso(&mut buffer) {
+            return f.write_str(text);
+        }
         let d = self.0;
         write!(
             f,
@@ -89,10 +116,46 @@ impl fmt::Display for ActivityDate {
     }
 }
 
+impl Serialize for ActivityDate {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut buffer = [0u8; 10];
+        match self.write_iso(&mut buffer) {
+            Some(text) => serializer.serialize_str(text),
+            None => serializer.collect_str(self),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use time::macros::date;
+
+    #[test]
+    fn the_text_is_the_padded_iso_date_as_fmt_writes_it() {
+        for day in [
+            date!(2026 - 11 - 26),
+            date!(1900 - 01 - 01),
+            date!(0026 - 03 - 09),
+            date!(9999 - 12 - 31),
+            date!(0000 - 01 - 01),
+        ] {
+            let padded = format!(
+                "{:04}-{:02}-{:02}",
+                day.year(),
+                u8::from(day.month()),
+                day.day()
+            );
+            assert_eq!(ActivityDate(day).to_string(), padded);
+            assert_eq!(
+                serde_json::to_string(&ActivityDate(day)).unwrap(),
+                format!("\"{padded}\"")
+            );
+        }
+        // Outside four digits the buffer is not used, and fmt writes what it always wrote.
+        let far = Date::from_calendar_date(-12, time::Month::May, 4).unwrap();
+        assert_eq!(ActivityDate(far).to_string(), "-012-05-04");
+    }
 
     #[test]
     fn activity_date_allows_tomorrow_not_later() {

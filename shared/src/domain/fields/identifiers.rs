@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 use ulid::Ulid;
 
 use crate::domain::validation::FieldError;
@@ -59,8 +59,8 @@ impl fmt::Display for UserId {
 }
 
 /// An activity's id: a ULID, so ids sort by creation time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(try_from = "String")]
 pub struct ActivityId(Ulid);
 
 impl ActivityId {
@@ -90,8 +90,22 @@ impl From<ActivityId> for String {
 
 impl fmt::Display for ActivityId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
+        fmt::Display::fmt(&self.0, f)
     }
+}
+
+/// The canonical text, written from a stack buffer: every activity in a response, event and log
+/// line carries an id, and a `String` per id was a measurable share of a list (issue 15).
+impl Serialize for ActivityId {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serialize_ulid(&self.0, serializer)
+    }
+}
+
+/// A ULID as its 26-character canonical string, without an allocation.
+pub(crate) fn serialize_ulid<S: Serializer>(ulid: &Ulid, serializer: S) -> Result<S::Ok, S::Error> {
+    let mut buffer = [0u8; ulid::ULID_LEN];
+    serializer.serialize_str(ulid.array_to_str(&mut buffer))
 }
 
 /// Parses a canonical ULID. The decoder alone accepts a first character above `7`, which overflows

@@ -12,8 +12,8 @@ mod versions;
 
 pub use activity_type::ActivityType;
 pub use dates::ActivityDate;
-pub(crate) use identifiers::parse_ulid;
 pub use identifiers::{ActivityId, CorrelationId, UserId};
+pub(crate) use identifiers::{parse_ulid, serialize_ulid};
 pub use measures::{Calories, Distance, DurationMinutes};
 pub use text::{ActivityTitle, FreeText, Tag, Tags};
 pub use versions::Version;
