@@ -73,6 +73,10 @@ pub async fn start() -> Result<TlsEndpoint, EndpointError> {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
+            // As AWS's endpoints do: without it, a response written in more than one TLS record
+            // waits for the client's delayed ACK (Nagle), 40 ms on Linux, which the relay's ten
+            // outbox-shard queries met on their first invoke (50 ms against 3.9 ms in plain HTTP).
+            let _ = stream.set_nodelay(true);
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
                 // A killed function drops its connection, mid-handshake or mid-request.
