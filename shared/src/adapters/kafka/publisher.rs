@@ -14,7 +14,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use tokio::sync::RwLock;
 
-use crate::adapters::memory::eventbridge_event;
+use crate::adapters::memory::eventbridge_event_text;
 use crate::application::{EventPublisher, FailedEntry, OutboxRecord, PublishError, PublishReport};
 
 use super::connection::{KafkaAdapterError, KafkaUrl};
@@ -147,7 +147,7 @@ impl EventPublisher for KafkaPublisher {
         let prepared: Vec<(String, OwnedHeaders, String)> = records
             .iter()
             .map(|record| {
-                let body = eventbridge_event(record, &record.event_id.to_string()).to_string();
+                let body = eventbridge_event_text(record, &record.event_id.to_string());
                 let (headers, key) = headers_and_key(record);
                 (body, headers, key)
             })

@@ -51,7 +51,8 @@ pub struct MemoryEventBus {
     matcher: Matcher,
     targets: Vec<(String, Arc<MemoryQueue>)>,
     /// The first [`ACCEPTED_EVENTS_KEPT`] events accepted, for tests to read back.
-    delivered: Mutex<Vec<serde_json::Value>>,
+    /// As JSON text: parsed only when read back (tests, a replay), not on every publish.
+    delivered: Mutex<Vec<String>>,
     /// Every event accepted, counted.
     accepted: Mutex<usize>,
     calls: Mutex<usize>,
@@ -141,7 +142,9 @@ impl MemoryEventBus {
         self.delivered
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .clone()
+            .iter()
+            .map(|text| serde_json::from_str(text).expect("the bus wrote this JSON itself"))
+            .collect()
     }
 
     /// How many events the bus accepted, all of them.
@@ -170,10 +173,10 @@ impl MemoryEventBus {
         eventbridge_event(record, &ulid::Ulid::new().to_string())
     }
 
-    /// Delivers one event to every matching rule's queue; returns the names of those rules.
-    fn route(&self, event: &serde_json::Value) -> Vec<String> {
-        let bytes = event.to_string();
-        let matched = match self.matcher.matches(&bytes) {
+    /// Delivers one event (its JSON text) to every matching rule's queue; returns the names of
+    /// those rules.
+    fn route(&self, bytes: &str) -> Vec<String> {
+        let matched = match self.matcher.matches(bytes) {
             Ok(matched) => matched,
             Err(error) => {
                 tracing::error!(%error, "event could not be matched against the rules");
@@ -182,7 +185,7 @@ impl MemoryEventBus {
         };
         for (rule, queue) in &self.targets {
             if matched.contains(rule) {
-                queue.send(bytes.clone());
+                queue.send(bytes.to_owned());
             }
         }
         matched
@@ -287,7 +290,7 @@ impl EventPublisher for MemoryEventBus {
                     continue;
                 }
             }
-            let event = self.eventbridge_event(record);
+            let event = eventbridge_event_text(record, &ulid::Ulid::new().to_string());
             let rules = self.route(&event);
             tracing::debug!(event_id = %record.event_id, event_type = %record.event_type, ?rules, "event routed");
             *self.accepted.lock().unwrap_or_else(|e| e.into_inner()) += 1;
@@ -303,22 +306,106 @@ impl EventPublisher for MemoryEventBus {
 /// The event EventBridge delivers to a target for this record, with event id `id`. Brokers carry
 /// the same shape, so a consumer reads one format whatever the transport.
 pub fn eventbridge_event(record: &OutboxRecord, id: &str) -> serde_json::Value {
-    let detail: serde_json::Value =
-        serde_json::from_str(&record.detail).unwrap_or(serde_json::Value::Null);
+    serde_json::from_str(&eventbridge_event_text(record, id)).expect("written as JSON just now")
+}
+
+/// [`eventbridge_event`] as the JSON text a queue or broker carries, written directly: the
+/// record's `detail` is already JSON text and goes in as it is, where building a
+/// `serde_json::Value` parsed it, and writing that out escaped every string again (a third of a
+/// create's instructions in memory; issue 15). Keys in the order the `Value` wrote them; `detail`
+/// that is not JSON becomes `null`, as before.
+pub fn eventbridge_event_text(record: &OutboxRecord, id: &str) -> String {
+    let detail = match serde_json::from_str::<serde::de::IgnoredAny>(&record.detail) {
+        Ok(_) => record.detail.trim(),
+        Err(_) => "null",
+    };
     // The event's own time, as the EventBridge adapter sends it: a late relay keeps it.
     let event_time = record
         .occurred_at
         .replace_nanosecond(0)
-        .unwrap_or(record.occurred_at);
-    serde_json::json!({
-        "version": "0",
-        "id": id,
-        "detail-type": record.event_type.as_str(),
-        "source": record.source(),
-        "account": "000000000000",
-        "time": event_time.format(&Rfc3339).unwrap_or_default(),
-        "region": "local",
-        "resources": [],
-        "detail": detail,
-    })
+        .unwrap_or(record.occurred_at)
+        .format(&Rfc3339)
+        .unwrap_or_default();
+    let mut text = Vec::with_capacity(detail.len() + 224);
+    let string = |text: &mut Vec<u8>, value: &str| {
+        serde_json::to_writer(text, value).expect("a string serialises into a Vec")
+    };
+    text.extend_from_slice(br#"{"account":"000000000000","detail":"#);
+    text.extend_from_slice(detail.as_bytes());
+    text.extend_from_slice(br#","detail-type":"#);
+    string(&mut text, record.event_type.as_str());
+    text.extend_from_slice(br#","id":"#);
+    string(&mut text, id);
+    text.extend_from_slice(br#","region":"local","resources":[],"source":"#);
+    string(&mut text, record.source());
+    text.extend_from_slice(br#","time":"#);
+    string(&mut text, &event_time);
+    text.extend_from_slice(br#","version":"0"}"#);
+    String::from_utf8(text).expect("JSON text of UTF-8 strings")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{EventId, EventType};
+
+    fn record(detail: &str) -> OutboxRecord {
+        OutboxRecord {
+            event_id: EventId::from_ulid(ulid::Ulid::new()),
+            event_type: EventType::ActivityCreated,
+            occurred_at: time::macros::datetime!(2026-12-03 09:10:11.123456 UTC),
+            detail: detail.to_owned(),
+            trace_header: None,
+        }
+    }
+
+    /// What `serde_json::json!` built before the text was written directly: the same event.
+    fn as_a_value_built_it(record: &OutboxRecord, id: &str) -> serde_json::Value {
+        serde_json::json!({
+            "version": "0",
+            "id": id,
+            "detail-type": record.event_type.as_str(),
+            "source": record.source(),
+            "account": "000000000000",
+            "time": "2026-12-03T09:10:11Z",
+            "region": "local",
+            "resources": [],
+            "detail": serde_json::from_str::<serde_json::Value>(&record.detail)
+                .unwrap_or(serde_json::Value::Null),
+        })
+    }
+
+    #[test]
+    fn the_event_text_is_the_event_the_value_described_with_detail_as_it_was_written() {
+        let detail = r#"{"b":"quote \" and \\ and é","a":[1,2.5,null],"nested":{"z":true}}"#;
+        let record = record(detail);
+        let text = eventbridge_event_text(&record, "01KBQ6S6X6ZP4Q5M7X9ZB8W3N2");
+        let parsed: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            parsed,
+            as_a_value_built_it(&record, "01KBQ6S6X6ZP4Q5M7X9ZB8W3N2")
+        );
+        // The keys in the order the Value wrote them; the detail byte for byte.
+        assert!(
+            text.starts_with(&format!(
+                r#"{{"account":"000000000000","detail":{detail},"detail-type":"#
+            )),
+            "{text}"
+        );
+        assert!(
+            text.ends_with(r#""time":"2026-12-03T09:10:11Z","version":"0"}"#),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_detail_that_is_not_json_is_null_as_before() {
+        for detail in ["not json", "", "{\"open\": "] {
+            let record = record(detail);
+            let parsed: serde_json::Value =
+                serde_json::from_str(&eventbridge_event_text(&record, "id")).unwrap();
+            assert_eq!(parsed, as_a_value_built_it(&record, "id"), "{detail:?}");
+            assert_eq!(parsed["detail"], serde_json::Value::Null);
+        }
+    }
 }

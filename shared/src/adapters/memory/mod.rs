@@ -31,7 +31,9 @@ mod template_rules;
 pub use achievement_store::{AchievementStoreCall, MemoryAchievementStore};
 pub use activity_store::{ActivityStoreCall, MemoryActivityStore};
 pub use clock_and_ids::{ManualClock, SequentialIds};
-pub use event_bus::{ACCEPTED_EVENTS_KEPT, BusRule, MemoryEventBus, eventbridge_event};
+pub use event_bus::{
+    ACCEPTED_EVENTS_KEPT, BusRule, MemoryEventBus, eventbridge_event, eventbridge_event_text,
+};
 pub use poller::Poller;
 pub use queue::{MemoryQueue, QueueDepth, QueueSettings, ReceivedMessage};
 pub use stats_store::{MemoryStatsStore, StatsStoreCall};

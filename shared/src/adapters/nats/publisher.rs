@@ -14,7 +14,7 @@ use async_nats::jetstream::Context;
 use async_nats::jetstream::message::PublishMessage;
 use async_trait::async_trait;
 
-use crate::adapters::memory::eventbridge_event;
+use crate::adapters::memory::eventbridge_event_text;
 use crate::application::{EventPublisher, FailedEntry, OutboxRecord, PublishError, PublishReport};
 use crate::domain::TraceParent;
 
@@ -73,7 +73,7 @@ impl EventPublisher for NatsPublisher {
         let mut pending = Vec::new();
         for record in records {
             let event_id = record.event_id.to_string();
-            let body = eventbridge_event(record, &event_id).to_string();
+            let body = eventbridge_event_text(record, &event_id);
             let mut message = PublishMessage::build()
                 .payload(body.into())
                 .message_id(&event_id)

@@ -12,7 +12,7 @@ use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Confirmation, Connection};
 use tokio::sync::Mutex;
 
-use crate::adapters::memory::eventbridge_event;
+use crate::adapters::memory::eventbridge_event_text;
 use crate::application::{EventPublisher, FailedEntry, OutboxRecord, PublishError, PublishReport};
 use crate::domain::TraceParent;
 
@@ -127,7 +127,7 @@ impl EventPublisher for RabbitMqPublisher {
         for record in records {
             let detail: serde_json::Value =
                 serde_json::from_str(&record.detail).unwrap_or(serde_json::Value::Null);
-            let body = eventbridge_event(record, &record.event_id.to_string()).to_string();
+            let body = eventbridge_event_text(record, &record.event_id.to_string());
             let sent = channel
                 .basic_publish(
                     self.topology.exchange.as_str().into(),

@@ -25,7 +25,7 @@ use async_trait::async_trait;
 use redis::aio::MultiplexedConnection;
 use tokio::sync::Mutex;
 
-use crate::adapters::memory::eventbridge_event;
+use crate::adapters::memory::eventbridge_event_text;
 use crate::application::{EventPublisher, FailedEntry, OutboxRecord, PublishError, PublishReport};
 
 use super::connection::{RedisStreamsError, RedisUrl};
@@ -82,7 +82,7 @@ impl EventPublisher for RedisStreamsPublisher {
         let mut writes = 0;
         for record in records {
             let event_id = record.event_id.to_string();
-            let body = eventbridge_event(record, &event_id).to_string();
+            let body = eventbridge_event_text(record, &event_id);
             for stream in self.topology.streams_for(record.event_type.as_str()) {
                 pipe.cmd("XADD")
                     .arg(&stream.stream)
