@@ -70,6 +70,18 @@ impl Nats {
     fn dead_letters_tool(&self) -> NatsDeadLetters {
         NatsDeadLetters::new(self.namespace.url.clone(), self.topology.clone())
     }
+
+    /// The first letter `queue`'s dead-letter stream lists, once there is one (a minute at most).
+    async fn first_dead_letter(&self, queue: &str) -> ListedDeadLetter {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(letter) = self.dead_letters(queue).await.pop() {
+                return letter;
+            }
+            assert!(std::time::Instant::now() < deadline, "never dead-lettered");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
 }
 
 #[async_trait]
@@ -312,14 +324,7 @@ async fn a_redriven_dead_letter_keeps_its_traceparent() {
         Some("Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1".into());
     let report = nats.publisher.publish(&[record]).await.unwrap();
     assert!(report.failed.is_empty(), "{report:?}");
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let letter = loop {
-        if let Some(letter) = nats.dead_letters(STATS).await.pop() {
-            break letter;
-        }
-        assert!(std::time::Instant::now() < deadline, "never dead-lettered");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let letter = nats.first_dead_letter(STATS).await;
 
     app.stats.fail(false);
     assert!(nats.redrive_one(STATS, &letter.message_id).await);
@@ -362,14 +367,7 @@ async fn a_redrive_interrupted_before_its_delete_delivers_the_message_once() {
     let stats = nats.subscribe(STATS, app.stats.clone()).await;
     let user = new_user();
     app.create(&user).await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let letter = loop {
-        if let Some(letter) = nats.dead_letters(STATS).await.pop() {
-            break letter;
-        }
-        assert!(std::time::Instant::now() < deadline, "never dead-lettered");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let letter = nats.first_dead_letter(STATS).await;
 
     // The first half of a redrive, as the dead-letter tool does it, then the crash: the dead
     // letter republished to the consumer's direct subject, never deleted.
