@@ -21,11 +21,11 @@ pub use events::{
     ActivityCreatedV2, ActivityDeletedV1, ActivityFacts, ActivityUpdatedV1, DomainEvent,
     EventDecodeError, EventEnvelope, EventId, EventPayload, EventType, InvalidEventId,
 };
-pub(crate) use fields::parse_ulid;
 pub use fields::{
     ActivityDate, ActivityId, ActivityTitle, ActivityType, Calories, CorrelationId, Distance,
     DurationMinutes, FreeText, Tag, Tags, UserId, Version,
 };
+pub(crate) use fields::{parse_ulid, write_digits, write_iso_date};
 pub use projection_version::{InvalidProjectionVersion, ProjectionVersion};
 pub use stats::{
     PeriodKey, StatsChange, StatsCorrection, StatsDelta, Totals, UserStats, corrections,

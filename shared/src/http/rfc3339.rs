@@ -8,6 +8,8 @@
 use serde::Serializer;
 use time::OffsetDateTime;
 
+use crate::domain::{write_digits, write_iso_date};
+
 /// `YYYY-MM-DDTHH:MM:SS.fffffffffZ`, the longest UTC form.
 const LONGEST: usize = 30;
 
@@ -22,21 +24,17 @@ pub fn serialize<S: Serializer>(at: &OffsetDateTime, serializer: S) -> Result<S:
 
 /// `at` in RFC 3339 as `time` writes it, when `at` is UTC with a four-digit year; else `None`.
 fn write_utc<'b>(at: &OffsetDateTime, buffer: &'b mut [u8; LONGEST]) -> Option<&'b str> {
-    let year = at.year();
-    if !at.offset().is_utc() || !(0..10_000).contains(&year) {
+    if !at.offset().is_utc() {
         return None;
     }
-    digits(&mut buffer[0..4], year.unsigned_abs());
-    buffer[4] = b'-';
-    digits(&mut buffer[5..7], u32::from(u8::from(at.month())));
-    buffer[7] = b'-';
-    digits(&mut buffer[8..10], u32::from(at.day()));
+    let date: &mut [u8; 10] = (&mut buffer[0..10]).try_into().ok()?;
+    write_iso_date(at.date(), date)?;
     buffer[10] = b'T';
-    digits(&mut buffer[11..13], u32::from(at.hour()));
+    write_digits(&mut buffer[11..13], u32::from(at.hour()));
     buffer[13] = b':';
-    digits(&mut buffer[14..16], u32::from(at.minute()));
+    write_digits(&mut buffer[14..16], u32::from(at.minute()));
     buffer[16] = b':';
-    digits(&mut buffer[17..19], u32::from(at.second()));
+    write_digits(&mut buffer[17..19], u32::from(at.second()));
     let mut len = 19;
     // As `time` does: the fraction only when not zero, without its trailing zeros.
     let mut nanos = at.nanosecond();
@@ -47,20 +45,12 @@ fn write_utc<'b>(at: &OffsetDateTime, buffer: &'b mut [u8; LONGEST]) -> Option<&
             width -= 1;
         }
         buffer[len] = b'.';
-        digits(&mut buffer[len + 1..len + 1 + width], nanos);
+        write_digits(&mut buffer[len + 1..len + 1 + width], nanos);
         len += 1 + width;
     }
     buffer[len] = b'Z';
     len += 1;
     std::str::from_utf8(&buffer[..len]).ok()
-}
-
-/// `value`'s last `out.len()` decimal digits, zero-padded.
-fn digits(out: &mut [u8], mut value: u32) {
-    for byte in out.iter_mut().rev() {
-        *byte = b'0' + (value % 10) as u8;
-        value /= 10;
-    }
 }
 
 #[cfg(test)]

@@ -76,24 +76,26 @@ impl From<ActivityDate> for String {
     }
 }
 
-impl ActivityDate {
-    /// `YYYY-MM-DD` written into `buffer`, for a year of four digits (every parsed date; a
-    /// `Date` built otherwise may lie outside and is left to `fmt`).
-    fn write_iso<'b>(&self, buffer: &'b mut [u8; 10]) -> Option<&'b str> {
-        let d = self.0;
-        let year = u32::try_from(d.year()).ok().filter(|year| *year < 10_000)?;
-        let mut put = |range: std::ops::Range<usize>, mut value: u32| {
-            for byte in buffer[range].iter_mut().rev() {
-                *byte = b'0' + (value % 10) as u8;
-                value /= 10;
-            }
-        };
-        put(0..4, year);
-        put(5..7, u32::from(u8::from(d.month())));
-        put(8..10, u32::from(d.day()));
-        buffer[4] = b'-';
-        buffer[7] = b'-';
-        std::str::from_utf8(buffer).ok()
+/// `date` as `YYYY-MM-DD` in `out`, when its year has four digits (every parsed activity date);
+/// `None` otherwise, for `fmt` or `time` to write. Also the date part of the API's RFC 3339
+/// timestamps (`http::rfc3339`).
+pub(crate) fn write_iso_date(date: Date, out: &mut [u8; 10]) -> Option<&str> {
+    let year = u32::try_from(date.year())
+        .ok()
+        .filter(|year| *year < 10_000)?;
+    write_digits(&mut out[0..4], year);
+    out[4] = b'-';
+    write_digits(&mut out[5..7], u32::from(u8::from(date.month())));
+    out[7] = b'-';
+    write_digits(&mut out[8..10], u32::from(date.day()));
+    std::str::from_utf8(out).ok()
+}
+
+/// `value`'s last `out.len()` decimal digits, zero-padded.
+pub(crate) fn write_digits(out: &mut [u8], mut value: u32) {
+    for byte in out.iter_mut().rev() {
+        *byte = b'0' + (value % 10) as u8;
+        value /= 10;
     }
 }
 
@@ -102,7 +104,7 @@ impl ActivityDate {
 impl fmt::Display for ActivityDate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut buffer = [0u8; 10];
-        if let Some(text) = self.write_iso(&mut buffer) {
+        if let Some(text) = write_iso_date(self.0, &mut buffer) {
             return f.write_str(text);
         }
         let d = self.0;
@@ -119,7 +121,7 @@ impl fmt::Display for ActivityDate {
 impl Serialize for ActivityDate {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut buffer = [0u8; 10];
-        match self.write_iso(&mut buffer) {
+        match write_iso_date(self.0, &mut buffer) {
             Some(text) => serializer.serialize_str(text),
             None => serializer.collect_str(self),
         }

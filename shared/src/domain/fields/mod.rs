@@ -12,6 +12,7 @@ mod versions;
 
 pub use activity_type::ActivityType;
 pub use dates::ActivityDate;
+pub(crate) use dates::{write_digits, write_iso_date};
 pub use identifiers::{ActivityId, CorrelationId, UserId};
 pub(crate) use identifiers::{parse_ulid, serialize_ulid};
 pub use measures::{Calories, Distance, DurationMinutes};
