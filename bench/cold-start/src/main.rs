@@ -260,7 +260,9 @@ async fn cold_start(
     log: &File,
     run: u64,
     timeout: Duration,
+    served: Option<&aws_endpoint::Served>,
 ) -> Result<Sample, HarnessError> {
+    let served_before = served.map(aws_endpoint::Served::count);
     let ColdInvocation {
         spawned,
         ended,
@@ -293,6 +295,19 @@ async fn cold_start(
             (format!("exited ({code}) {when}"), false)
         }
         _ => ("timeout".to_owned(), false),
+    };
+    // On the TLS endpoint, what the run cost it: one handshake per connection the function
+    // opened (a process is killed after its first invocation, so none is reused across runs).
+    let result = match (served, served_before) {
+        (Some(served), Some((handshakes, calls))) => {
+            let (handshakes_after, calls_after) = served.count();
+            format!(
+                "{result}; {} TLS handshakes, {} calls",
+                handshakes_after - handshakes,
+                calls_after - calls
+            )
+        }
+        _ => result,
     };
     let first_response = match &recorded.outcome {
         Some((at, Outcome::Response(_) | Outcome::InvocationError(_))) => {
@@ -330,6 +345,7 @@ async fn measure(args: Args) -> Result<bool, HarnessError> {
     let runtime_api = api.address.to_string();
     std::fs::create_dir_all(&args.logs).map_err(io_error(&args.logs))?;
     let mut args = args;
+    let mut served = None;
     let aws_endpoint = if args.tls_endpoint {
         args.adapters = Adapters::Aws;
         let endpoint = aws_endpoint::start()
@@ -340,6 +356,7 @@ async fn measure(args: Args) -> Result<bool, HarnessError> {
         // Before the caller's own `--env`, which may replace it.
         args.env
             .insert(0, ("SSL_CERT_FILE".into(), ca.display().to_string()));
+        served = Some(endpoint.served);
         endpoint.url
     } else {
         args.aws_endpoint
@@ -375,7 +392,16 @@ async fn measure(args: Args) -> Result<bool, HarnessError> {
             let subject = &subjects[i];
             run += 1;
             let (environment, log) = &prepared[i];
-            let sample = cold_start(&api, subject, environment, log, run, timeout).await?;
+            let sample = cold_start(
+                &api,
+                subject,
+                environment,
+                log,
+                run,
+                timeout,
+                served.as_deref(),
+            )
+            .await?;
             if round > 0 {
                 samples[i].push(sample);
             }
