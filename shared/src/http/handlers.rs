@@ -138,7 +138,11 @@ pub async fn list_activities(service: &ActivityQueries, request: Request) -> Res
     serve!(HttpFunction::ListActivities, request, |meta, user| {
         let list = request::list_request(&request)?;
         let page = service.list(&meta.context(user), list).await?;
-        Ok(response::json(200, &ActivityPageJson::from(&page), &meta))
+        Ok(response::json_text(
+            200,
+            ActivityPageJson(&page).to_json(),
+            &meta,
+        ))
     })
 }
 

@@ -64,6 +64,12 @@ pub fn json<T: Serialize>(status: u16, value: &T, meta: &RequestMeta) -> Respons
     serialised(status, JSON, value, meta)
 }
 
+/// A JSON body already written as text (an activity, a page of them: see
+/// [`ActivityJson`](super::activity_json::ActivityJson) for why they are not serialised here).
+pub fn json_text(status: u16, text: String, meta: &RequestMeta) -> Response<Body> {
+    with_headers(status, Some(JSON), Body::Text(text), meta)
+}
+
 pub fn problem(problem: &Problem, meta: &RequestMeta) -> Response<Body> {
     serialised(problem.status, PROBLEM_JSON, problem, meta)
 }
@@ -94,7 +100,7 @@ pub fn no_content(meta: &RequestMeta) -> Response<Body> {
 
 /// One activity, with its version as a strong `ETag` for a later `If-Match`.
 pub fn activity(status: u16, activity: &Activity, meta: &RequestMeta) -> Response<Body> {
-    let mut response = json(status, &ActivityJson::from(activity), meta);
+    let mut response = json_text(status, ActivityJson(activity).to_json(), meta);
     if let Ok(value) = HeaderValue::from_str(&entity_tag::of(activity.version)) {
         response.headers_mut().insert(ETAG, value);
     }
