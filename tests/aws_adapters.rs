@@ -175,7 +175,7 @@ async fn a_filtered_listing_reads_at_most_the_budget(store: &dyn ActivityStore) 
         )
         .await
         .unwrap();
-    assert_eq!(second.items, vec![yoga]);
+    assert_eq!(second.items, vec![Arc::new(yoga)]);
     assert_eq!(second.next, None);
     // An unfiltered page is never cut short by the budget.
     let full = store
@@ -258,7 +258,7 @@ async fn listing_pages_newest_first_keeps_filters_full_and_refuses_foreign_posit
     loop {
         let page = store.list(&alice, &query(after)).await.unwrap();
         pages += 1;
-        seen.extend(page.items);
+        seen.extend(page.items.iter().map(|a| (**a).clone()));
         match page.next {
             Some(next) => after = Some(next),
             None => break,
@@ -281,6 +281,7 @@ async fn listing_pages_newest_first_keeps_filters_full_and_refuses_foreign_posit
         .iter()
         .filter(|a| a.activity_type == ActivityType::Swimming)
         .cloned()
+        .map(Arc::new)
         .collect();
     assert_eq!(page.items, expected_swims[..2]);
     let rest = store
@@ -310,6 +311,7 @@ async fn listing_pages_newest_first_keeps_filters_full_and_refuses_foreign_posit
             (date!(2026 - 11 - 05)..=date!(2026 - 11 - 12)).contains(&a.activity_date.date())
         })
         .cloned()
+        .map(Arc::new)
         .collect();
     assert_eq!(page.items, in_range);
     assert_eq!(in_range.len(), 4);

@@ -443,7 +443,7 @@ async fn stored_activities(store: &DynamoDbStore, user: &UserId) -> Vec<Activity
         )
         .await
         .unwrap();
-        all.extend(page.items);
+        all.extend(page.items.iter().map(|a| Activity::clone(a)));
         match page.next {
             Some(next) => after = Some(next),
             None => return all,

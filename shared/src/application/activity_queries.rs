@@ -22,7 +22,7 @@ pub struct ListRequest {
 
 #[derive(Debug, Clone)]
 pub struct ListedActivities {
-    pub items: Vec<Activity>,
+    pub items: Vec<Arc<Activity>>,
     pub next_cursor: Option<String>,
 }
 

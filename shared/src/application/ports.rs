@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 use ulid::Ulid;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::domain::{
     Activity, ActivityDate, ActivityId, ActivityType, DomainEvent, EventId, EventType, Milestone,
@@ -63,7 +64,9 @@ pub struct ListQuery {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ActivityPage {
-    pub items: Vec<Activity>,
+    /// Shared, not copied: a store that keeps activities in memory hands out its own (copying
+    /// 20 activities, six or seven allocations each, was 12 % of a list's instructions; issue 15).
+    pub items: Vec<Arc<Activity>>,
     /// Present when more items may follow.
     pub next: Option<PagePosition>,
 }

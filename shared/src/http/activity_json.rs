@@ -332,6 +332,7 @@ impl ActivityPatchJson {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
     use time::macros::date;
 
     const TODAY: Date = date!(2026 - 11 - 26);
@@ -462,7 +463,7 @@ mod tests {
             "{written}"
         );
         let page = ListedActivities {
-            items: vec![activity.clone(), activity],
+            items: vec![Arc::new(activity.clone()), Arc::new(activity)],
             next_cursor: Some("next".into()),
         };
         assert_eq!(

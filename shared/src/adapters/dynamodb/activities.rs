@@ -3,6 +3,7 @@
 //! idempotency record on a create with a key.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
@@ -291,7 +292,7 @@ impl ActivityStore for DynamoDbStore {
         };
         let items = found
             .into_iter()
-            .map(items::activity_from_item)
+            .map(|item| items::activity_from_item(item).map(Arc::new))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(ActivityPage { items, next })
     }

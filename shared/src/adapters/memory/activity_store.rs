@@ -2,7 +2,7 @@
 //! DynamoDB table, where a transaction is a critical section.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
@@ -38,7 +38,7 @@ impl ActivityStoreCall {
 
 #[derive(Default)]
 struct Tables {
-    activities: BTreeMap<(UserId, ActivityId), Activity>,
+    activities: BTreeMap<(UserId, ActivityId), Arc<Activity>>,
     outbox: BTreeMap<EventId, OutboxRecord>,
     idempotency: HashMap<(UserId, IdempotencyKey), IdempotencyRecord>,
     calls: Vec<ActivityStoreCall>,
@@ -65,7 +65,7 @@ impl MemoryActivityStore {
         for activity in activities {
             tables
                 .activities
-                .insert((activity.user_id.clone(), activity.id), activity);
+                .insert((activity.user_id.clone(), activity.id), Arc::new(activity));
         }
     }
 
@@ -84,7 +84,11 @@ impl MemoryActivityStore {
 
     /// Every activity of every user (for tests and the local stack's fixtures).
     pub fn all_activities(&self) -> Vec<Activity> {
-        self.lock().activities.values().cloned().collect()
+        self.lock()
+            .activities
+            .values()
+            .map(|activity| Activity::clone(activity))
+            .collect()
     }
 
     /// Adds an outbox record written by another store of the same table (the achievement awards),
@@ -156,7 +160,7 @@ impl ActivityStore for MemoryActivityStore {
             }
             tables.idempotency.insert(idempotency_key, record.clone());
         }
-        tables.activities.insert(key, activity.clone());
+        tables.activities.insert(key, Arc::new(activity.clone()));
         tables.outbox.insert(outbox.event_id, outbox.clone());
         Ok(())
     }
@@ -164,7 +168,10 @@ impl ActivityStore for MemoryActivityStore {
     async fn get(&self, user_id: &UserId, id: ActivityId) -> Result<Option<Activity>, StoreError> {
         let mut tables = self.lock();
         super::log_call(&mut tables.calls, ActivityStoreCall::Get);
-        Ok(tables.activities.get(&(user_id.clone(), id)).cloned())
+        Ok(tables
+            .activities
+            .get(&(user_id.clone(), id))
+            .map(|activity| Activity::clone(activity)))
     }
 
     async fn list(&self, user_id: &UserId, query: &ListQuery) -> Result<ActivityPage, StoreError> {
@@ -179,7 +186,7 @@ impl ActivityStore for MemoryActivityStore {
         };
         // What DynamoDB's key condition selects (user, date range, after the position), newest
         // first; the type filter then applies to what is read, under the same read budget.
-        let mut selected: Vec<&Activity> = tables
+        let mut selected: Vec<&Arc<Activity>> = tables
             .activities
             .range((user_id.clone(), ActivityId::from_ulid(ulid::Ulid::nil()))..)
             .take_while(|((owner, _), _)| owner == user_id)
@@ -193,7 +200,7 @@ impl ActivityStore for MemoryActivityStore {
             })
             .collect();
         selected.sort_by_key(|a| std::cmp::Reverse((a.activity_date, a.id)));
-        let mut items: Vec<Activity> = Vec::new();
+        let mut items: Vec<Arc<Activity>> = Vec::new();
         let mut continue_after: Option<(ActivityDate, ActivityId)> = None;
         for (read, activity) in selected.iter().enumerate() {
             if read == LIST_READ_BUDGET {
@@ -213,7 +220,7 @@ impl ActivityStore for MemoryActivityStore {
                 continue_after = items.last().map(|last| (last.activity_date, last.id));
                 break;
             }
-            items.push((*activity).clone());
+            items.push(Arc::clone(activity));
         }
         let next = match continue_after {
             Some((date, id)) => Some(PagePosition(
@@ -233,9 +240,10 @@ impl ActivityStore for MemoryActivityStore {
     ) -> Result<(), StoreError> {
         let mut tables = self.begin_write(ActivityStoreCall::Update)?;
         Self::check_version(&tables, activity, expected)?;
-        tables
-            .activities
-            .insert((activity.user_id.clone(), activity.id), activity.clone());
+        tables.activities.insert(
+            (activity.user_id.clone(), activity.id),
+            Arc::new(activity.clone()),
+        );
         tables.outbox.insert(outbox.event_id, outbox.clone());
         Ok(())
     }
@@ -373,7 +381,7 @@ impl ActivitySource for MemoryActivityStore {
             .activities
             .iter()
             .filter(|((owner, _), _)| owner == user_id)
-            .map(|(_, activity)| activity.clone())
+            .map(|(_, activity)| Activity::clone(activity))
             .collect())
     }
 }
