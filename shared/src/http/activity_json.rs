@@ -25,12 +25,6 @@ use crate::domain::{
 #[derive(Debug, Clone, Copy)]
 pub struct ActivityJson<'a>(pub &'a Activity);
 
-impl<'a> From<&'a Activity> for ActivityJson<'a> {
-    fn from(activity: &'a Activity) -> Self {
-        Self(activity)
-    }
-}
-
 /// About what one activity's JSON takes, to size a body's buffer once.
 const ACTIVITY_JSON_SIZE: usize = 400;
 
@@ -105,12 +99,6 @@ impl Serialize for Rfc3339<'_> {
 /// last page.
 #[derive(Debug, Clone, Copy)]
 pub struct ActivityPageJson<'a>(pub &'a ListedActivities);
-
-impl<'a> From<&'a ListedActivities> for ActivityPageJson<'a> {
-    fn from(page: &'a ListedActivities) -> Self {
-        Self(page)
-    }
-}
 
 impl ActivityPageJson<'_> {
     /// The page's JSON text, in one buffer sized for its activities.

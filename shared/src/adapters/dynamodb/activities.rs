@@ -408,8 +408,8 @@ impl DynamoDbStore {
     /// The shards are read one after another, on one connection. The relay is a sweeper that
     /// runs once a minute, where a pass's latency does not matter and its connections do: read at
     /// once, the ten queries opened ten connections, ten TLS handshakes at every cold start and in
-    /// every pass that finds its idle connections closed (a first invoke of 6.75 ms against 3.9 ms
-    /// in plain HTTP on the cold-start harness; docs/benchmarks.md).
+    /// every pass that finds its idle connections closed. One after another they open one, in the
+    /// same wall time on the cold-start harness's loopback (docs/benchmarks.md, "Fifth session").
     async fn pending_from(
         &self,
         older_than: OffsetDateTime,
